@@ -1,0 +1,31 @@
+#!/bin/sh
+# /init of denovmm's default guest (busybox). Needs no kernel command line
+# arguments. Ends the VM with the shell's exit status through the debug-exit
+# port 0x501, which the VMM turns into its own exit status.
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/root
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /root
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /run
+
+# Built with their dependencies first (scripts/build_guest.ts); one line per failure.
+while read -r m; do
+  insmod "/lib/modules/$m" 2>/dev/null || echo "insmod $m failed"
+done </etc/modules.order
+
+hostname denovmm
+echo "denovmm guest ready: Linux $(uname -r)"
+
+# setsid + cttyhack give the shell the console as its controlling TTY, so job
+# control and Ctrl-C work; on EOF (Ctrl-D) the shell exits with its last status.
+setsid cttyhack sh
+status=$?
+
+# One byte, the status, to port 0x501 (offset 1281 in /dev/port).
+printf "$(printf '\\%03o' "$status")" | dd of=/dev/port bs=1 seek=1281 count=1 2>/dev/null
+# No debug-exit device: reset (the VMM boots the kernel with reboot=k, so through the i8042).
+reboot -f

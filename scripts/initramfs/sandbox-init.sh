@@ -1,0 +1,79 @@
+#!/bin/sh
+# /init of the KVM sandbox (scripts/sandbox.sh): loads kvm-amd, chroots into
+# the host's root (9p, read-only) with the work folder shared writable, runs
+# the command that sandbox.sh left in the run share, and writes its exit status
+# back there. See shared KVM-ENV.md for why each piece is needed.
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+fail() {
+  echo "sandbox: $*" >&2
+  poweroff -f
+}
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+dmesg -n 1 # no kernel messages between the command's output lines
+
+while read -r m; do
+  insmod "/lib/modules/$m" 2>/dev/null || echo "sandbox: insmod $m failed" >&2
+done </etc/modules.order
+
+# The run share: config (written by sandbox.sh), cmd.sh, stdin, status.
+mkdir -p /run/sandbox
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 run /run/sandbox || fail "no run share"
+. /run/sandbox/config # WORK, TTY, OPOST, ROWS, COLS, VFIO
+
+# The host's whole root, read-only; writable tmpfs where programs expect to write.
+H=/host
+mkdir -p $H
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose root $H ||
+  fail "cannot mount the host's root"
+for d in tmp root run; do mount -t tmpfs tmpfs $H/$d; done
+chmod 1777 $H/tmp
+mount -t proc proc $H/proc
+mount -t sysfs sysfs $H/sys
+mount -t devtmpfs devtmpfs $H/dev
+mkdir -p $H/dev/pts $H/dev/shm
+mount -t devpts devpts $H/dev/pts
+mount -t tmpfs tmpfs $H/dev/shm
+# The run share again inside the chroot; then the work folder, writable, at its own path.
+mkdir -p $H/run/sandbox
+mount --bind /run/sandbox $H/run/sandbox
+if [ -n "$WORK" ]; then
+  mkdir -p "$H$WORK"
+  mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=mmap work "$H$WORK" ||
+    fail "cannot mount the work share at $WORK"
+fi
+
+[ -c /dev/kvm ] || fail "no /dev/kvm in the sandbox (kvm_amd did not load; does QEMU's -cpu max offer svm?)"
+
+# --vfio: hand both NICs to vfio-pci; sandbox.sh exports their BDFs to the command.
+if [ "$VFIO" = 1 ]; then
+  for bdf in 0000:00:10.0 0000:00:11.0; do
+    dev=/sys/bus/pci/devices/$bdf
+    [ -e $dev ] || fail "no PCI device $bdf"
+    [ -e $dev/driver ] && echo $bdf >$dev/driver/unbind
+    echo vfio-pci >$dev/driver_override
+    echo $bdf >/sys/bus/pci/drivers_probe
+  done
+fi
+
+# The console: no \r\n when the host's stdout is not a terminal, no echo unless
+# the host's stdin is one, and the host terminal's size.
+tty=/dev/ttyS0
+stty -F $tty sane
+[ "$OPOST" = 1 ] || stty -F $tty -opost
+[ "$TTY" = 1 ] || stty -F $tty -echo
+[ -n "$ROWS" ] && stty -F $tty rows "$ROWS" cols "$COLS"
+
+# With a TTY the command leads its own session with the console as its
+# controlling terminal, so Ctrl-C reaches it; otherwise stdin is the saved file.
+if [ "$TTY" = 1 ]; then
+  setsid -c chroot $H /usr/bin/env -i /bin/sh /run/sandbox/cmd.sh <>$tty >&0 2>&0
+else
+  chroot $H /usr/bin/env -i /bin/sh /run/sandbox/cmd.sh </run/sandbox/stdin >$tty 2>&1
+fi
+echo $? >/run/sandbox/status
+sync
+stty -F $tty sane # waits until the console's output has drained (TCSADRAIN)
+poweroff -f

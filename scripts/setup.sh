@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Prepares a fresh Debian 12 machine (as root) for denovmm: QEMU and busybox
+# for the KVM sandbox, Deno in .tools/, the default guest in .cache/guest/ and
+# the sandbox initramfs in .cache/sandbox/. Safe to run again: every step is
+# skipped when its result is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DENO_VERSION=2.9.6
+DENO_BIN=.tools/node_modules/@deno/linux-x64-glibc/deno
+export DEBIAN_FRONTEND=noninteractive
+
+step() { printf 'setup: %s\n' "$*"; }
+
+# --- Debian packages: update the lists only when something is missing.
+want=(qemu-system-x86 busybox-static)
+command -v npm >/dev/null || want+=(nodejs npm)
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  step "apt-get install ${missing[*]}"
+  apt-get update -qq </dev/null >/dev/null
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >/dev/null
+else
+  step "packages present (${want[*]})"
+fi
+
+# --- Deno, pinned, from npm (the official binary ships as @deno/linux-x64-glibc;
+# npm may skip its postinstall script, so we link the binary ourselves).
+if [[ -x .tools/deno ]] && .tools/deno --version 2>/dev/null | grep -q "^deno $DENO_VERSION "; then
+  step "deno $DENO_VERSION present"
+else
+  step "npm install deno@$DENO_VERSION into .tools/"
+  mkdir -p .tools
+  npm install --prefix .tools --no-audit --no-fund --silent "deno@$DENO_VERSION" </dev/null >/dev/null
+  ln -sfn "${DENO_BIN#.tools/}" .tools/deno  # relative: the repo may move
+  .tools/deno --version | head -1 | grep -q "^deno $DENO_VERSION " ||
+    { echo "setup: .tools/deno does not run as deno $DENO_VERSION" >&2; exit 1; }
+fi
+
+# --- Guest kernel + initramfs, and the sandbox initramfs. build_guest.ts
+# decides itself whether its output is up to date (and says so in one line).
+for mode in guest sandbox; do
+  .tools/deno run -A scripts/build_guest.ts "$mode" </dev/null
+done
+step "done"
