@@ -1,0 +1,111 @@
+/**
+ * The one binding of libc. Every other module calls libc through `libc` and turns failures
+ * into errors with `check`; nothing else calls Deno.dlopen.
+ *
+ * `ioctl` is variadic in C. On x86-64 the System V ABI passes the third argument in a
+ * register whatever its type, so fixed signatures per argument kind are sound: one for a
+ * pointer argument and one for an integer argument.
+ */
+const symbols = {
+  open: { parameters: ["buffer", "i32", "i32"], result: "i32" }, // int open(const char *path, int flags, mode_t mode)
+  close: { parameters: ["i32"], result: "i32" }, // int close(int fd)
+  ioctl: { parameters: ["i32", "u64", "pointer"], result: "i32" }, // int ioctl(int fd, unsigned long req, void *arg)
+  ioctl_int: { name: "ioctl", parameters: ["i32", "u64", "u64"], result: "i32" }, // int ioctl(int fd, unsigned long req, unsigned long arg)
+  mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" }, // void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+  munmap: { parameters: ["pointer", "usize"], result: "i32" }, // int munmap(void *addr, size_t len)
+  madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" }, // int madvise(void *addr, size_t len, int advice)
+  eventfd: { parameters: ["u32", "i32"], result: "i32" }, // int eventfd(unsigned int initval, int flags)
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" }, // ssize_t read(int fd, void *buf, size_t n)
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" }, // ssize_t write(int fd, const void *buf, size_t n)
+  poll: { parameters: ["buffer", "u64", "i32"], result: "i32" }, // int poll(struct pollfd *fds, nfds_t n, int timeout)
+  sysconf: { parameters: ["i32"], result: "i64" }, // long sysconf(int name)
+  __errno_location: { parameters: [], result: "pointer" }, // int *__errno_location(void)
+  strerror: { parameters: ["i32"], result: "pointer" }, // char *strerror(int errnum)
+} as const satisfies Deno.ForeignLibraryInterface;
+
+function load(): Deno.DynamicLibrary<typeof symbols> {
+  try {
+    return Deno.dlopen("libc.so.6", symbols);
+  } catch (cause) {
+    throw new Error("cannot load libc.so.6 through Deno FFI (needs --allow-ffi)", { cause });
+  }
+}
+
+/** libc's symbols, loaded once per thread (each Worker loads its own copy). */
+export const libc = load().symbols;
+
+// Values from <fcntl.h>, <sys/mman.h>, <sys/eventfd.h>, <poll.h>, <unistd.h> on x86-64 Linux.
+export const O_RDONLY = 0;
+export const O_RDWR = 2;
+export const O_CLOEXEC = 0o2000000;
+export const PROT_READ = 1;
+export const PROT_WRITE = 2;
+export const MAP_SHARED = 0x01;
+export const MAP_PRIVATE = 0x02;
+export const MAP_ANONYMOUS = 0x20;
+export const MAP_NORESERVE = 0x4000;
+export const MADV_MERGEABLE = 12;
+export const MADV_DONTFORK = 10;
+export const EFD_CLOEXEC = 0o2000000;
+export const EFD_NONBLOCK = 0o4000;
+export const POLLIN = 0x001;
+export const _SC_PAGESIZE = 30;
+
+/** errno names for the values a VMM meets; others print as their number. */
+const ERRNO_NAMES: Record<number, string> = {
+  1: "EPERM",
+  2: "ENOENT",
+  4: "EINTR",
+  5: "EIO",
+  9: "EBADF",
+  11: "EAGAIN",
+  12: "ENOMEM",
+  13: "EACCES",
+  14: "EFAULT",
+  16: "EBUSY",
+  17: "EEXIST",
+  19: "ENODEV",
+  22: "EINVAL",
+  25: "ENOTTY",
+  28: "ENOSPC",
+  95: "EOPNOTSUPP",
+};
+
+/** errno of the last failed libc call on this thread; read it right after the call. */
+export function errno(): number {
+  const p = libc.__errno_location();
+  return new Deno.UnsafePointerView(p!).getInt32();
+}
+
+/** A failed system call: names the call and errno, e.g. `KVM_RUN failed: EINTR (4)`. */
+export class SyscallError extends Error {
+  constructor(readonly call: string, readonly errno: number) {
+    super(`${call} failed: ${errnoName(errno)} (${errno})`);
+    this.name = "SyscallError";
+  }
+}
+
+export function errnoName(code: number): string {
+  return ERRNO_NAMES[code] ?? `errno ${code}`;
+}
+
+/** libc's message for an errno, for user-facing lines ("Permission denied"). */
+export function strerror(code: number): string {
+  return Deno.UnsafePointerView.getCString(libc.strerror(code)!);
+}
+
+/** Return `rc` unless it is -1, in which case throw a SyscallError naming `call`. */
+export function check<T extends number | bigint>(call: string, rc: T): T {
+  if (rc === -1 || rc === -1n) throw new SyscallError(call, errno());
+  return rc;
+}
+
+/** A NUL-terminated C string for a `buffer` parameter. */
+export function cString(s: string): Uint8Array<ArrayBuffer> {
+  return new TextEncoder().encode(s + "\0");
+}
+
+/** The host's page size (4 KiB here; 64 KiB on some arm64 hosts). */
+export function hostPageSize(): number {
+  return Number(check("sysconf(_SC_PAGESIZE)", libc.sysconf(_SC_PAGESIZE)));
+}

@@ -1,0 +1,90 @@
+// The typed views and ioctl numbers in ffi/ against the kernel's own headers: a tiny C
+// program prints sizeof/offsetof and the request macros from <linux/kvm.h>, and every
+// number in ffi/ must match it.
+import { deepEqual, equal } from "../assert.ts";
+import * as kvm from "../../ffi/kvm.ts";
+import { KVM_RUN_OFFSETS } from "../../ffi/kvm_run.ts";
+import {
+  KVM_DTABLE_OFFSETS,
+  KVM_REGS_FIELDS,
+  KVM_REGS_SIZE,
+  KVM_SEGMENT_OFFSETS,
+  KVM_SEGMENT_SIZE,
+  KVM_SREGS_OFFSETS,
+  KVM_SREGS_SIZE,
+  KvmRegs,
+} from "../../ffi/kvm_regs.ts";
+import {
+  KVM_CPUID2_HEADER_SIZE,
+  KVM_CPUID_ENTRY2_OFFSETS,
+  KVM_CPUID_ENTRY2_SIZE,
+  KVM_IRQ_LEVEL_OFFSETS,
+  KVM_IRQ_LEVEL_SIZE,
+  KVM_PIT_CONFIG_SIZE,
+  KVM_USERSPACE_MEMORY_REGION_OFFSETS,
+  KVM_USERSPACE_MEMORY_REGION_SIZE,
+} from "../../ffi/kvm_vm_structs.ts";
+
+/** Each expectation: a C expression and the value ffi/ claims for it. */
+function expectations(): Array<[string, number]> {
+  const e: Array<[string, number]> = [];
+  const offsets = (struct: string, table: Record<string, number>) => {
+    for (const [field, off] of Object.entries(table)) {
+      e.push([`offsetof(struct ${struct}, ${field})`, off]);
+    }
+  };
+  offsets("kvm_run", KVM_RUN_OFFSETS);
+  e.push(["sizeof(struct kvm_regs)", KVM_REGS_SIZE]);
+  for (const r of KVM_REGS_FIELDS) e.push([`offsetof(struct kvm_regs, ${r})`, KvmRegs.offsetOf(r)]);
+  e.push(["sizeof(struct kvm_segment)", KVM_SEGMENT_SIZE]);
+  offsets("kvm_segment", KVM_SEGMENT_OFFSETS);
+  e.push(["sizeof(struct kvm_sregs)", KVM_SREGS_SIZE]);
+  offsets("kvm_sregs", KVM_SREGS_OFFSETS);
+  offsets("kvm_dtable", KVM_DTABLE_OFFSETS);
+  e.push(["sizeof(struct kvm_userspace_memory_region)", KVM_USERSPACE_MEMORY_REGION_SIZE]);
+  offsets("kvm_userspace_memory_region", KVM_USERSPACE_MEMORY_REGION_OFFSETS);
+  e.push(["sizeof(struct kvm_cpuid2)", KVM_CPUID2_HEADER_SIZE]);
+  e.push(["sizeof(struct kvm_cpuid_entry2)", KVM_CPUID_ENTRY2_SIZE]);
+  offsets("kvm_cpuid_entry2", KVM_CPUID_ENTRY2_OFFSETS);
+  e.push(["sizeof(struct kvm_pit_config)", KVM_PIT_CONFIG_SIZE]);
+  e.push(["sizeof(struct kvm_irq_level)", KVM_IRQ_LEVEL_SIZE]);
+  offsets("kvm_irq_level", KVM_IRQ_LEVEL_OFFSETS);
+  for (const [name, value] of Object.entries(kvm)) {
+    if (typeof value === "number" && name.startsWith("KVM_") && name !== "KVM_API_VERSION") {
+      e.push([name, value]);
+    }
+  }
+  e.push(["KVM_API_VERSION", kvm.KVM_API_VERSION]);
+  for (const [name, value] of Object.entries(kvm.KVM_CAP)) e.push([`KVM_CAP_${name}`, value]);
+  return e;
+}
+
+/** Compile and run a C program printing each expression; returns the values in order. */
+async function fromHeaders(exprs: string[]): Promise<number[]> {
+  const dir = await Deno.makeTempDir({ prefix: "denovmm-abi-" });
+  try {
+    const body = exprs.map((x) => `  printf("%llu\\n", (unsigned long long)(${x}));`).join("\n");
+    const src = `#include <stddef.h>\n#include <stdio.h>\n#include <linux/kvm.h>\n` +
+      `int main(void) {\n${body}\n  return 0;\n}\n`;
+    await Deno.writeTextFile(`${dir}/abi.c`, src);
+    const cc = await new Deno.Command("gcc", {
+      args: ["-o", `${dir}/abi`, `${dir}/abi.c`],
+      stderr: "piped",
+    }).output();
+    equal(cc.code, 0, `gcc failed: ${new TextDecoder().decode(cc.stderr)}`);
+    const run = await new Deno.Command(`${dir}/abi`, { stdout: "piped" }).output();
+    return new TextDecoder().decode(run.stdout).trim().split("\n").map(Number);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("ffi: struct sizes, field offsets, ioctl numbers and caps match <linux/kvm.h>", async () => {
+  const e = expectations();
+  const actual = await fromHeaders(e.map(([expr]) => expr));
+  const mismatches = e
+    .map(([expr, ours], i) => ({ expr, ours, header: actual[i] }))
+    .filter((m) => m.ours !== m.header);
+  deepEqual(mismatches, []);
+  equal(actual.length, e.length);
+});
