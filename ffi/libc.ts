@@ -109,3 +109,29 @@ export function cString(s: string): Uint8Array<ArrayBuffer> {
 export function hostPageSize(): number {
   return Number(check("sysconf(_SC_PAGESIZE)", libc.sysconf(_SC_PAGESIZE)));
 }
+
+/** An anonymous shared mapping (guest RAM): returns its address and a zero-copy view. */
+export function mmapAnonymous(sizeBytes: number): { hva: bigint; buffer: ArrayBuffer } {
+  const p = libc.mmap(
+    null,
+    BigInt(sizeBytes),
+    PROT_READ | PROT_WRITE,
+    MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE,
+    -1,
+    0n,
+  );
+  if (p === null || Deno.UnsafePointer.value(p) === 0xffff_ffff_ffff_ffffn) {
+    throw new SyscallError(`mmap of ${sizeBytes} bytes of guest RAM`, errno());
+  }
+  return {
+    hva: BigInt(Deno.UnsafePointer.value(p)),
+    buffer: Deno.UnsafePointerView.getArrayBuffer(p, sizeBytes),
+  };
+}
+
+/** A view of memory mapped by another thread, from the address it posted. */
+export function viewOfAddress(hva: bigint, sizeBytes: number): ArrayBuffer {
+  const p = Deno.UnsafePointer.create(hva);
+  if (p === null) throw new RangeError("null address");
+  return Deno.UnsafePointerView.getArrayBuffer(p, sizeBytes);
+}

@@ -1,0 +1,205 @@
+/**
+ * The KVM file descriptors as objects, in the manner of rust-vmm's kvm-ioctls: `Kvm` for
+ * /dev/kvm, `VmFd` for a VM, `VcpuFd` for a vCPU. The only place that issues KVM ioctls.
+ */
+import {
+  check,
+  cString,
+  errno,
+  libc,
+  MAP_SHARED,
+  O_CLOEXEC,
+  O_RDWR,
+  PROT_READ,
+  PROT_WRITE,
+  SyscallError,
+} from "./libc.ts";
+import * as K from "./kvm.ts";
+import { KvmRun } from "./kvm_run.ts";
+import { KvmRegs, KvmSregs } from "./kvm_regs.ts";
+import {
+  KvmCpuid2,
+  KvmIrqLevel,
+  KvmPitConfig,
+  KvmUserspaceMemoryRegion,
+} from "./kvm_vm_structs.ts";
+
+/** Why /dev/kvm cannot be used, as one line for the user. */
+export class KvmUnavailableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "KvmUnavailableError";
+  }
+}
+
+const ENOENT = 2;
+const EACCES = 13;
+const EPERM = 1;
+/** Entries asked of KVM_GET_SUPPORTED_CPUID; KVM answers E2BIG below its count. */
+const CPUID_CAPACITY = 256;
+
+export class Kvm {
+  private constructor(readonly fd: number) {}
+
+  /** Open /dev/kvm and check the API version and every capability in `required`. */
+  static open(required: Array<keyof typeof K.KVM_CAP>, path = "/dev/kvm"): Kvm {
+    const fd = libc.open(cString(path), O_RDWR | O_CLOEXEC, 0);
+    if (fd < 0) {
+      const e = errno();
+      if (e === ENOENT) {
+        throw new KvmUnavailableError(
+          `${path} does not exist: load kvm-intel or kvm-amd, or run through scripts/with-kvm.sh (the KVM sandbox)`,
+        );
+      }
+      if (e === EACCES || e === EPERM) {
+        throw new KvmUnavailableError(
+          `${path}: permission denied: run as root or add your user to the kvm group`,
+        );
+      }
+      throw new SyscallError(`open ${path}`, e);
+    }
+    const kvm = new Kvm(fd);
+    const version = check(
+      "KVM_GET_API_VERSION",
+      libc.ioctl_int(fd, BigInt(K.KVM_GET_API_VERSION), 0n),
+    );
+    if (version !== K.KVM_API_VERSION) {
+      throw new KvmUnavailableError(`${path} speaks KVM API ${version}, need ${K.KVM_API_VERSION}`);
+    }
+    for (const cap of required) {
+      if (kvm.checkExtension(K.KVM_CAP[cap]) <= 0) {
+        throw new KvmUnavailableError(`${path} lacks KVM_CAP_${cap}, which denovmm needs`);
+      }
+    }
+    return kvm;
+  }
+
+  checkExtension(cap: number): number {
+    return check(
+      "KVM_CHECK_EXTENSION",
+      libc.ioctl_int(this.fd, BigInt(K.KVM_CHECK_EXTENSION), BigInt(cap)),
+    );
+  }
+
+  vcpuMmapSize(): number {
+    return check(
+      "KVM_GET_VCPU_MMAP_SIZE",
+      libc.ioctl_int(this.fd, BigInt(K.KVM_GET_VCPU_MMAP_SIZE), 0n),
+    );
+  }
+
+  supportedCpuid(): KvmCpuid2 {
+    const cpuid = new KvmCpuid2(CPUID_CAPACITY);
+    check(
+      "KVM_GET_SUPPORTED_CPUID",
+      libc.ioctl(this.fd, BigInt(K.KVM_GET_SUPPORTED_CPUID), cpuid.pointer),
+    );
+    return cpuid;
+  }
+
+  createVm(): VmFd {
+    return new VmFd(check("KVM_CREATE_VM", libc.ioctl_int(this.fd, BigInt(K.KVM_CREATE_VM), 0n)));
+  }
+}
+
+export class VmFd {
+  readonly #irq = new KvmIrqLevel();
+  readonly #region = new KvmUserspaceMemoryRegion();
+  constructor(readonly fd: number) {}
+
+  setTssAddr(gpa: number): void {
+    check("KVM_SET_TSS_ADDR", libc.ioctl_int(this.fd, BigInt(K.KVM_SET_TSS_ADDR), BigInt(gpa)));
+  }
+
+  setIdentityMapAddr(gpa: number): void {
+    const arg = new BigUint64Array([BigInt(gpa)]);
+    check(
+      "KVM_SET_IDENTITY_MAP_ADDR",
+      libc.ioctl(this.fd, BigInt(K.KVM_SET_IDENTITY_MAP_ADDR), Deno.UnsafePointer.of(arg)),
+    );
+  }
+
+  createIrqchip(): void {
+    check("KVM_CREATE_IRQCHIP", libc.ioctl_int(this.fd, BigInt(K.KVM_CREATE_IRQCHIP), 0n));
+  }
+
+  createPit2(flags: number): void {
+    const cfg = new KvmPitConfig();
+    cfg.flags = flags;
+    check("KVM_CREATE_PIT2", libc.ioctl(this.fd, BigInt(K.KVM_CREATE_PIT2), cfg.pointer));
+  }
+
+  setUserMemoryRegion(slot: number, gpa: number, size: number, hva: bigint, flags = 0): void {
+    const r = this.#region;
+    r.slot = slot;
+    r.flags = flags;
+    r.guest_phys_addr = gpa;
+    r.memory_size = size;
+    r.userspace_addr = hva;
+    check(
+      "KVM_SET_USER_MEMORY_REGION",
+      libc.ioctl(this.fd, BigInt(K.KVM_SET_USER_MEMORY_REGION), r.pointer),
+    );
+  }
+
+  /** Drive a level-triggered GSI (KVM_IRQ_LINE); safe from any thread. */
+  irqLine(irq: number, level: boolean): void {
+    const v = this.#irq;
+    v.irq = irq;
+    v.level = level ? 1 : 0;
+    check("KVM_IRQ_LINE", libc.ioctl(this.fd, BigInt(K.KVM_IRQ_LINE), v.pointer));
+  }
+
+  createVcpu(id: number): number {
+    return check("KVM_CREATE_VCPU", libc.ioctl_int(this.fd, BigInt(K.KVM_CREATE_VCPU), BigInt(id)));
+  }
+}
+
+const EINTR = 4;
+/** Precomputed so the exit loop makes no BigInt per KVM_RUN. */
+const KVM_RUN_REQUEST = BigInt(K.KVM_RUN);
+const EAGAIN = 11;
+
+export class VcpuFd {
+  readonly run: KvmRun;
+  readonly regs = new KvmRegs();
+  readonly sregs = new KvmSregs();
+
+  /** Wrap a vCPU fd (from VmFd.createVcpu, possibly on another thread) and map its kvm_run. */
+  constructor(readonly fd: number, runSize: number) {
+    const p = libc.mmap(null, BigInt(runSize), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0n);
+    if (p === null || Deno.UnsafePointer.value(p) === 0xffff_ffff_ffff_ffffn) {
+      throw new SyscallError("mmap kvm_run", errno());
+    }
+    this.run = new KvmRun(new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(p, runSize)));
+  }
+
+  /**
+   * Enter the guest until the next exit to user space. Returns false when the call was
+   * interrupted (EINTR/EAGAIN) and should simply be repeated.
+   */
+  runOnce(): boolean {
+    if (libc.ioctl_int(this.fd, KVM_RUN_REQUEST, 0n) === 0) return true;
+    const e = errno();
+    if (e === EINTR || e === EAGAIN) return false;
+    throw new SyscallError("KVM_RUN", e);
+  }
+
+  getRegs(): KvmRegs {
+    check("KVM_GET_REGS", libc.ioctl(this.fd, BigInt(K.KVM_GET_REGS), this.regs.pointer));
+    return this.regs;
+  }
+  setRegs(): void {
+    check("KVM_SET_REGS", libc.ioctl(this.fd, BigInt(K.KVM_SET_REGS), this.regs.pointer));
+  }
+  getSregs(): KvmSregs {
+    check("KVM_GET_SREGS", libc.ioctl(this.fd, BigInt(K.KVM_GET_SREGS), this.sregs.pointer));
+    return this.sregs;
+  }
+  setSregs(): void {
+    check("KVM_SET_SREGS", libc.ioctl(this.fd, BigInt(K.KVM_SET_SREGS), this.sregs.pointer));
+  }
+  setCpuid(cpuid: KvmCpuid2): void {
+    check("KVM_SET_CPUID2", libc.ioctl(this.fd, BigInt(K.KVM_SET_CPUID2), cpuid.pointer));
+  }
+}
