@@ -1,0 +1,110 @@
+import { deepEqual, equal, throws } from "../assert.ts";
+import {
+  E820_RAM,
+  E820_RESERVED,
+  type E820Entry,
+  memoryLayout,
+  MemoryLayoutError,
+  parseSize,
+} from "../../src/memory/layout.ts";
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+
+/** The legacy part of the E820 map, the same for every machine. */
+function legacyE820(): E820Entry[] {
+  return [
+    { gpa: 0, size: 0x9fc00, type: E820_RAM },
+    { gpa: 0x9fc00, size: 0x400, type: E820_RESERVED },
+    { gpa: 0xf0000, size: 0x10000, type: E820_RESERVED },
+  ];
+}
+
+Deno.test("layout: 256 MiB sits below the hole in one region", () => {
+  const layout = memoryLayout(256 * MiB);
+  equal(layout.ramBytes, 256 * MiB);
+  equal(layout.lowRamEnd, 256 * MiB);
+  deepEqual(layout.regions, [{ gpa: 0, size: 256 * MiB, hostOffset: 0 }]);
+  deepEqual(layout.e820(), [
+    ...legacyE820(),
+    { gpa: 0x100000, size: 255 * MiB, type: E820_RAM },
+  ]);
+});
+
+Deno.test("layout: 3500 MiB straddles the hole: 3 GiB low plus 428 MiB at 4 GiB", () => {
+  const layout = memoryLayout(3500 * MiB);
+  equal(layout.lowRamEnd, 3 * GiB);
+  deepEqual(layout.regions, [
+    { gpa: 0, size: 3 * GiB, hostOffset: 0 },
+    { gpa: 4 * GiB, size: 428 * MiB, hostOffset: 3 * GiB },
+  ]);
+  deepEqual(layout.e820(), [
+    ...legacyE820(),
+    { gpa: 0x100000, size: 3 * GiB - MiB, type: E820_RAM },
+    { gpa: 4 * GiB, size: 428 * MiB, type: E820_RAM },
+  ]);
+});
+
+Deno.test("layout: 6 GiB puts 3 GiB above 4 GiB", () => {
+  const layout = memoryLayout(6 * GiB);
+  deepEqual(layout.regions, [
+    { gpa: 0, size: 3 * GiB, hostOffset: 0 },
+    { gpa: 4 * GiB, size: 3 * GiB, hostOffset: 3 * GiB },
+  ]);
+  deepEqual(layout.e820().at(-1), { gpa: 4 * GiB, size: 3 * GiB, type: E820_RAM });
+});
+
+Deno.test("layout: exactly 3 GiB fills the low region and has no high region", () => {
+  const layout = memoryLayout(3 * GiB);
+  equal(layout.lowRamEnd, 0xC000_0000);
+  deepEqual(layout.regions, [{ gpa: 0, size: 3 * GiB, hostOffset: 0 }]);
+  equal(layout.e820().length, 4);
+});
+
+Deno.test("layout: E820 ranges are ordered, disjoint and never reach into the MMIO hole", () => {
+  for (const ram of [32 * MiB, 3 * GiB, 3500 * MiB, 64 * GiB]) {
+    const e820 = memoryLayout(ram).e820();
+    for (let i = 1; i < e820.length; i++) {
+      const prev = e820[i - 1];
+      equal(prev.gpa + prev.size <= e820[i].gpa, true, `overlap in ${ram}`);
+    }
+    for (const e of e820) {
+      equal(e.gpa + e.size <= 0xC000_0000 || e.gpa >= 0x1_0000_0000, true);
+    }
+    const ramTotal = e820.filter((e) => e.type === E820_RAM).reduce((n, e) => n + e.size, 0);
+    // Only the EBDA and the legacy area 0xa0000..0xfffff are held back from the guest.
+    equal(ramTotal, ram - (0x100000 - 0x9fc00));
+  }
+});
+
+Deno.test("layout: refuses RAM below 32 MiB, above 1 TiB, or not in whole pages", () => {
+  throws(() => memoryLayout(16 * MiB), MemoryLayoutError);
+  throws(() => memoryLayout(32 * MiB - 4096), /out of range: use 32 MiB to 1 TiB/);
+  throws(() => memoryLayout(1024 * GiB + 4096), MemoryLayoutError);
+  throws(() => memoryLayout(64 * MiB + 512), /not a multiple of 4 KiB/);
+  throws(() => memoryLayout(Number.NaN), MemoryLayoutError);
+  memoryLayout(32 * MiB);
+  memoryLayout(1024 * GiB);
+});
+
+Deno.test("parseSize: suffixes are binary units and a bare number is MiB", () => {
+  equal(parseSize("256M"), 256 * MiB);
+  equal(parseSize("2G"), 2 * GiB);
+  equal(parseSize("3500M"), 3500 * MiB);
+  equal(parseSize("1024K"), MiB);
+  equal(parseSize("512"), 512 * MiB);
+  equal(parseSize("1t"), 1024 * GiB);
+  equal(parseSize(" 64m "), 64 * MiB);
+});
+
+Deno.test("parseSize: refuses junk, zero, negatives and fractions with a reason", () => {
+  throws(() => parseSize(""), /invalid size "": use a whole number/);
+  throws(() => parseSize("lots"), /whole number with an optional K, M, G or T suffix/);
+  throws(() => parseSize("12Q"), MemoryLayoutError);
+  throws(() => parseSize("1G2"), MemoryLayoutError);
+  throws(() => parseSize("0"), /must be greater than 0/);
+  throws(() => parseSize("0G"), /must be greater than 0/);
+  throws(() => parseSize("-1G"), /cannot be negative/);
+  throws(() => parseSize("1.5G"), /not a fraction/);
+  throws(() => parseSize("99999999999999999999T"), /too large/);
+});
