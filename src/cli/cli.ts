@@ -1,0 +1,138 @@
+/**
+ * The command line, kvmtool-style: `denovmm run -k KERNEL -i INITRD -p PARAMS -m SIZE -c N`.
+ * Parsing is pure (argv in, a command out) so every error path is testable; usage errors
+ * are `UsageError`s, which main.ts turns into one line on stderr and exit status 2.
+ */
+import { parseArgs } from "./parse_args.ts";
+import { MAX_RAM_BYTES, MemoryLayoutError, MIN_RAM_BYTES, parseSize } from "../memory/layout.ts";
+import type { MachineConfig } from "../machine/machine.ts";
+
+export const VERSION = "0.1.0";
+
+/** Kernel parameters every boot gets; `-p` is appended. Why each one:
+ * console=ttyS0: the 8250 at 0x3f8 is the console; reboot=k: `reboot` resets through the
+ * i8042, which ends the VM; panic=-1: a panic reboots (ends the VM) instead of hanging;
+ * i8042.*: no AUX port, no MUX, no PnP probe, no keyboard, so the driver does not poll. */
+export const BASE_CMDLINE =
+  "console=ttyS0 reboot=k panic=-1 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd";
+/** Added unless the user passes their own -p: keeps the boot fast and the console clean. */
+export const DEFAULT_PARAMS = "quiet";
+
+export const DEFAULT_RAM = "256M";
+export const MAX_CPUS_NOW = 1;
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+export type Command =
+  | { kind: "help" }
+  | { kind: "version" }
+  | { kind: "run"; config: MachineConfig };
+
+export const USAGE = `denovmm ${VERSION}: a KVM virtual machine monitor in TypeScript
+
+usage:
+  denovmm run [options]      boot a Linux guest on this terminal
+  denovmm --help | --version
+
+run options:
+  -k, --kernel PATH   bzImage to boot (default: the default guest's kernel)
+  -i, --initrd PATH   initramfs (default: the default guest's, when -k is not given)
+  -p, --params STR    kernel parameters appended to "${BASE_CMDLINE}"
+                      (default "${DEFAULT_PARAMS}")
+  -m, --mem SIZE      guest RAM: 256M, 2G, 3500M; a bare number is MiB (default ${DEFAULT_RAM})
+  -c, --cpus N        vCPUs (default 1; only 1 until SMP lands)
+      --debug         log unclaimed port/MMIO accesses and exit counts to stderr
+
+console: Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A. The guest ends the VM with status S
+by writing byte S to I/O port 0x501.`;
+
+const OPTIONS = {
+  kernel: { type: "string", short: "k" },
+  initrd: { type: "string", short: "i" },
+  params: { type: "string", short: "p" },
+  mem: { type: "string", short: "m" },
+  cpus: { type: "string", short: "c" },
+  debug: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "v" },
+} as const;
+
+export interface DefaultGuest {
+  kernel: string;
+  initrd: string;
+}
+
+export function parseCommandLine(argv: string[], defaults: () => DefaultGuest): Command {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new UsageError(cleanParseError((e as Error).message));
+  }
+  const { values, positionals } = parsed;
+  if (values.help) return { kind: "help" };
+  if (values.version) return { kind: "version" };
+  if (positionals.length === 0) throw new UsageError("no command given (try: denovmm run)");
+  const [command, ...rest] = positionals;
+  if (command === "help") return { kind: "help" };
+  if (command === "version") return { kind: "version" };
+  if (command !== "run") throw new UsageError(`unknown command "${command}" (try: denovmm run)`);
+  if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
+
+  const ramBytes = parseMem(values.mem ?? DEFAULT_RAM);
+  const cpus = parseCpus(values.cpus ?? "1");
+  let kernelPath = values.kernel;
+  let initrdPath = values.initrd;
+  if (kernelPath === undefined) {
+    const d = defaults();
+    kernelPath = d.kernel;
+    initrdPath ??= d.initrd;
+  }
+  const params = values.params ?? DEFAULT_PARAMS;
+  return {
+    kind: "run",
+    config: {
+      kernelPath,
+      initrdPath,
+      cmdline: params === "" ? BASE_CMDLINE : `${BASE_CMDLINE} ${params}`,
+      ramBytes,
+      cpus,
+      debug: values.debug ?? false,
+    },
+  };
+}
+
+function parseMem(text: string): number {
+  let bytes: number;
+  try {
+    bytes = parseSize(text);
+  } catch (e) {
+    if (e instanceof MemoryLayoutError) throw new UsageError(`-m: ${e.message}`);
+    throw e;
+  }
+  if (bytes < MIN_RAM_BYTES) throw new UsageError(`-m ${text}: at least 32M of RAM is needed`);
+  if (bytes > MAX_RAM_BYTES) throw new UsageError(`-m ${text}: at most 1T of RAM is supported`);
+  if (bytes % 4096 !== 0) throw new UsageError(`-m ${text}: must be a multiple of 4K`);
+  return bytes;
+}
+
+function parseCpus(text: string): number {
+  if (!/^[0-9]+$/.test(text)) throw new UsageError(`-c ${text}: not a whole number of vCPUs`);
+  const n = Number(text);
+  if (n < 1) throw new UsageError(`-c ${text}: a VM needs at least 1 vCPU`);
+  if (n > MAX_CPUS_NOW) {
+    throw new UsageError(`-c ${text}: only 1 vCPU is supported until SMP lands`);
+  }
+  return n;
+}
+
+/** node:util's messages carry a trailing hint meant for node scripts; keep the first line. */
+function cleanParseError(message: string): string {
+  const first = message.split("\n")[0].replace(/\. To specify a positional argument.*$/, "");
+  return first.replace(/^Unknown option '(.*)'$/, "unknown option $1");
+}

@@ -1,0 +1,85 @@
+/**
+ * Moves the user's stdin into the guest's console UART, on the main thread (never on a
+ * vCPU thread). A TTY is put in raw mode (restored by `restore`, which every exit path
+ * calls) and filtered for the Ctrl-A escape. A pipe is copied as is, and its EOF becomes
+ * Ctrl-D for the guest's line discipline, which is how a shell on a serial console sees EOF.
+ */
+import { ESCAPE_HELP, EscapeFilter } from "./escape.ts";
+
+const CTRL_D = 0x04;
+const NEWLINE = 0x0a;
+/** How long to wait for the guest to drain its input ring when it is full. */
+const BACKOFF_MS = 5;
+
+export interface ConsoleInput {
+  /** Queue bytes for the guest; returns how many were taken. */
+  push(bytes: Uint8Array): number;
+}
+
+export class StdinPump {
+  readonly isTty: boolean;
+  #raw = false;
+  #stopped = false;
+
+  constructor(
+    private readonly input: ConsoleInput,
+    private readonly onQuit: () => void,
+    private readonly stdin = Deno.stdin,
+  ) {
+    this.isTty = stdin.isTerminal();
+  }
+
+  /** Start pumping; resolves at EOF (never for a TTY until quit). */
+  async run(): Promise<void> {
+    if (this.isTty) {
+      this.stdin.setRaw(true);
+      this.#raw = true;
+    }
+    const escape = this.isTty ? new EscapeFilter() : undefined;
+    const buf = new Uint8Array(4096);
+    let last = NEWLINE;
+    while (!this.#stopped) {
+      let n: number | null;
+      try {
+        n = await this.stdin.read(buf);
+      } catch {
+        n = null; // a closed or unreadable stdin is the same as EOF
+      }
+      if (n === null) break;
+      let bytes: Uint8Array = buf.subarray(0, n);
+      if (escape) {
+        const r = escape.filter(bytes);
+        if (r.action === "quit") return this.onQuit();
+        if (r.action === "help") await Deno.stdout.write(new TextEncoder().encode(ESCAPE_HELP));
+        bytes = r.bytes;
+      }
+      if (bytes.length > 0) last = bytes[bytes.length - 1];
+      await this.#pushAll(bytes);
+    }
+    if (!this.isTty && !this.#stopped) {
+      // One Ctrl-D ends a pending partial line, the next one is the EOF.
+      await this.#pushAll(new Uint8Array(last === NEWLINE ? [CTRL_D] : [CTRL_D, CTRL_D]));
+    }
+  }
+
+  async #pushAll(bytes: Uint8Array): Promise<void> {
+    let done = 0;
+    while (done < bytes.length && !this.#stopped) {
+      done += this.input.push(bytes.subarray(done));
+      if (done < bytes.length) await new Promise((r) => setTimeout(r, BACKOFF_MS));
+    }
+  }
+
+  /** Put the terminal back as it was. Safe to call more than once. */
+  restore(): void {
+    this.#stopped = true;
+    if (this.#raw) {
+      this.#raw = false;
+      try {
+        this.stdin.setRaw(false);
+      } catch {
+        // stdin already gone: nothing to restore
+      }
+    }
+  }
+}

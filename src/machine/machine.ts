@@ -1,0 +1,103 @@
+/**
+ * Builds and runs one VM from a plain description: KVM VM and RAM, the Linux boot, the vCPUs
+ * (each on its own Worker), and the console. Resolves with the status the VM ended with.
+ */
+import { VcpuFd } from "../../ffi/kvm_fds.ts";
+import { Serial8250, SERIAL_COM1_IRQ } from "../devices/serial.ts";
+import { loadLinux } from "../boot/linux.ts";
+import { patchCpuidForVcpu } from "../vcpu/cpuid.ts";
+import { applyEntryState } from "../vcpu/entry.ts";
+import { createStats, ExitStats } from "../vcpu/exit_stats.ts";
+import type { VcpuWorkerInit, VcpuWorkerReport } from "../vcpu/worker_protocol.ts";
+import { createVm } from "./vm.ts";
+import { isaLine } from "./legacy_devices.ts";
+import { StdinPump } from "../console/stdin_pump.ts";
+import { readInputFile } from "./input_files.ts";
+
+export interface MachineConfig {
+  kernelPath: string;
+  initrdPath?: string;
+  cmdline: string;
+  ramBytes: number;
+  cpus: number;
+  debug: boolean;
+}
+
+export interface MachineResult {
+  status: number;
+  /** For stderr: why the VM ended badly (with a register dump), if it did. */
+  message?: string;
+}
+
+const STDOUT_FD = 1;
+
+/** Set up the VM; throws (before any vCPU runs) on bad input or a host without KVM. */
+export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
+  const kernel = await readInputFile(cfg.kernelPath, "kernel");
+  const initrd = cfg.initrdPath ? await readInputFile(cfg.initrdPath, "initrd") : undefined;
+  const { kvm, vm, layout, memory } = createVm(cfg.ramBytes);
+  const entry = loadLinux(memory, layout, kernel, initrd, cfg.cmdline, cfg.cpus);
+
+  const runSize = kvm.vcpuMmapSize();
+  const cpuid = kvm.supportedCpuid();
+  const vcpuFds: number[] = [];
+  for (let id = 0; id < cfg.cpus; id++) {
+    const fd = vm.createVcpu(id);
+    const vcpu = new VcpuFd(fd, runSize);
+    patchCpuidForVcpu(cpuid, id);
+    vcpu.setCpuid(cpuid);
+    // Only the boot processor starts at the kernel's entry; the others wait for INIT/SIPI
+    // from the guest, which the in-kernel LAPIC handles.
+    if (id === 0) applyEntryState(vcpu, entry);
+    vcpuFds.push(fd);
+  }
+
+  const serialState = Serial8250.createState();
+  const stats = createStats();
+  // The main thread's handle on the UART: it only feeds input and raises the RX interrupt.
+  const serial = new Serial8250(
+    serialState,
+    isaLine((gsi, high) => vm.irqLine(gsi, high), SERIAL_COM1_IRQ),
+    () => {},
+  );
+
+  const workers: Worker[] = [];
+  const ended = new Promise<MachineResult>((resolve) => {
+    for (let id = 0; id < cfg.cpus; id++) {
+      const w = new Worker(new URL("../vcpu/worker.ts", import.meta.url), { type: "module" });
+      w.onmessage = (e: MessageEvent<VcpuWorkerReport>) => {
+        const r = e.data;
+        if (r.type === "done") resolve({ status: r.status, message: r.message });
+        else resolve({ status: 1, message: `vcpu${r.vcpuId}: ${r.message}` });
+      };
+      w.onerror = (e) => {
+        e.preventDefault();
+        resolve({ status: 1, message: `vcpu${id} worker failed: ${e.message}` });
+      };
+      const init: VcpuWorkerInit = {
+        vcpuId: id,
+        vcpuFd: vcpuFds[id],
+        runSize,
+        vmFd: vm.fd,
+        serialState,
+        stats,
+        debug: cfg.debug,
+        consoleFd: STDOUT_FD,
+      };
+      w.postMessage(init);
+      workers.push(w);
+    }
+  });
+
+  let quit: (r: MachineResult) => void = () => {};
+  const quitRequested = new Promise<MachineResult>((resolve) => quit = resolve);
+  const pump = new StdinPump({ push: (b) => serial.pushInput(b) }, () => quit({ status: 0 }));
+  pump.run().catch(() => {});
+  try {
+    const result = await Promise.race([ended, quitRequested]);
+    if (cfg.debug) console.error(`denovmm: exits: ${new ExitStats(stats).summary()}`);
+    return result;
+  } finally {
+    pump.restore();
+  }
+}

@@ -1,0 +1,24 @@
+/**
+ * The CPUID a vCPU sees: what KVM supports (KVM_GET_SUPPORTED_CPUID), with the
+ * per-vCPU fields filled in, since KVM leaves the topology to the VMM.
+ */
+import type { KvmCpuid2 } from "../../ffi/kvm_vm_structs.ts";
+
+/** Leaf 1: EBX[31:24] is the initial APIC id. */
+const LEAF_FEATURES = 0x1;
+/** Leaves 0xB and 0x1F (extended topology): EDX is the x2APIC id for every sub-leaf. */
+const LEAF_TOPOLOGY = 0xb;
+const LEAF_TOPOLOGY_V2 = 0x1f;
+
+/** Rewrite `cpuid` in place for the vCPU whose APIC id is `apicId`. */
+export function patchCpuidForVcpu(cpuid: KvmCpuid2, apicId: number): void {
+  for (let i = 0; i < cpuid.nent; i++) {
+    const fn = cpuid.function(i);
+    if (fn === LEAF_FEATURES) {
+      const ebx = cpuid.reg(i, "ebx");
+      cpuid.setReg(i, "ebx", ((ebx & 0x00ff_ffff) | (apicId << 24)) >>> 0);
+    } else if (fn === LEAF_TOPOLOGY || fn === LEAF_TOPOLOGY_V2) {
+      cpuid.setReg(i, "edx", apicId);
+    }
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * A vCPU Worker: one per vCPU, because a synchronous KVM_RUN blocks its JavaScript thread.
+ * It builds its own bus and device objects (shared state comes in as SharedArrayBuffers),
+ * then runs the exit loop until the VM ends, and reports the outcome to the main thread.
+ */
+import { VcpuFd, VmFd } from "../../ffi/kvm_fds.ts";
+import { Bus } from "../bus/bus.ts";
+import { registerLegacyDevices } from "../machine/legacy_devices.ts";
+import { FdWriter } from "../machine/fd_writer.ts";
+import { ExitStats } from "./exit_stats.ts";
+import { runLoop, StopRequest } from "./exit_loop.ts";
+import type { VcpuWorkerInit, VcpuWorkerReport } from "./worker_protocol.ts";
+
+const PIO_SPACE = 0x10000;
+const MMIO_SPACE = 2 ** 52;
+
+declare const self: {
+  onmessage: ((e: MessageEvent<VcpuWorkerInit>) => void) | null;
+  postMessage(m: VcpuWorkerReport): void;
+};
+
+self.onmessage = (e: MessageEvent<VcpuWorkerInit>) => {
+  const init = e.data;
+  self.onmessage = null;
+  try {
+    const outcome = runVcpu(init);
+    self.postMessage({ type: "done", vcpuId: init.vcpuId, ...outcome });
+  } catch (err) {
+    self.postMessage({ type: "error", vcpuId: init.vcpuId, message: (err as Error).message });
+  }
+};
+
+function runVcpu(init: VcpuWorkerInit) {
+  const vm = new VmFd(init.vmFd);
+  const vcpu = new VcpuFd(init.vcpuFd, init.runSize);
+  const stop = new StopRequest();
+  const out = new FdWriter(init.consoleFd);
+  const pio = new Bus("port I/O", PIO_SPACE);
+  const mmio = new Bus("MMIO", MMIO_SPACE);
+  registerLegacyDevices(pio, {
+    serialState: init.serialState,
+    irq: (gsi, high) => vm.irqLine(gsi, high),
+    consoleOut: (b) => out.writeByte(b),
+    stop: (status) => stop.stop(status),
+  });
+  const log = (line: string) => console.error(`denovmm: vcpu${init.vcpuId}: ${line}`);
+  return runLoop(vcpu, pio, mmio, new ExitStats(init.stats), stop, { debug: init.debug, log });
+}
