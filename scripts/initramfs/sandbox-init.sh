@@ -12,7 +12,7 @@ fail() {
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-dmesg -n 1 # no kernel messages between the command's output lines
+
 
 while read -r m; do
   insmod "/lib/modules/$m" 2>/dev/null || echo "sandbox: insmod $m failed" >&2
@@ -70,8 +70,12 @@ stty -F $tty sane
 # controlling terminal, so Ctrl-C reaches it; otherwise stdin is the saved file.
 if [ "$TTY" = 1 ]; then
   setsid -c chroot $H /usr/bin/env -i /bin/sh /run/sandbox/cmd.sh <>$tty >&0 2>&0
-else
+elif [ "$OPOST" = 1 ]; then
   chroot $H /usr/bin/env -i /bin/sh /run/sandbox/cmd.sh </run/sandbox/stdin >$tty 2>&1
+else
+  # The host's stdout is no terminal: neither is the command's (no colours, no \r).
+  set -o pipefail
+  chroot $H /usr/bin/env -i /bin/sh /run/sandbox/cmd.sh </run/sandbox/stdin 2>&1 | cat >$tty
 fi
 echo $? >/run/sandbox/status
 sync

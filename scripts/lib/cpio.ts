@@ -9,7 +9,7 @@ export interface CpioEntry {
   path: string;
   mode: number;
   /** File contents, or a symlink's target. */
-  data?: Uint8Array;
+  data?: Uint8Array<ArrayBuffer>;
   /** Device number [major, minor] for character and block devices. */
   rdev?: [number, number];
 }
@@ -21,11 +21,11 @@ function hex8(n: number): string {
 }
 
 /** Pads to the next multiple of 4, as newc requires after the name and the data. */
-function pad4(n: number): Uint8Array {
+function pad4(n: number): Uint8Array<ArrayBuffer> {
   return new Uint8Array((4 - (n % 4)) % 4);
 }
 
-function* records(entries: CpioEntry[]): Generator<Uint8Array> {
+function* records(entries: CpioEntry[]): Generator<Uint8Array<ArrayBuffer>> {
   let ino = 1;
   for (const e of [...entries, { path: "TRAILER!!!", mode: 0 }] as CpioEntry[]) {
     const name = encoder.encode(e.path + "\0");

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Runs a command where /dev/kvm exists, on a host where it does not: inside a
+# QEMU software-CPU (TCG) VM whose Debian kernel loads kvm-amd, chrooted into
+# the host's own root (9p, read-only) with the current git top (or cwd) shared
+# writable at the same path. See /work/shared/KVM-ENV.md for the measurements.
+#
+#   scripts/sandbox.sh [--vfio] [--mem SIZE] [--cpus N] -- CMD [ARGS...]
+#
+# Exit status: CMD's; 125 when the VM ended without reporting one.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+mem=6G cpus=2 vfio=0
+while (($#)); do
+  case $1 in
+  --vfio) vfio=1 ;;
+  --mem) mem=$2 && shift ;;
+  --cpus) cpus=$2 && shift ;;
+  --) shift && break ;;
+  *) break ;;
+  esac
+  shift
+done
+(($#)) || { echo "usage: sandbox.sh [--vfio] [--mem SIZE] [--cpus N] -- CMD [ARGS...]" >&2; exit 2; }
+
+kernel=$repo/.cache/guest/vmlinuz initrd=$repo/.cache/sandbox/initramfs.cpio.gz
+[[ -f $kernel && -f $initrd ]] || { echo "sandbox: run scripts/setup.sh first (no $initrd)" >&2; exit 125; }
+
+# POSIX single quotes, which the chroot's /bin/sh (dash) reads back verbatim.
+quote() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
+
+# The run share: what /init needs to know, the command, its stdin, its status.
+run=$(mktemp -d /tmp/denovmm-sandbox.XXXXXX)
+trap 'rm -rf "$run"' EXIT
+work=$(git rev-parse --show-toplevel 2>/dev/null || pwd)
+[[ $work == / ]] && work=""
+{
+  echo "WORK=$(quote "$work") VFIO=$vfio"
+  if [[ -t 0 ]]; then echo "TTY=1" && stty size | { read -r r c && echo "ROWS=$r COLS=$c"; }; fi
+  if [[ -t 1 ]]; then echo "OPOST=1"; fi
+} >"$run/config"
+{
+  for name in PATH HOME CI TERM DENO_DIR NO_COLOR $(compgen -e | grep '^DENOVMM_' || true); do
+    [[ -v $name ]] && echo "export $name=$(quote "${!name}")"
+  done
+  if ((vfio)); then
+    echo "export DENOVMM_VFIO_VIRTIO_NET=0000:00:10.0 DENOVMM_VFIO_E1000E=0000:00:11.0"
+  fi
+  echo "cd $(quote "$PWD") || exit 125"
+  printf 'exec'
+  for arg in "$@"; do printf ' %s' "$(quote "$arg")"; done
+  echo
+} >"$run/cmd.sh"
+# Without a TTY, the command reads a copy of our stdin and so sees its EOF.
+[[ -t 0 ]] || cat >"$run/stdin" 2>/dev/null || true
+touch "$run/stdin"
+
+append="console=ttyS0 quiet loglevel=0 panic=-1"
+args=()
+if ((vfio)); then
+  # The IOMMU comes before every PCI device so they all sit behind it; addresses from 10.0 up,
+  # because q35 puts the 9p devices in the low slots.
+  args+=(
+    -machine q35 -device intel-iommu,intremap=off
+    -netdev user,id=n0 -device virtio-net-pci,netdev=n0,vectors=3,disable-legacy=on,iommu_platform=on,ats=on,addr=10.0
+    -netdev user,id=n1 -device e1000e,netdev=n1,addr=11.0
+  )
+  append+=" intel_iommu=on iommu=pt"
+fi
+args+=(
+  -accel tcg,thread=multi -cpu max -smp "$cpus" -m "$mem"
+  -display none -vga none -monitor none -no-reboot -nodefaults
+  -kernel "$kernel" -initrd "$initrd"
+  -chardev stdio,id=con,signal=off -serial chardev:con
+  -virtfs "local,path=$run,mount_tag=run,security_model=none"
+  -virtfs "local,path=/,mount_tag=root,security_model=none,readonly=on,multidevs=remap"
+)
+[[ -n $work ]] && args+=(-virtfs "local,path=$work,mount_tag=work,security_model=none")
+[[ ${DENOVMM_SANDBOX_DEBUG:-} == 1 ]] && append=${append/quiet loglevel=0/}
+
+if [[ -t 0 ]]; then
+  qemu-system-x86_64 "${args[@]}" -append "$append" || true
+else
+  qemu-system-x86_64 "${args[@]}" -append "$append" </dev/null || true
+fi
+
+if [[ -s $run/status ]]; then
+  exit "$(cat "$run/status")"
+fi
+echo "sandbox: the VM ended without the command's exit status (DENOVMM_SANDBOX_DEBUG=1 shows the kernel log)" >&2
+exit 125
