@@ -1,0 +1,94 @@
+import { equal, ok, throws } from "../assert.ts";
+import {
+  MAX_MPTABLE_CPUS,
+  mpTable,
+  MPTABLE_GPA,
+  MpTableError,
+  mptableSize,
+  writeMpTable,
+} from "../../src/boot/mptable.ts";
+import { GuestMemory } from "../../src/memory/guest_memory.ts";
+import { memoryLayout } from "../../src/memory/layout.ts";
+
+const sum = (bytes: Uint8Array) => bytes.reduce((a, b) => a + b, 0) & 0xff;
+const ascii = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+
+/** Parse the table the way Linux's mpparse would, from the floating pointer on. */
+function parse(mem: GuestMemory) {
+  const fp = mem.read(MPTABLE_GPA, 16);
+  equal(ascii(fp.subarray(0, 4)), "_MP_");
+  equal(sum(fp), 0, "floating pointer checksum");
+  equal(fp[8], 1); // length in 16-byte units
+  equal(fp[9], 4); // MP spec 1.4
+  const tableGpa = mem.readU32(MPTABLE_GPA + 4);
+  const length = mem.readU16(tableGpa + 4);
+  const table = mem.read(tableGpa, length);
+  equal(ascii(table.subarray(0, 4)), "PCMP");
+  equal(sum(table), 0, "configuration table checksum");
+  equal(mem.readU32(tableGpa + 36), 0xfee0_0000); // local APIC address
+  const count = mem.readU16(tableGpa + 34);
+  const entries: Uint8Array[] = [];
+  let at = 44;
+  for (let i = 0; i < count; i++) {
+    const size = table[at] === 0 ? 20 : 8;
+    entries.push(table.subarray(at, at + size));
+    at += size;
+  }
+  equal(at, length, "entries fill the table exactly");
+  return { tableGpa, length, entries };
+}
+
+for (const cpus of [1, 4]) {
+  Deno.test(`mptable: ${cpus} CPU(s): checksums hold and every CPU, the bus, IOAPIC and IRQs appear`, () => {
+    const layout = memoryLayout(64 * 1024 * 1024);
+    const mem = new GuestMemory(new ArrayBuffer(layout.ramBytes), layout);
+    writeMpTable(mem, cpus);
+    const { tableGpa, length, entries } = parse(mem);
+    equal(MPTABLE_GPA + 16 + length, MPTABLE_GPA + mptableSize(cpus));
+    ok(tableGpa + length <= 0xa0000);
+
+    const processors = entries.filter((e) => e[0] === 0);
+    equal(processors.length, cpus);
+    processors.forEach((p, i) => {
+      equal(p[1], i); // APIC id
+      equal(p[3], i === 0 ? 0x3 : 0x1); // enabled, BSP only for APIC id 0
+    });
+    const buses = entries.filter((e) => e[0] === 1);
+    equal(buses.length, 1);
+    equal(ascii(buses[0].subarray(2, 8)), "ISA   ");
+    const ioapics = entries.filter((e) => e[0] === 2);
+    equal(ioapics.length, 1);
+    equal(ioapics[0][1], cpus); // IOAPIC id follows the CPUs'
+    equal(ioapics[0][2], 0x11);
+    equal(new DataView(ioapics[0].buffer, ioapics[0].byteOffset).getUint32(4, true), 0xfec0_0000);
+    const irqs = entries.filter((e) => e[0] === 3);
+    equal(irqs.length, 16);
+    irqs.forEach((e, irq) => {
+      equal(e[5], irq); // source bus IRQ
+      equal(e[6], cpus); // destination IOAPIC
+      equal(e[7], irq); // identity: ISA IRQ i -> pin i
+    });
+    const lints = entries.filter((e) => e[0] === 4);
+    equal(lints.length, 2);
+    equal(lints[0][1], 3); // ExtINT
+    equal(lints[0][7], 0); // -> LINT0
+    equal(lints[1][1], 1); // NMI
+    equal(lints[1][7], 1); // -> LINT1
+    // Entries come in ascending type order (MP spec §4.3).
+    const types = entries.map((e) => e[0]);
+    equal(types.join(), [...types].sort().join());
+  });
+}
+
+Deno.test("mptable: refuses CPU counts that do not fit below 0xa0000 or exceed 255", () => {
+  equal(MAX_MPTABLE_CPUS, 40);
+  ok(MPTABLE_GPA + mptableSize(MAX_MPTABLE_CPUS) <= 0xa0000);
+  mpTable(MAX_MPTABLE_CPUS);
+  throws(
+    () => mpTable(MAX_MPTABLE_CPUS + 1),
+    /41 vCPUs do not fit .* below 0xa0000 \(at most 40\)/,
+  );
+  throws(() => mpTable(256), MpTableError);
+  throws(() => mpTable(0), MpTableError);
+  throws(() => mpTable(1.5), MpTableError);
+});
