@@ -1,0 +1,144 @@
+import { deepEqual, equal, ok, throws } from "../assert.ts";
+import { kernelFootprintEnd, LinuxLoadError, loadLinux } from "../../src/boot/linux.ts";
+import { parseBzImage } from "../../src/boot/bzimage.ts";
+import { GuestMemory } from "../../src/memory/guest_memory.ts";
+import { memoryLayout } from "../../src/memory/layout.ts";
+import { syntheticBzImage, testKernel } from "./test_kernel.ts";
+
+const MiB = 1024 * 1024;
+
+function machine(ramBytes: number) {
+  const layout = memoryLayout(ramBytes);
+  return { layout, mem: new GuestMemory(new ArrayBuffer(ramBytes), layout) };
+}
+
+function fakeInitrd(sizeBytes: number): Uint8Array {
+  const initrd = new Uint8Array(sizeBytes);
+  for (let i = 0; i < sizeBytes; i += 4096) initrd[i] = (i / 4096) & 0xff;
+  initrd[sizeBytes - 1] = 0x5a;
+  return initrd;
+}
+
+/** Where the zero page says the initrd is. */
+function initrdFromZeroPage(mem: GuestMemory) {
+  return { gpa: mem.readU32(0x7000 + 0x218), size: mem.readU32(0x7000 + 0x21c) };
+}
+
+Deno.test({
+  name: "linux: the real kernel with a 10 MiB initrd on 256 MiB puts everything inside RAM",
+  ignore: testKernel === undefined,
+  fn() {
+    const { layout, mem } = machine(256 * MiB);
+    const initrd = fakeInitrd(10 * MiB);
+    const cmdline = "console=ttyS0 reboot=k panic=1";
+    const state = loadLinux(mem, layout, testKernel!, initrd, cmdline, 2);
+    const image = parseBzImage(testKernel!);
+
+    equal(state.regs.rip, 0x100200);
+    equal(state.regs.rsi, 0x7000);
+    deepEqual(mem.slice(0x100000, image.protectedMode.length), image.protectedMode);
+    equal(new TextDecoder().decode(mem.read(0x20000, cmdline.length)), cmdline);
+    equal(mem.readU8(0x20000 + cmdline.length), 0);
+    equal(mem.readU32(0x7000 + 0x228), 0x20000);
+    equal(mem.readU32(0x7000 + 0x202), 0x5372_6448); // the header copy, "HdrS"
+
+    const placed = initrdFromZeroPage(mem);
+    equal(placed.size, 10 * MiB);
+    equal(placed.gpa % 4096, 0);
+    ok(placed.gpa + placed.size <= 256 * MiB);
+    ok(placed.gpa + placed.size > 256 * MiB - 4096, "as high as possible");
+    // Clear of where the decompressor works: [pref_address, + init_size).
+    ok(placed.gpa >= image.prefAddress + image.initSize);
+    deepEqual(mem.slice(placed.gpa, placed.size), initrd);
+
+    equal(mem.readU32(0x9fc00), 0x5f50_4d5f); // "_MP_"
+    equal(mem.readU64(0x9000), 0xa003n); // page tables in place
+    equal(mem.readU64(0x500 + 0x10), 0x00af_9b00_0000_ffffn); // __BOOT_CS
+  },
+});
+
+Deno.test({
+  name: "linux: the real kernel refuses an initrd that does not fit, naming sizes and -m",
+  ignore: testKernel === undefined,
+  fn() {
+    const { layout, mem } = machine(256 * MiB);
+    throws(
+      () => loadLinux(mem, layout, testKernel!, fakeInitrd(200 * MiB), "", 1),
+      (e: Error) =>
+        e instanceof LinuxLoadError &&
+        /^initrd of 200 MiB does not fit in RAM below 256 MiB .*; use a larger -m$/.test(
+          e.message,
+        ),
+    );
+    // Everything is checked before anything is written.
+    equal(mem.readU32(0x100000), 0);
+    equal(mem.readU32(0x7000 + 0x202), 0);
+  },
+});
+
+Deno.test({
+  name: "linux: the real kernel refuses a 32 MiB machine and says how much RAM it needs",
+  ignore: testKernel === undefined,
+  fn() {
+    const { layout, mem } = machine(32 * MiB);
+    throws(
+      () => loadLinux(mem, layout, testKernel!, undefined, "", 1),
+      /^LinuxLoadError: kernel needs [0-9.]+ MiB of RAM to decompress .* has 32 MiB below 3 GiB; use a larger -m$/,
+    );
+  },
+});
+
+Deno.test("linux: the decompression area starts at pref_address for a kernel loaded at 1 MiB", () => {
+  const image = { initSize: 50 * MiB, kernelAlignment: 2 * MiB, relocatable: true };
+  equal(kernelFootprintEnd({ ...image, prefAddress: 16 * MiB }, 14 * MiB), 66 * MiB);
+  // A relocatable kernel built for 1 MiB decompresses right where it was loaded.
+  equal(kernelFootprintEnd({ ...image, prefAddress: 1 * MiB }, 14 * MiB), 52 * MiB);
+  // The loaded image itself counts when it is larger than init_size (never for real kernels).
+  equal(kernelFootprintEnd({ ...image, initSize: 0, prefAddress: 1 * MiB }, 14 * MiB), 15 * MiB);
+});
+
+Deno.test("linux: a synthetic kernel lands at 1 MiB with entry at +0x200", () => {
+  const { layout, mem } = machine(64 * MiB);
+  const state = loadLinux(mem, layout, syntheticBzImage(), undefined, "quiet", 1);
+  equal(state.regs.rip, 0x100200);
+  equal(mem.readU8(0x100000 + 0x1ff), 0xff);
+  equal(mem.readU8(0x100000 + 0x200), 0x00);
+  deepEqual(initrdFromZeroPage(mem), { gpa: 0, size: 0 });
+});
+
+Deno.test("linux: the initrd stays below initrd_addr_max", () => {
+  const { layout, mem } = machine(256 * MiB);
+  const kernel = syntheticBzImage({ initrdAddrMax: 64 * MiB - 1 });
+  loadLinux(mem, layout, kernel, fakeInitrd(5 * MiB + 100), "", 1);
+  const placed = initrdFromZeroPage(mem);
+  equal(placed.gpa, 64 * MiB - 5 * MiB - 4096); // 64 MiB - size, page-aligned down
+  equal(placed.size, 5 * MiB + 100);
+});
+
+Deno.test("linux: the command line may hold cmdline_size bytes, not one more", () => {
+  const { layout, mem } = machine(64 * MiB);
+  const kernel = syntheticBzImage({ cmdlineSize: 255 });
+  loadLinux(mem, layout, kernel, undefined, "x".repeat(255), 1);
+  equal(mem.readU8(0x20000 + 254), 0x78);
+  equal(mem.readU8(0x20000 + 255), 0);
+  throws(
+    () => loadLinux(mem, layout, kernel, undefined, "x".repeat(256), 1),
+    /^LinuxLoadError: kernel command line is 256 bytes; this kernel takes at most 255$/,
+  );
+  throws(() => loadLinux(mem, layout, kernel, undefined, "a\0b", 1), /NUL/);
+});
+
+Deno.test("linux: a machine exactly as large as the kernel's footprint has no room for an initrd", () => {
+  const { layout, mem } = machine(32 * MiB); // synthetic kernel: 16 MiB from 16 MiB
+  loadLinux(mem, layout, syntheticBzImage(), undefined, "", 1);
+  throws(
+    () => loadLinux(mem, layout, syntheticBzImage(), fakeInitrd(MiB), "", 1),
+    /initrd of 1 MiB does not fit in RAM below 32 MiB \(the kernel uses RAM up to 32 MiB\)/,
+  );
+});
+
+Deno.test("linux: a CPU count the MP table cannot hold is refused before loading", () => {
+  const { layout, mem } = machine(64 * MiB);
+  throws(() => loadLinux(mem, layout, syntheticBzImage(), undefined, "", 41), /at most 40/);
+  equal(mem.readU32(0x100000), 0);
+});
