@@ -15,9 +15,20 @@ fi
 # One module cache, inside the writable share, for the host and the sandbox.
 export DENO_DIR=${DENO_DIR:-$repo/.cache/deno}
 
-# Opening it read-write is the real test: the node may exist without KVM behind it.
-if [[ ${DENOVMM_SANDBOX:-} != 1 ]] && { : <>/dev/kvm; } 2>/dev/null; then
-  exec "$@"
+# Usable means: it opens read-write (the node may exist without KVM behind it) and the CPU
+# has hardware virtualisation (vmx or svm). Some cloud VMs offer a /dev/kvm without either
+# (kvm_pvm, a paravirtual KVM): it runs tiny guests but an unmodified Linux guest crawls
+# there, so it counts as unusable. DENOVMM_SANDBOX=1 forces the sandbox, =0 forbids it.
+why=""
+if ! { : <>/dev/kvm; } 2>/dev/null; then
+  why="no usable /dev/kvm here"
+elif ! grep -qwE 'vmx|svm' /proc/cpuinfo; then
+  why="/dev/kvm here has no hardware virtualisation behind it (no vmx/svm)"
 fi
-echo "denovmm: no usable /dev/kvm here, running in the KVM sandbox (QEMU TCG, slow)" >&2
+case ${DENOVMM_SANDBOX:-} in
+  1) why=${why:-"DENOVMM_SANDBOX=1"} ;;
+  0) why="" ;;
+esac
+[[ -z $why ]] && exec "$@"
+echo "denovmm: $why, running in the KVM sandbox (QEMU TCG, slow)" >&2
 exec "$repo/scripts/sandbox.sh" -- "$@"

@@ -12,9 +12,11 @@ export const VERSION = "0.1.0";
 /** Kernel parameters every boot gets; `-p` is appended. Why each one:
  * console=ttyS0: the 8250 at 0x3f8 is the console; reboot=k: `reboot` resets through the
  * i8042, which ends the VM; panic=-1: a panic reboots (ends the VM) instead of hanging;
- * i8042.*: no AUX port, no MUX, no PnP probe, no keyboard, so the driver does not poll. */
-export const BASE_CMDLINE =
-  "console=ttyS0 reboot=k panic=-1 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd";
+ * i8042.*: no AUX port, no MUX, no PnP probe, no keyboard, so the driver does not poll;
+ * acpi=off: there are no ACPI tables (the MP table describes CPUs and the IOAPIC), so the
+ * kernel need not search for an RSDP; pci=off: there is no PCI host bridge yet. */
+export const BASE_CMDLINE = "console=ttyS0 reboot=k panic=-1 acpi=off pci=off " +
+  "i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd";
 /** Added unless the user passes their own -p: keeps the boot fast and the console clean. */
 export const DEFAULT_PARAMS = "quiet";
 

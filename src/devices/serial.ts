@@ -165,6 +165,17 @@ export class Serial8250 implements BusDevice {
     return space;
   }
 
+  /**
+   * Received bytes are shown to the guest only while it has the received-data interrupt on
+   * (or in loopback). Linux's 8250 probe and start-up read RBR with interrupts off to throw
+   * stale bytes away; holding host input back until the driver listens keeps piped stdin
+   * whole. A real UART would drop them; a VMM's input has nowhere better to wait.
+   */
+  #rxVisible(): boolean {
+    const s = this.#s;
+    return s[S_RX_COUNT] > 0 && ((s[S_IER] & IER_ERBFI) !== 0 || (s[S_MCR] & MCR_LOOP) !== 0);
+  }
+
   #lock(): void {
     // Critical sections are a few register updates long, so spinning beats sleeping.
     while (Atomics.compareExchange(this.#s, S_LOCK, 0, 1) !== 0) { /* spin */ }
@@ -179,7 +190,8 @@ export class Serial8250 implements BusDevice {
     const dlab = (s[S_LCR] & LCR_DLAB) !== 0;
     switch (offset) {
       case RBR_THR:
-        return dlab ? s[S_DLL] : this.#popRx();
+        if (dlab) return s[S_DLL];
+        return this.#rxVisible() ? this.#popRx() : 0;
       case IER:
         return dlab ? s[S_DLM] : s[S_IER];
       case IIR_FCR: {
@@ -193,7 +205,7 @@ export class Serial8250 implements BusDevice {
       case MCR:
         return s[S_MCR];
       case LSR: {
-        const lsr = (s[S_RX_COUNT] > 0 ? LSR_DR : 0) | LSR_THRE | LSR_TEMT | s[S_LSR_ERRORS];
+        const lsr = (this.#rxVisible() ? LSR_DR : 0) | LSR_THRE | LSR_TEMT | s[S_LSR_ERRORS];
         s[S_LSR_ERRORS] = 0;
         return lsr;
       }

@@ -91,7 +91,10 @@ export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
 
   let quit: (r: MachineResult) => void = () => {};
   const quitRequested = new Promise<MachineResult>((resolve) => quit = resolve);
-  const pump = new StdinPump({ push: (b) => serial.pushInput(b) }, () => quit({ status: 0 }));
+  const pump = new StdinPump(
+    { push: (b) => serial.pushInput(b) },
+    () => quit({ status: 0 }),
+  );
   pump.run().catch(() => {});
   try {
     const result = await Promise.race([ended, quitRequested]);

@@ -102,11 +102,15 @@ Deno.test("serial: pushInput with ERBFI raises RX data available, draining drops
   equal(rd(IIR_FCR), 0x01);
 });
 
-Deno.test("serial: pushInput without ERBFI sets DR but leaves the line low", () => {
-  const { dev, rd, irq } = uart();
-  dev.pushInput(Uint8Array.of(1));
-  equal(rd(LSR) & 0x01, 0x01);
+Deno.test("serial: input is held while the guest has RX interrupts off, and kept whole", () => {
+  const { dev, rd, wr, irq } = uart();
+  dev.pushInput(Uint8Array.of(1, 2));
+  equal(rd(LSR) & 0x01, 0, "DR stays clear until the driver listens");
+  equal(rd(RBR_THR), 0, "Linux's start-up RBR reads do not eat held input");
   deepEqual(irq.calls, []);
+  wr(IER, 0x01);
+  equal(rd(LSR) & 0x01, 0x01);
+  deepEqual([rd(RBR_THR), rd(RBR_THR)], [1, 2]);
 });
 
 Deno.test("serial: RX data outranks THRE in IIR", () => {
@@ -143,6 +147,7 @@ Deno.test("serial: loopback returns THR on RBR and wires MCR to MSR", () => {
   wr(MCR, 0x00);
   wr(RBR_THR, 0x5b);
   deepEqual(out, [0x5b]);
+  wr(IER, 0x01);
   dev.pushInput(Uint8Array.of(1));
   equal(rd(RBR_THR), 1);
 });
@@ -186,7 +191,8 @@ Deno.test("serial: LSR writes are ignored", () => {
 });
 
 Deno.test("serial: pushInput returns a partial count when the ring fills, rxSpace tracks it", () => {
-  const { dev, rd } = uart();
+  const { dev, rd, wr } = uart();
+  wr(IER, 0x01);
   equal(dev.rxSpace(), SERIAL_RX_CAPACITY);
   equal(dev.pushInput(new Uint8Array(SERIAL_RX_CAPACITY - 3).fill(0x30)), SERIAL_RX_CAPACITY - 3);
   equal(dev.rxSpace(), 3);
