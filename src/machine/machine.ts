@@ -5,6 +5,7 @@
 import { VcpuFd } from "../../ffi/kvm_fds.ts";
 import { Serial8250, SERIAL_COM1_IRQ } from "../devices/serial.ts";
 import { loadLinux } from "../boot/linux.ts";
+import { parseBzImage } from "../boot/bzimage.ts";
 import { patchCpuidForVcpu } from "../vcpu/cpuid.ts";
 import { applyEntryState } from "../vcpu/entry.ts";
 import { createStats, ExitStats } from "../vcpu/exit_stats.ts";
@@ -35,6 +36,8 @@ const STDOUT_FD = 1;
 export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
   const kernel = await readInputFile(cfg.kernelPath, "kernel");
   const initrd = cfg.initrdPath ? await readInputFile(cfg.initrdPath, "initrd") : undefined;
+  // Bad input is reported as such before /dev/kvm is opened, so on any host, KVM or not.
+  parseBzImage(kernel);
   const { kvm, vm, layout, memory } = createVm(cfg.ramBytes);
   const entry = loadLinux(memory, layout, kernel, initrd, cfg.cmdline, cfg.cpus);
 
