@@ -16,6 +16,13 @@ export interface ConsoleInput {
   push(bytes: Uint8Array): number;
 }
 
+/** The part of `Deno.stdin` the pump uses; tests pass a fake. */
+export interface StdinLike {
+  read(p: Uint8Array): Promise<number | null>;
+  isTerminal(): boolean;
+  setRaw(mode: boolean): void;
+}
+
 export class StdinPump {
   readonly isTty: boolean;
   #raw = false;
@@ -24,7 +31,7 @@ export class StdinPump {
   constructor(
     private readonly input: ConsoleInput,
     private readonly onQuit: () => void,
-    private readonly stdin = Deno.stdin,
+    private readonly stdin: StdinLike = Deno.stdin,
   ) {
     this.isTty = stdin.isTerminal();
   }

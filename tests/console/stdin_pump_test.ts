@@ -1,0 +1,137 @@
+import { deepEqual, equal, ok } from "../assert.ts";
+import { type ConsoleInput, type StdinLike, StdinPump } from "../../src/console/stdin_pump.ts";
+import { CTRL_A } from "../../src/console/escape.ts";
+
+const CTRL_D = 0x04;
+const bytes = (text: string) => [...new TextEncoder().encode(text)];
+
+/** A stdin that hands out `chunks` one read at a time (split to the reader's buffer), then EOF. */
+class FakeStdin implements StdinLike {
+  rawCalls: boolean[] = [];
+  #chunks: Uint8Array[];
+  constructor(chunks: number[][], readonly tty = false, readonly failRead = false) {
+    this.#chunks = chunks.map((c) => new Uint8Array(c));
+  }
+  read(p: Uint8Array): Promise<number | null> {
+    if (this.failRead) return Promise.reject(new Deno.errors.BadResource("stdin closed"));
+    const chunk = this.#chunks.shift();
+    if (chunk === undefined) return Promise.resolve(null);
+    const n = Math.min(chunk.length, p.length);
+    p.set(chunk.subarray(0, n));
+    if (n < chunk.length) this.#chunks.unshift(chunk.subarray(n));
+    return Promise.resolve(n);
+  }
+  isTerminal(): boolean {
+    return this.tty;
+  }
+  setRaw(mode: boolean): void {
+    this.rawCalls.push(mode);
+  }
+}
+
+/** A console input that records what it took, at most `perPush` bytes per call. */
+class FakeInput implements ConsoleInput {
+  received: number[] = [];
+  pushes = 0;
+  constructor(readonly perPush = Infinity) {}
+  push(b: Uint8Array): number {
+    this.pushes++;
+    // Refuse every other call outright, like a full ring the guest has not drained yet.
+    if (this.perPush !== Infinity && this.pushes % 2 === 0) return 0;
+    const n = Math.min(b.length, this.perPush);
+    this.received.push(...b.subarray(0, n));
+    return n;
+  }
+}
+
+async function pump(chunks: number[][], input = new FakeInput()) {
+  const stdin = new FakeStdin(chunks);
+  let quits = 0;
+  await new StdinPump(input, () => quits++, stdin).run();
+  return { received: input.received, quits, rawCalls: stdin.rawCalls };
+}
+
+Deno.test("stdin pump: piped data reaches the console in order, then EOF is one Ctrl-D", async () => {
+  const { received, quits, rawCalls } = await pump([bytes("echo a\n"), bytes("echo b\n")]);
+  deepEqual(received, [...bytes("echo a\necho b\n"), CTRL_D]);
+  equal(quits, 0);
+  deepEqual(rawCalls, [], "a pipe is never put in raw mode");
+});
+
+Deno.test("stdin pump: EOF after a partial line sends two Ctrl-Ds", async () => {
+  const { received } = await pump([bytes("echo a\nexit")]);
+  deepEqual(received, [...bytes("echo a\nexit"), CTRL_D, CTRL_D]);
+});
+
+Deno.test("stdin pump: an empty pipe sends just one Ctrl-D", async () => {
+  deepEqual((await pump([])).received, [CTRL_D]);
+});
+
+Deno.test("stdin pump: a pipe is not filtered for the Ctrl-A escape", async () => {
+  const { received, quits } = await pump([[0x41, CTRL_A, 0x78, 0x0a]]);
+  deepEqual(received, [0x41, CTRL_A, 0x78, 0x0a, CTRL_D]);
+  equal(quits, 0);
+});
+
+Deno.test("stdin pump: data larger than one read arrives whole and in order", async () => {
+  const big = Array.from({ length: 10_000 }, (_, i) => (i * 7) & 0xff);
+  big[big.length - 1] = 0x0a;
+  deepEqual((await pump([big])).received, [...big, CTRL_D]);
+});
+
+Deno.test("stdin pump: a console that takes a few bytes at a time still gets everything", async () => {
+  const text = bytes("a line longer than the console takes at once\nand a partial");
+  const input = new FakeInput(3);
+  const { received } = await pump([text], input);
+  deepEqual(received, [...text, CTRL_D, CTRL_D]);
+  ok(input.pushes > text.length / 3, "the pump retried after short pushes");
+});
+
+Deno.test("stdin pump: a failing read counts as EOF", async () => {
+  const input = new FakeInput();
+  await new StdinPump(input, () => {}, new FakeStdin([], false, true)).run();
+  deepEqual(input.received, [CTRL_D]);
+});
+
+Deno.test("stdin pump: a TTY goes raw, and restore() leaves raw mode exactly once", async () => {
+  const stdin = new FakeStdin([bytes("ls\r")], true);
+  const input = new FakeInput();
+  const p = new StdinPump(input, () => {}, stdin);
+  equal(p.isTty, true);
+  await p.run();
+  deepEqual(stdin.rawCalls, [true]);
+  p.restore();
+  p.restore();
+  deepEqual(stdin.rawCalls, [true, false]);
+  deepEqual(input.received, bytes("ls\r"), "a TTY's EOF is not turned into Ctrl-D");
+});
+
+Deno.test("stdin pump: restore() before run() touches no terminal mode", () => {
+  const stdin = new FakeStdin([], true);
+  new StdinPump(new FakeInput(), () => {}, stdin).restore();
+  deepEqual(stdin.rawCalls, []);
+});
+
+Deno.test("stdin pump: after restore() a pipe's EOF sends no Ctrl-D", async () => {
+  const input = new FakeInput();
+  const p = new StdinPump(input, () => {}, new FakeStdin([bytes("x\n")]));
+  p.restore();
+  await p.run();
+  deepEqual(input.received, []);
+});
+
+Deno.test("stdin pump: Ctrl-A x on a TTY calls onQuit, after the bytes before it", async () => {
+  const stdin = new FakeStdin([bytes("ab"), [0x63, CTRL_A], [0x78, ...bytes("never")]], true);
+  const input = new FakeInput();
+  let quits = 0;
+  await new StdinPump(input, () => quits++, stdin).run();
+  equal(quits, 1);
+  deepEqual(input.received, bytes("abc"));
+});
+
+Deno.test("stdin pump: Ctrl-A Ctrl-A on a TTY sends one Ctrl-A to the guest", async () => {
+  const stdin = new FakeStdin([[0x41, CTRL_A, CTRL_A, 0x42]], true);
+  const input = new FakeInput();
+  await new StdinPump(input, () => {}, stdin).run();
+  deepEqual(input.received, [0x41, CTRL_A, 0x42]);
+});
