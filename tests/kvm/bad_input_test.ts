@@ -1,0 +1,50 @@
+// Input that parses but does not fit the machine: reported as one line, exit status 1, before
+// any vCPU runs. The fit is checked by loadLinux, which needs the VM's RAM, so these open KVM.
+import { equal, match, ok } from "../assert.ts";
+
+const REPO = new URL("../..", import.meta.url).pathname;
+const KERNEL = `${REPO}.cache/guest/vmlinuz`;
+const MiB = 1024 * 1024;
+
+async function failsWithOneLine(args: string[], pattern: RegExp): Promise<void> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "main.ts", ...args],
+    cwd: REPO,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  const what = `denovmm ${args.join(" ")}: stderr ${JSON.stringify(stderr)}`;
+  equal(out.code, 1, what);
+  ok(!stderr.includes("    at "), `stack trace: ${what}`);
+  const lines = stderr.split("\n").filter((l) => l.trim() !== "");
+  equal(lines.length, 1, what);
+  match(lines[0], /^denovmm: /, what);
+  match(lines[0], pattern, what);
+}
+
+Deno.test("bad input: an initrd larger than RAM above the kernel exits 1 naming initrd and -m", async () => {
+  await Deno.stat(KERNEL); // the default guest (scripts/setup.sh) is required here
+  const dir = await Deno.makeTempDir();
+  try {
+    // Sparse: 100 MiB of zeros without writing them.
+    const file = await Deno.open(`${dir}/zeros`, { write: true, create: true });
+    await file.truncate(100 * MiB);
+    file.close();
+    await failsWithOneLine(
+      ["run", "-m", "96M", "-i", `${dir}/zeros`],
+      /initrd of 100 MiB does not fit.*larger -m/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("bad input: RAM too small for the kernel to decompress exits 1 naming -m", async () => {
+  await Deno.stat(KERNEL);
+  await failsWithOneLine(
+    ["run", "-m", "40M"],
+    /kernel needs .* MiB of RAM to decompress.*larger -m/,
+  );
+});
