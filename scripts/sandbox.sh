@@ -36,7 +36,7 @@ work=$(git rev-parse --show-toplevel 2>/dev/null || pwd)
 [[ $work == / ]] && work=""
 {
   echo "WORK=$(quote "$work") VFIO=$vfio"
-  if [[ -t 0 ]]; then echo "TTY=1" && stty size | { read -r r c && echo "ROWS=$r COLS=$c"; }; fi
+  if [[ -t 0 ]]; then echo "TTY=1" && stty size | { read -r r c && ((r > 0)) && echo "ROWS=$r COLS=$c" || true; }; fi
   if [[ -t 1 ]]; then echo "OPOST=1"; fi
 } >"$run/config"
 {
