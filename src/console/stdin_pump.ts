@@ -14,6 +14,8 @@ const BACKOFF_MS = 5;
 export interface ConsoleInput {
   /** Queue bytes for the guest; returns how many were taken. */
   push(bytes: Uint8Array): number;
+  /** Bytes queued that the guest has not read yet. */
+  pending?(): number;
 }
 
 /** The part of `Deno.stdin` the pump uses; tests pass a fake. */
@@ -32,6 +34,8 @@ export class StdinPump {
     private readonly input: ConsoleInput,
     private readonly onQuit: () => void,
     private readonly stdin: StdinLike = Deno.stdin,
+    /** After EOF, send Ctrl-D again this often while the guest has read all input. */
+    private readonly eofRepeatMs?: number,
   ) {
     this.isTty = stdin.isTerminal();
   }
@@ -66,6 +70,20 @@ export class StdinPump {
     if (!this.isTty && !this.#stopped) {
       // One Ctrl-D ends a pending partial line, the next one is the EOF.
       await this.#pushAll(new Uint8Array(last === NEWLINE ? [CTRL_D] : [CTRL_D, CTRL_D]));
+      if (this.eofRepeatMs !== undefined) void this.#repeatEof(this.eofRepeatMs);
+    }
+  }
+
+  /**
+   * A serial line has no EOF, and one Ctrl-D is not always enough: if it reaches the guest's
+   * tty before the shell takes it into raw mode (busybox ash's line editing), the canonical
+   * line discipline consumes it. So while stdin stays at EOF, every read the guest makes
+   * after draining its input should see EOF again: repeat Ctrl-D whenever the queue is empty.
+   */
+  async #repeatEof(everyMs: number): Promise<void> {
+    while (!this.#stopped) {
+      await new Promise((r) => setTimeout(r, everyMs));
+      if (!this.#stopped && this.input.pending?.() === 0) this.input.push(Uint8Array.of(CTRL_D));
     }
   }
 

@@ -3,7 +3,7 @@
  * (each on its own Worker), and the console. Resolves with the status the VM ended with.
  */
 import { VcpuFd } from "../../ffi/kvm_fds.ts";
-import { Serial8250, SERIAL_COM1_IRQ } from "../devices/serial.ts";
+import { Serial8250, SERIAL_COM1_IRQ, SERIAL_RX_CAPACITY } from "../devices/serial.ts";
 import { loadLinux } from "../boot/linux.ts";
 import { parseBzImage } from "../boot/bzimage.ts";
 import { patchCpuidForVcpu } from "../vcpu/cpuid.ts";
@@ -31,6 +31,8 @@ export interface MachineResult {
 }
 
 const STDOUT_FD = 1;
+/** How often a piped stdin's EOF is repeated to the guest (see StdinPump). */
+const EOF_REPEAT_MS = 300;
 
 /** Set up the VM; throws (before any vCPU runs) on bad input or a host without KVM. */
 export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
@@ -95,8 +97,10 @@ export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
   let quit: (r: MachineResult) => void = () => {};
   const quitRequested = new Promise<MachineResult>((resolve) => quit = resolve);
   const pump = new StdinPump(
-    { push: (b) => serial.pushInput(b) },
+    { push: (b) => serial.pushInput(b), pending: () => SERIAL_RX_CAPACITY - serial.rxSpace() },
     () => quit({ status: 0 }),
+    Deno.stdin,
+    EOF_REPEAT_MS,
   );
   pump.run().catch(() => {});
   try {

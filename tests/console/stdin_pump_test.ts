@@ -135,3 +135,29 @@ Deno.test("stdin pump: Ctrl-A Ctrl-A on a TTY sends one Ctrl-A to the guest", as
   await new StdinPump(input, () => {}, stdin).run();
   deepEqual(input.received, [0x41, CTRL_A, 0x42]);
 });
+
+Deno.test("stdin pump: after EOF, Ctrl-D repeats only while the guest has read everything", async () => {
+  let queued = 0;
+  const received: number[] = [];
+  const input: ConsoleInput = {
+    push(b) {
+      received.push(...b);
+      queued += b.length;
+      return b.length;
+    },
+    pending: () => queued,
+  };
+  const p = new StdinPump(input, () => {}, new FakeStdin([bytes("ls\n")]), 10);
+  await p.run();
+  deepEqual(received, [...bytes("ls\n"), CTRL_D]);
+  await new Promise((r) => setTimeout(r, 50));
+  equal(received.length, 4, "nothing repeats while the guest has not read its input");
+  queued = 0; // the guest drains the ring
+  await new Promise((r) => setTimeout(r, 35));
+  p.restore();
+  ok(received.length >= 5, "Ctrl-D sent again once the queue is empty");
+  ok(received.slice(3).every((b) => b === CTRL_D));
+  const after = received.length;
+  await new Promise((r) => setTimeout(r, 30));
+  equal(received.length, after, "restore() stops the repeats");
+});

@@ -1,0 +1,67 @@
+/**
+ * Runs denovmm as a user would (a subprocess with piped stdin) and collects what it printed.
+ * The default guest comes from .cache/guest (scripts/setup.sh); a missing one fails the test.
+ */
+const repo = new URL("../../", import.meta.url).pathname;
+export const REPO = repo;
+export const GUEST_DIR = `${repo}.cache/guest`;
+
+export interface GuestRun {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface BootOptions {
+  /** Arguments after `denovmm` (e.g. ["run", "-m", "256M"]). */
+  args: string[];
+  /** Bytes for the guest's console; stdin is closed after them (EOF). */
+  input?: string;
+  /** The program to run instead of `deno run -A main.ts` (the compiled binary). */
+  binary?: string;
+  env?: Record<string, string>;
+  clearEnv?: boolean;
+  timeoutMs?: number;
+}
+
+const decoder = new TextDecoder();
+
+export async function runDenovmm(opts: BootOptions): Promise<GuestRun> {
+  const [cmd, args] = opts.binary
+    ? [opts.binary, opts.args]
+    : [Deno.execPath(), ["run", "-A", `${repo}main.ts`, ...opts.args]];
+  const child = new Deno.Command(cmd, {
+    args,
+    cwd: repo,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    env: opts.env,
+    clearEnv: opts.clearEnv,
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 180_000);
+  try {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(opts.input ?? ""));
+    await w.close();
+    const out = await child.output();
+    return {
+      status: out.code,
+      stdout: decoder.decode(out.stdout),
+      stderr: decoder.decode(out.stderr),
+    };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function kernelRelease(): string {
+  return Deno.readTextFileSync(`${GUEST_DIR}/kernel-release`).trim();
+}
+
+/** The value of a /proc/meminfo line (kB) in the guest's output. */
+export function memTotalKiB(stdout: string): number {
+  const m = /MemTotal:\s+(\d+) kB/.exec(stdout);
+  if (!m) throw new Error(`no MemTotal in guest output:\n${stdout}`);
+  return Number(m[1]);
+}

@@ -1,0 +1,42 @@
+// The default Linux guest on a real KVM VM (in the sandbox where the host has none): it boots
+// to its shell, runs piped commands, sees the RAM and command line it was given, and its
+// exit status comes back to the host.
+import { equal, ok } from "../assert.ts";
+import { kernelRelease, memTotalKiB, runDenovmm } from "./guest_runner.ts";
+
+const BANNER = "denovmm guest ready: Linux ";
+const MiB = 1024 * 1024;
+
+/** MemTotal is RAM less what the kernel keeps for itself: within 25% below -m, never above. */
+function assertMemTotal(stdout: string, ramBytes: number): void {
+  const kib = memTotalKiB(stdout);
+  ok(kib * 1024 <= ramBytes, `MemTotal ${kib} kB exceeds -m (${ramBytes / MiB} MiB)`);
+  ok(kib * 1024 > ramBytes * 0.75, `MemTotal ${kib} kB is far below -m (${ramBytes / MiB} MiB)`);
+}
+
+Deno.test("linux: 256M guest boots, runs piped commands, sees -p, and its exit status returns", async () => {
+  const r = await runDenovmm({
+    args: ["run", "-m", "256M", "-p", "quiet denovmm.test=piped-42"],
+    input: "uname -r\ncat /proc/cmdline\ngrep MemTotal /proc/meminfo\nexit 7\n",
+  });
+  equal(r.status, 7, `status ${r.status}\n${r.stdout}\n${r.stderr}`);
+  ok(r.stdout.includes(BANNER + kernelRelease()), r.stdout);
+  ok(new RegExp(`^${kernelRelease()}\\r?$`, "m").test(r.stdout), "uname -r shows Debian's kernel");
+  ok(/console=ttyS0 .*quiet denovmm\.test=piped-42/.test(r.stdout), "/proc/cmdline carries -p");
+  assertMemTotal(r.stdout, 256 * MiB);
+});
+
+Deno.test("linux: a 3500M guest (RAM split around the 32-bit hole) sees all of it", async () => {
+  const r = await runDenovmm({
+    args: ["run", "-m", "3500M"],
+    input: "grep MemTotal /proc/meminfo\n",
+  });
+  equal(r.status, 0, `EOF ends the shell with status 0\n${r.stdout}\n${r.stderr}`);
+  assertMemTotal(r.stdout, 3500 * MiB);
+});
+
+Deno.test("linux: EOF on stdin ends the guest's shell, and the VM with status 0", async () => {
+  const r = await runDenovmm({ args: ["run"], input: "echo no-exit-command\n" });
+  equal(r.status, 0, r.stdout + r.stderr);
+  ok(r.stdout.includes("no-exit-command"));
+});
