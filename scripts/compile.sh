@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Writes ./denovmm, one executable file that runs without Deno installed.
+#
+# The first choice is `deno compile`, which needs Deno's slim runtime (denort): it downloads
+# it from dl.deno.land, or takes a local copy from $DENORT_BIN. Where neither is possible
+# (this project's machines reach only the npm and Debian registries, and no npm package
+# carries denort), it writes a self-extracting executable instead: a short sh launcher
+# followed by a gzip'd tar of the pinned Deno binary and denovmm's sources, unpacked once
+# into ~/.cache/denovmm/<hash>/ and run from there. Either way: one file, no Deno needed.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+deno=${DENO:-$repo/.tools/deno}
+out=${1:-$repo/denovmm}
+
+if "$deno" compile -A --quiet --include src/vcpu/worker.ts -o "$out" main.ts 2>/tmp/denovmm-compile.$$; then
+  rm -f /tmp/denovmm-compile.$$
+  echo "compile: wrote $out (deno compile)"
+  exit 0
+fi
+reason=$(grep -oE 'dns error|error sending request|No such file' /tmp/denovmm-compile.$$ | head -1 || true)
+rm -f /tmp/denovmm-compile.$$
+echo "compile: deno compile cannot get its runtime here (${reason:-failed}); writing a self-extracting executable" >&2
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/app"
+cp -L "$deno" "$work/app/deno"
+cp -r main.ts deno.json src ffi "$work/app/"
+tar -C "$work/app" -czf "$work/payload.tgz" .
+hash=$(sha256sum "$work/payload.tgz" | cut -c1-16)
+
+cat >"$work/launcher" <<LAUNCH
+#!/bin/sh
+# denovmm: a self-extracting executable (the Deno runtime and denovmm's sources).
+set -e
+self=\$(readlink -f "\$0")
+dir="\${XDG_CACHE_HOME:-\${HOME:-/tmp}/.cache}/denovmm/$hash"
+if [ ! -x "\$dir/deno" ]; then
+  tmp="\$dir.tmp.\$\$"
+  mkdir -p "\$tmp"
+  tail -c +PAYLOAD_OFFSET "\$self" | tar -xzf - -C "\$tmp"
+  rm -rf "\$dir" && mv "\$tmp" "\$dir"
+fi
+# The default guest next to the executable, as for a compiled binary.
+if [ -z "\${DENOVMM_GUEST_DIR:-}" ] && [ -f "\${self%/*}/.cache/guest/vmlinuz" ]; then
+  export DENOVMM_GUEST_DIR="\${self%/*}/.cache/guest"
+fi
+DENO_DIR="\$dir/.deno" DENO_NO_UPDATE_CHECK=1 exec "\$dir/deno" run -A --no-lock --config "\$dir/deno.json" "\$dir/main.ts" "\$@"
+exit 1
+LAUNCH
+# The offset is a fixed-width number so that writing it does not move the payload.
+size=$(wc -c <"$work/launcher")
+offset=$(printf '%014d' $((size + 1)))
+sed -i "s/PAYLOAD_OFFSET/$offset/" "$work/launcher"
+cat "$work/launcher" "$work/payload.tgz" >"$out.tmp"
+chmod +x "$out.tmp"
+mv "$out.tmp" "$out"
+echo "compile: wrote $out (self-extracting, $(($(wc -c <"$out") / 1048576)) MiB)"
