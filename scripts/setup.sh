@@ -12,8 +12,10 @@ export DEBIAN_FRONTEND=noninteractive
 
 step() { printf 'setup: %s\n' "$*"; }
 
-# --- Debian packages: update the lists only when something is missing.
-want=(qemu-system-x86 busybox-static)
+# --- Debian packages: update the lists only when something is missing. gcc and the
+# kernel headers let the tests check ffi/'s struct layouts against <linux/kvm.h>;
+# bsdutils has script(1), which gives the console test a real terminal.
+want=(qemu-system-x86 busybox-static gcc libc6-dev linux-libc-dev bsdutils)
 command -v npm >/dev/null || want+=(nodejs npm)
 missing=()
 for p in "${want[@]}"; do
