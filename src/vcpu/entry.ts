@@ -3,14 +3,13 @@
  * of KVM) to a vCPU through KVM_SET_SREGS and KVM_SET_REGS.
  */
 import type { VcpuFd } from "../../ffi/kvm_fds.ts";
-import type { Segment } from "../../ffi/kvm_regs.ts";
 import type { VcpuEntryState } from "../boot/x86_64.ts";
 
 const SEGMENTS = ["cs", "ds", "es", "fs", "gs", "ss", "tr"] as const;
 
 export function applyEntryState(vcpu: VcpuFd, entry: VcpuEntryState): void {
   const sregs = vcpu.getSregs();
-  for (const name of SEGMENTS) sregs.setSegment(name, entry[name] as Segment);
+  for (const name of SEGMENTS) sregs.setSegment(name, entry[name]);
   sregs.setDtable("gdt", entry.gdt);
   sregs.setDtable("idt", entry.idt);
   sregs.set("cr0", entry.cr0);

@@ -6,11 +6,23 @@ import { REPO } from "./guest_runner.ts";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-Deno.test("tty console: typed commands run, Ctrl-A x quits, the terminal is restored", async () => {
+interface PtyControl {
+  waitFor(text: string): Promise<void>;
+  type(text: string): Promise<void>;
+  output(): string;
+}
+
+/**
+ * denovmm on the pty of script(1): the shell there records the terminal settings before and
+ * after, prints denovmm's pid (it execs into it) and its exit status.
+ */
+async function ptySession(
+  drive: (s: PtyControl) => Promise<void>,
+): Promise<{ output: string; before: string; after: string }> {
   const tmp = await Deno.makeTempDir({ prefix: "denovmm-tty-" });
   const inner = `stty -g > ${tmp}/before; ` +
-    `'${Deno.execPath()}' run -A '${REPO}main.ts' run; echo "denovmm-status=$?"; ` +
-    `stty -g > ${tmp}/after`;
+    `sh -c 'echo "denovmm-pid=$$"; exec "$0" run -A "$1" run' '${Deno.execPath()}' '${REPO}main.ts'; ` +
+    `echo "denovmm-status=$?"; stty -g > ${tmp}/after`;
   const child = new Deno.Command("script", {
     args: ["-q", "-e", "-c", inner, "/dev/null"],
     cwd: REPO,
@@ -30,10 +42,7 @@ Deno.test("tty console: typed commands run, Ctrl-A x quits, the terminal is rest
     }
   };
   try {
-    await waitFor("denovmm guest ready");
-    await writer.write(encoder.encode("echo tty-$((6*7))\r"));
-    await waitFor("tty-42");
-    await writer.write(encoder.encode("\x01x"));
+    await drive({ waitFor, type: (t) => writer.write(encoder.encode(t)), output: () => output });
     await waitFor("denovmm-status=");
     await writer.close();
     while (true) {
@@ -42,14 +51,35 @@ Deno.test("tty console: typed commands run, Ctrl-A x quits, the terminal is rest
       output += decoder.decode(value);
     }
     await child.status;
-    ok(/denovmm-status=0\b/.test(output), `Ctrl-A x exits 0:\n${output}`);
-    equal(
-      await Deno.readTextFile(`${tmp}/after`),
-      await Deno.readTextFile(`${tmp}/before`),
-      "terminal settings restored",
-    );
+    return {
+      output,
+      before: await Deno.readTextFile(`${tmp}/before`),
+      after: await Deno.readTextFile(`${tmp}/after`),
+    };
   } finally {
     clearTimeout(timer);
     await Deno.remove(tmp, { recursive: true });
   }
+}
+
+Deno.test("tty console: typed commands run, Ctrl-A x quits, the terminal is restored", async () => {
+  const r = await ptySession(async ({ waitFor, type }) => {
+    await waitFor("denovmm guest ready");
+    await type("echo tty-$((6*7))\r");
+    await waitFor("tty-42");
+    await type("\x01x");
+  });
+  ok(/denovmm-status=0\b/.test(r.output), `Ctrl-A x exits 0:\n${r.output}`);
+  equal(r.after, r.before, "terminal settings restored");
+});
+
+Deno.test("tty console: SIGTERM ends denovmm with 143 and restores the terminal", async () => {
+  const r = await ptySession(async ({ waitFor, output }) => {
+    await waitFor("denovmm guest ready");
+    const pid = Number(/denovmm-pid=(\d+)/.exec(output())?.[1]);
+    ok(pid > 0, output());
+    Deno.kill(pid, "SIGTERM");
+  });
+  ok(/denovmm-status=143\b/.test(r.output), `SIGTERM exits 143:\n${r.output}`);
+  equal(r.after, r.before, "terminal settings restored");
 });
