@@ -8,6 +8,8 @@ import { DEBUG_EXIT_PORT, DebugExit } from "../../src/devices/debug_exit.ts";
 import { createStats, ExitStats, STAT } from "../../src/vcpu/exit_stats.ts";
 import { runLoop, StopRequest } from "../../src/vcpu/exit_loop.ts";
 import { createVm } from "../../src/machine/vm.ts";
+import { registerLegacyDevices } from "../../src/machine/legacy_devices.ts";
+import { Serial8250 } from "../../src/devices/serial.ts";
 
 /** A device that records writes and answers reads with a fixed value. */
 class Recorder implements BusDevice {
@@ -148,4 +150,46 @@ Deno.test("kvm: a guest that triple-faults ends with a register dump and status 
   ) {
     equal(outcome.message?.includes(reg), true, `dump lacks ${reg}: ${outcome.message}`);
   }
+});
+
+Deno.test("kvm: through the legacy wiring, COM1 output reaches the console and an i8042 reset ends the VM with 0", () => {
+  const { kvm, vm, memory } = createVm(32 * 1024 * 1024);
+  memory.write(
+    CODE_GPA,
+    new Uint8Array([
+      ...[0x66, 0xba, 0xf8, 0x03], // mov dx, 0x3f8
+      ...[0xb0, 0x41], // mov al, 'A'
+      0xee, // out dx, al         -> THR
+      ...[0xb0, 0xfe], // mov al, 0xfe
+      ...[0xe6, 0x64], // out 0x64, al       -> pulse the reset line
+      ...[0xb0, 9], // mov al, 9
+      ...[0x66, 0xba, DEBUG_EXIT_PORT & 0xff, DEBUG_EXIT_PORT >> 8],
+      0xee, // out dx, al  -> would end with 9 if the reset were ignored
+    ]),
+  );
+  const vcpu = new VcpuFd(vm.createVcpu(0), kvm.vcpuMmapSize());
+  const sregs = vcpu.getSregs();
+  sregs.setSegment("cs", flat(0xb, 0x8));
+  for (const s of ["ds", "es", "ss"] as const) sregs.setSegment(s, flat(0x3, 0x10));
+  sregs.set("cr0", 1);
+  vcpu.setSregs();
+  vcpu.regs.bytes.fill(0);
+  vcpu.regs.set("rip", CODE_GPA);
+  vcpu.regs.set("rflags", 2);
+  vcpu.setRegs();
+  const pio = new Bus("pio", 0x10000);
+  const stop = new StopRequest();
+  const printed: number[] = [];
+  registerLegacyDevices(pio, {
+    serialState: Serial8250.createState(),
+    irq: (gsi, high) => vm.irqLine(gsi, high),
+    consoleOut: (b) => printed.push(b),
+    stop: (s) => stop.stop(s),
+  });
+  const outcome = runLoop(vcpu, pio, new Bus("mmio", 2 ** 52), new ExitStats(createStats()), stop, {
+    debug: false,
+    log: () => {},
+  });
+  deepEqual(printed, [0x41]);
+  equal(outcome.status, 0, "the reset ended the VM before the debug-exit write");
 });
