@@ -35,6 +35,7 @@ export class KvmUnavailableError extends Error {
 const ENOENT = 2;
 const EACCES = 13;
 const EPERM = 1;
+const ENOTTY = 25;
 /** Entries asked of KVM_GET_SUPPORTED_CPUID; KVM answers E2BIG below its count. */
 const CPUID_CAPACITY = 256;
 
@@ -59,10 +60,12 @@ export class Kvm {
       throw new SyscallError(`open ${path}`, e);
     }
     const kvm = new Kvm(fd);
-    const version = check(
-      "KVM_GET_API_VERSION",
-      libc.ioctl_int(fd, BigInt(K.KVM_GET_API_VERSION), 0n),
-    );
+    const version = libc.ioctl_int(fd, BigInt(K.KVM_GET_API_VERSION), 0n);
+    if (version < 0) {
+      const e = errno();
+      if (e === ENOTTY) throw new KvmUnavailableError(`${path} is not a KVM device`);
+      throw new SyscallError("KVM_GET_API_VERSION", e);
+    }
     if (version !== K.KVM_API_VERSION) {
       throw new KvmUnavailableError(`${path} speaks KVM API ${version}, need ${K.KVM_API_VERSION}`);
     }

@@ -2,7 +2,7 @@
  * Byte output to a file descriptor straight from a vCPU thread (the console's THR writes),
  * without going through the main thread's event loop.
  */
-import { errno, libc, POLLIN, SyscallError } from "../../ffi/libc.ts";
+import { errno, libc, SyscallError } from "../../ffi/libc.ts";
 
 const EAGAIN = 11;
 const EINTR = 4;
@@ -16,7 +16,6 @@ export class FdWriter {
     const dv = new DataView(this.#pollfd.buffer);
     dv.setInt32(0, fd, true);
     dv.setInt16(4, POLLOUT, true);
-    void POLLIN;
   }
 
   writeByte(byte: number): void {

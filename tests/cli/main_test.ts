@@ -152,6 +152,12 @@ Deno.test("main: a KVM device that does not exist exits 1 naming it", {
   await fails(["run"], 1, /\/nonexistent-kvm does not exist/, { DENOVMM_KVM_DEVICE: NO_KVM });
 });
 
+Deno.test("main: a device that is not KVM exits 1 saying so", {
+  ignore: kernelPath === undefined || initrdPath === undefined,
+}, async () => {
+  await fails(["run"], 1, /\/dev\/null is not a KVM device/, { DENOVMM_KVM_DEVICE: "/dev/null" });
+});
+
 /** A path that open(O_RDWR) refuses with EACCES for this user: /proc/version for most users,
  * a read-only sysfs attribute for root (kernfs refuses writers without a store method). */
 function unwritableFile(): string | undefined {
