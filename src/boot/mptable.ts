@@ -2,17 +2,19 @@
  * The Intel MultiProcessor Specification 1.4 tables that tell the kernel how many CPUs there
  * are and how ISA interrupts reach the IOAPIC. Without ACPI, this is how Linux finds the APs.
  *
- * The floating pointer structure (MP spec §4.1) goes at the start of the last KiB of base memory
- * (0x9fc00), one of the places the spec says to look and the one Linux scans; the configuration
- * table (§4.2) follows it directly, so both live in the E820-reserved EBDA range.
+ * The floating pointer structure (MP spec §4.1) goes at the start of the BIOS area (0xf0000), one
+ * of the places the spec says to look and that Linux scans; the configuration table (§4.2)
+ * follows it directly. Both live in the E820-reserved BIOS range, whose 64 KiB hold the table
+ * for 255 CPUs (the EBDA's last KiB would hold only about 40).
  *
  * @module
  */
 
 import type { GuestMemory } from "../memory/guest_memory.ts";
-import { EBDA_END, EBDA_START } from "../memory/layout.ts";
+import { BIOS_START, HIGH_MEMORY_START } from "../memory/layout.ts";
 
-export const MPTABLE_GPA = EBDA_START;
+export const MPTABLE_GPA = BIOS_START;
+const MPTABLE_END = HIGH_MEMORY_START;
 export const LAPIC_GPA = 0xfee0_0000;
 export const IOAPIC_GPA = 0xfec0_0000;
 /** KVM's in-kernel IOAPIC reports version 0x11 (82093AA); its LAPIC reports 0x14. */
@@ -64,9 +66,9 @@ export function mptableSize(cpus: number): number {
   return FLOATING_POINTER_SIZE + HEADER_SIZE + entries;
 }
 
-/** The most CPUs whose table still ends below 0xa0000. */
+/** The most CPUs whose table still ends below 1 MiB. */
 export const MAX_MPTABLE_CPUS = Math.floor(
-  (EBDA_END - MPTABLE_GPA - mptableSize(0)) / PROCESSOR_ENTRY_SIZE,
+  (MPTABLE_END - MPTABLE_GPA - mptableSize(0)) / PROCESSOR_ENTRY_SIZE,
 );
 
 /** Throw unless `cpus` processors fit in the MP table. */
@@ -74,9 +76,9 @@ export function checkCpuCount(cpus: number): void {
   if (!Number.isInteger(cpus) || cpus < 1 || cpus > MAX_APIC_CPUS) {
     throw new MpTableError(`${cpus} vCPUs: need a whole number from 1 to ${MAX_APIC_CPUS}`);
   }
-  if (MPTABLE_GPA + mptableSize(cpus) > EBDA_END) {
+  if (MPTABLE_GPA + mptableSize(cpus) > MPTABLE_END) {
     throw new MpTableError(
-      `${cpus} vCPUs do not fit in the MP table below 0x${EBDA_END.toString(16)} ` +
+      `${cpus} vCPUs do not fit in the MP table below 0x${MPTABLE_END.toString(16)} ` +
         `(at most ${MAX_MPTABLE_CPUS})`,
     );
   }
@@ -84,7 +86,7 @@ export function checkCpuCount(cpus: number): void {
 
 /**
  * The MP floating pointer and configuration table for `cpus` CPUs with APIC ids 0..cpus-1 (the
- * BSP is 0), one ISA bus and one IOAPIC with id `cpus`; meant for {@link MPTABLE_GPA}.
+ * BSP is 0), one ISA bus and one IOAPIC with id `cpus` (at most 0xfe); meant for {@link MPTABLE_GPA}.
  *
  * @example
  * ```ts
@@ -99,7 +101,9 @@ export function mpTable(cpus: number): Uint8Array {
     for (let i = 0; i < text.length; i++) bytes[at + i] = text.charCodeAt(i);
   };
   const tableStart = FLOATING_POINTER_SIZE;
-  const ioapicId = cpus;
+  // The IOAPIC takes the first id after the CPUs; 0xff is broadcast, so 255 CPUs leave it 0xfe
+  // (64-bit Linux only needs IOAPIC ids unique among IOAPICs).
+  const ioapicId = Math.min(cpus, ALL_LAPICS - 1);
 
   // §4.1 floating pointer: signature, physical address of the table, length in paragraphs.
   ascii(0, "_MP_");

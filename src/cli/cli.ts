@@ -21,7 +21,8 @@ export const BASE_CMDLINE = "console=ttyS0 reboot=k panic=-1 acpi=off pci=off " 
 export const DEFAULT_PARAMS = "quiet";
 
 export const DEFAULT_RAM = "256M";
-export const MAX_CPUS_NOW = 1;
+/** APIC ids are 8 bits and 0xff is broadcast; KVM's own limit is checked when the VM starts. */
+export const MAX_CPUS = 255;
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -47,7 +48,7 @@ run options:
   -p, --params STR    kernel parameters appended to "${BASE_CMDLINE}"
                       (default "${DEFAULT_PARAMS}")
   -m, --mem SIZE      guest RAM: 256M, 2G, 3500M; a bare number is MiB (default ${DEFAULT_RAM})
-  -c, --cpus N        vCPUs (default 1; only 1 until SMP lands)
+  -c, --cpus N        vCPUs, 1 to 255 or what KVM allows (default 1)
       --debug         log unclaimed port/MMIO accesses and exit counts to stderr
 
 console: Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A. The guest ends the VM with status S
@@ -127,8 +128,8 @@ function parseCpus(text: string): number {
   if (!/^[0-9]+$/.test(text)) throw new UsageError(`-c ${text}: not a whole number of vCPUs`);
   const n = Number(text);
   if (n < 1) throw new UsageError(`-c ${text}: a VM needs at least 1 vCPU`);
-  if (n > MAX_CPUS_NOW) {
-    throw new UsageError(`-c ${text}: only 1 vCPU is supported until SMP lands`);
+  if (n > MAX_CPUS) {
+    throw new UsageError(`-c ${text}: at most ${MAX_CPUS} vCPUs (8-bit APIC ids)`);
   }
   return n;
 }

@@ -3,6 +3,7 @@
  * (each on its own Worker), and the console. Resolves with the status the VM ended with.
  */
 import { VcpuFd } from "../../ffi/kvm_fds.ts";
+import { KVM_CAP } from "../../ffi/kvm.ts";
 import { Serial8250, SERIAL_COM1_IRQ, SERIAL_RX_CAPACITY } from "../devices/serial.ts";
 import { loadLinux } from "../boot/linux.ts";
 import { parseBzImage } from "../boot/bzimage.ts";
@@ -24,6 +25,11 @@ export interface MachineConfig {
   debug: boolean;
 }
 
+/** A machine that cannot be built on this host as asked (one line for the user). */
+export class MachineError extends Error {
+  override name = "MachineError";
+}
+
 export interface MachineResult {
   status: number;
   /** For stderr: why the VM ended badly (with a register dump), if it did. */
@@ -43,6 +49,10 @@ export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
   const { kvm, vm, layout, memory } = createVm(cfg.ramBytes);
   const entry = loadLinux(memory, layout, kernel, initrd, cfg.cmdline, cfg.cpus);
 
+  const maxVcpus = kvm.checkExtension(KVM_CAP.MAX_VCPUS);
+  if (cfg.cpus > maxVcpus) {
+    throw new MachineError(`-c ${cfg.cpus}: this host's KVM allows at most ${maxVcpus} vCPUs`);
+  }
   const runSize = kvm.vcpuMmapSize();
   const cpuid = kvm.supportedCpuid();
   const vcpuFds: number[] = [];

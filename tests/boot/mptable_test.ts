@@ -45,7 +45,7 @@ for (const cpus of [1, 4]) {
     writeMpTable(mem, cpus);
     const { tableGpa, length, entries } = parse(mem);
     equal(MPTABLE_GPA + 16 + length, MPTABLE_GPA + mptableSize(cpus));
-    ok(tableGpa + length <= 0xa0000);
+    ok(tableGpa >= 0xf0000 && tableGpa + length <= 0x100000, "inside the reserved BIOS area");
 
     const processors = entries.filter((e) => e[0] === 0);
     equal(processors.length, cpus);
@@ -80,14 +80,14 @@ for (const cpus of [1, 4]) {
   });
 }
 
-Deno.test("mptable: refuses CPU counts that do not fit below 0xa0000 or exceed 255", () => {
-  equal(MAX_MPTABLE_CPUS, 40);
-  ok(MPTABLE_GPA + mptableSize(MAX_MPTABLE_CPUS) <= 0xa0000);
-  mpTable(MAX_MPTABLE_CPUS);
-  throws(
-    () => mpTable(MAX_MPTABLE_CPUS + 1),
-    /41 vCPUs do not fit .* below 0xa0000 \(at most 40\)/,
-  );
+Deno.test("mptable: 255 CPUs fit in the BIOS area; 0, 256 and fractions are refused", () => {
+  ok(MAX_MPTABLE_CPUS >= 255);
+  equal(MPTABLE_GPA, 0xf0000);
+  ok(MPTABLE_GPA + mptableSize(255) <= 0x100000);
+  const bytes = mpTable(255);
+  const ioapic = bytes.subarray(16 + 44 + 255 * 20 + 8, 16 + 44 + 255 * 20 + 16);
+  equal(ioapic[0], 2, "IOAPIC entry after the CPUs and the bus");
+  equal(ioapic[1], 0xfe, "IOAPIC id stays below the broadcast id");
   throws(() => mpTable(256), MpTableError);
   throws(() => mpTable(0), MpTableError);
   throws(() => mpTable(1.5), MpTableError);

@@ -163,7 +163,8 @@ Deno.test("cli: -m -5 (a value that looks like an option) is refused naming -m",
 
 Deno.test("cli: -c other than 1 is refused naming -c", () => {
   usageError(["run", "-c", "0"], /^-c 0: .*at least 1/);
-  usageError(["run", "-c", "2"], /^-c 2: .*SMP/);
+  usageError(["run", "-c", "256"], /^-c 256: at most 255 vCPUs/);
+  usageError(["run", "-c", "9999"], /^-c 9999: at most 255 vCPUs/);
   usageError(["run", "-c", "x"], /^-c x: not a whole number/);
   usageError(["run", "--cpus=-1"], /^-c -1: /);
   usageError(["run", "-c", "-1"], /-c/);
