@@ -7,6 +7,11 @@ import {
   KVM_PIT_CONFIG_SIZE,
   KVM_USERSPACE_MEMORY_REGION_SIZE,
 } from "./kvm_vm_structs.ts";
+import {
+  KVM_IOEVENTFD_SIZE,
+  KVM_IRQ_ROUTING_HEADER_SIZE,
+  KVM_IRQFD_SIZE,
+} from "./kvm_irq_structs.ts";
 
 /** KVM's ioctl type ("magic"). */
 export const KVMIO = 0xae;
@@ -26,6 +31,9 @@ export const KVM_SET_IDENTITY_MAP_ADDR = _IOW(KVMIO, 0x48, 8);
 export const KVM_CREATE_IRQCHIP = _IO(KVMIO, 0x60);
 export const KVM_IRQ_LINE = _IOW(KVMIO, 0x61, KVM_IRQ_LEVEL_SIZE);
 export const KVM_CREATE_PIT2 = _IOW(KVMIO, 0x77, KVM_PIT_CONFIG_SIZE);
+export const KVM_SET_GSI_ROUTING = _IOW(KVMIO, 0x6a, KVM_IRQ_ROUTING_HEADER_SIZE);
+export const KVM_IRQFD = _IOW(KVMIO, 0x76, KVM_IRQFD_SIZE);
+export const KVM_IOEVENTFD = _IOW(KVMIO, 0x79, KVM_IOEVENTFD_SIZE);
 
 export const KVM_RUN = _IO(KVMIO, 0x80);
 export const KVM_GET_REGS = _IOR(KVMIO, 0x81, KVM_REGS_SIZE);
@@ -42,7 +50,10 @@ export const KVM_CAP = {
   SET_TSS_ADDR: 4,
   EXT_CPUID: 7,
   NR_VCPUS: 9,
+  IRQ_ROUTING: 25,
+  IRQFD: 32,
   PIT2: 33,
+  IOEVENTFD: 36,
   SET_IDENTITY_MAP_ADDR: 37,
   MAX_VCPUS: 66,
   IMMEDIATE_EXIT: 136,

@@ -23,6 +23,14 @@ import {
   KvmPitConfig,
   KvmUserspaceMemoryRegion,
 } from "./kvm_vm_structs.ts";
+import {
+  KVM_IOEVENTFD_FLAG_DEASSIGN,
+  KVM_IOEVENTFD_FLAG_PIO,
+  KVM_IRQFD_FLAG_DEASSIGN,
+  KvmIoeventfd,
+  KvmIrqfd,
+  KvmIrqRouting,
+} from "./kvm_irq_structs.ts";
 
 /** Why /dev/kvm cannot be used, as one line for the user. */
 export class KvmUnavailableError extends Error {
@@ -108,6 +116,8 @@ export class Kvm {
 export class VmFd {
   readonly #irq = new KvmIrqLevel();
   readonly #region = new KvmUserspaceMemoryRegion();
+  readonly #irqfdArg = new KvmIrqfd();
+  readonly #ioeventfdArg = new KvmIoeventfd();
   constructor(readonly fd: number) {}
 
   setTssAddr(gpa: number): void {
@@ -151,6 +161,25 @@ export class VmFd {
     v.irq = irq;
     v.level = level ? 1 : 0;
     check("KVM_IRQ_LINE", libc.ioctl(this.fd, BigInt(K.KVM_IRQ_LINE), v.pointer));
+  }
+
+  /** Make a write to `fd` raise `gsi` (KVM_IRQFD), or stop that with `deassign`. */
+  irqfd(fd: number, gsi: number, deassign = false): void {
+    const v = this.#irqfdArg.set(fd, gsi, deassign ? KVM_IRQFD_FLAG_DEASSIGN : 0);
+    check("KVM_IRQFD", libc.ioctl(this.fd, BigInt(K.KVM_IRQFD), v.pointer));
+  }
+
+  /** Make guest writes of `len` bytes at `addr` (MMIO, or port I/O with `pio`) signal `fd`. */
+  ioeventfd(addr: number, len: number, fd: number, opts: { pio?: boolean; deassign?: boolean }) {
+    const flags = (opts.pio ? KVM_IOEVENTFD_FLAG_PIO : 0) |
+      (opts.deassign ? KVM_IOEVENTFD_FLAG_DEASSIGN : 0);
+    const v = this.#ioeventfdArg.set(addr, len, fd, flags);
+    check("KVM_IOEVENTFD", libc.ioctl(this.fd, BigInt(K.KVM_IOEVENTFD), v.pointer));
+  }
+
+  /** Replace the whole GSI routing table. */
+  setGsiRouting(routing: KvmIrqRouting): void {
+    check("KVM_SET_GSI_ROUTING", libc.ioctl(this.fd, BigInt(K.KVM_SET_GSI_ROUTING), routing.pointer));
   }
 
   createVcpu(id: number): number {

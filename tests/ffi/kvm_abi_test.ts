@@ -24,6 +24,7 @@ import {
   KVM_USERSPACE_MEMORY_REGION_OFFSETS,
   KVM_USERSPACE_MEMORY_REGION_SIZE,
 } from "../../ffi/kvm_vm_structs.ts";
+import * as irq from "../../ffi/kvm_irq_structs.ts";
 
 /** Each expectation: a C expression and the value ffi/ claims for it. */
 function expectations(): Array<[string, number]> {
@@ -49,6 +50,18 @@ function expectations(): Array<[string, number]> {
   e.push(["sizeof(struct kvm_pit_config)", KVM_PIT_CONFIG_SIZE]);
   e.push(["sizeof(struct kvm_irq_level)", KVM_IRQ_LEVEL_SIZE]);
   offsets("kvm_irq_level", KVM_IRQ_LEVEL_OFFSETS);
+  e.push(["sizeof(struct kvm_irqfd)", irq.KVM_IRQFD_SIZE]);
+  offsets("kvm_irqfd", irq.KVM_IRQFD_OFFSETS);
+  e.push(["sizeof(struct kvm_ioeventfd)", irq.KVM_IOEVENTFD_SIZE]);
+  offsets("kvm_ioeventfd", irq.KVM_IOEVENTFD_OFFSETS);
+  e.push(["sizeof(struct kvm_irq_routing)", irq.KVM_IRQ_ROUTING_HEADER_SIZE]);
+  e.push(["sizeof(struct kvm_irq_routing_entry)", irq.KVM_IRQ_ROUTING_ENTRY_SIZE]);
+  offsets("kvm_irq_routing_entry", irq.KVM_IRQ_ROUTING_ENTRY_OFFSETS);
+  for (const [name, value] of Object.entries(irq)) {
+    if (typeof value === "number" && /^KVM_(IRQFD_FLAG|IOEVENTFD_FLAG|IRQ_ROUTING_(IRQCHIP|MSI)$|IRQCHIP_)/.test(name)) {
+      e.push([name, value]);
+    }
+  }
   for (const [name, value] of Object.entries(kvm)) {
     if (typeof value === "number" && name.startsWith("KVM_") && name !== "KVM_API_VERSION") {
       e.push([name, value]);
