@@ -6,6 +6,7 @@
 import { parseArgs } from "./parse_args.ts";
 import { MAX_RAM_BYTES, MemoryLayoutError, MIN_RAM_BYTES, parseSize } from "../memory/layout.ts";
 import type { MachineConfig } from "../machine/machine.ts";
+import type { DiskOption } from "../machine/virtio_devices.ts";
 
 export const VERSION = "0.1.0";
 
@@ -13,9 +14,9 @@ export const VERSION = "0.1.0";
  * console=ttyS0: the 8250 at 0x3f8 is the console; reboot=k: `reboot` resets through the
  * i8042, which ends the VM; panic=-1: a panic reboots (ends the VM) instead of hanging;
  * i8042.*: no AUX port, no MUX, no PnP probe, no keyboard, so the driver does not poll;
- * acpi=off: there are no ACPI tables (the MP table describes CPUs and the IOAPIC), so the
- * kernel need not search for an RSDP; pci=off: there is no PCI host bridge yet. */
-export const BASE_CMDLINE = "console=ttyS0 reboot=k panic=-1 acpi=off pci=off " +
+ * acpi=off: there are no ACPI tables (the MP table describes CPUs and the IOAPIC, and PCI is
+ * found through configuration mechanism #1), so the kernel need not search for an RSDP. */
+export const BASE_CMDLINE = "console=ttyS0 reboot=k panic=-1 acpi=off " +
   "i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd";
 /** Added unless the user passes their own -p: keeps the boot fast and the console clean. */
 export const DEFAULT_PARAMS = "quiet";
@@ -49,6 +50,8 @@ run options:
                       (default "${DEFAULT_PARAMS}")
   -m, --mem SIZE      guest RAM: 256M, 2G, 3500M; a bare number is MiB (default ${DEFAULT_RAM})
   -c, --cpus N        vCPUs, 1 to 255 or what KVM allows (default 1)
+  -d, --disk PATH[,ro] a raw disk image as virtio-blk (repeatable); ",ro" opens it read-only
+      --rng           a virtio-rng device fed from the host's CSPRNG
       --debug         log unclaimed port/MMIO accesses and exit counts to stderr
 
 console: Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A. The guest ends the VM with status S
@@ -60,6 +63,8 @@ const OPTIONS = {
   params: { type: "string", short: "p" },
   mem: { type: "string", short: "m" },
   cpus: { type: "string", short: "c" },
+  disk: { type: "string", short: "d", multiple: true },
+  rng: { type: "boolean" },
   debug: { type: "boolean" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "v" },
@@ -106,8 +111,17 @@ export function parseCommandLine(argv: string[], defaults: () => DefaultGuest): 
       ramBytes,
       cpus,
       debug: values.debug ?? false,
+      disks: (values.disk ?? []).map(parseDisk),
+      rng: values.rng ?? false,
     },
   };
+}
+
+/** `PATH[,ro]`, as kvmtool spells it. */
+function parseDisk(text: string): DiskOption {
+  const m = /^(.+?)(?:,(ro|rw))?$/.exec(text);
+  if (!m || m[1] === "") throw new UsageError(`--disk "${text}": expected PATH or PATH,ro`);
+  return { path: m[1], readOnly: m[2] === "ro" };
 }
 
 function parseMem(text: string): number {

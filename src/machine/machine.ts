@@ -15,6 +15,9 @@ import { createVm } from "./vm.ts";
 import { isaLine } from "./legacy_devices.ts";
 import { StdinPump } from "../console/stdin_pump.ts";
 import { readInputFile } from "./input_files.ts";
+import { planPci } from "./pci_devices.ts";
+import { type DiskOption, virtioRequests } from "./virtio_devices.ts";
+import type { IoWorkerInit, IoWorkerReport } from "../virtio/io_worker_protocol.ts";
 
 export interface MachineConfig {
   kernelPath: string;
@@ -23,6 +26,10 @@ export interface MachineConfig {
   ramBytes: number;
   cpus: number;
   debug: boolean;
+  /** `--disk PATH[,ro]`, in order. */
+  disks?: DiskOption[];
+  /** `--rng`: a virtio-rng fed from the host's CSPRNG. */
+  rng?: boolean;
 }
 
 /** A machine that cannot be built on this host as asked (one line for the user). */
@@ -46,7 +53,9 @@ export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
   const initrd = cfg.initrdPath ? await readInputFile(cfg.initrdPath, "initrd") : undefined;
   // Bad input is reported as such before /dev/kvm is opened, so on any host, KVM or not.
   parseBzImage(kernel);
-  const { kvm, vm, layout, memory } = createVm(cfg.ramBytes);
+  const requests = virtioRequests(cfg.disks ?? [], cfg.rng ?? false);
+  const { kvm, vm, layout, memory, ramHva } = createVm(cfg.ramBytes);
+  const pci = planPci(vm, requests);
   const entry = loadLinux(memory, layout, kernel, initrd, cfg.cmdline, cfg.cpus);
 
   const maxVcpus = kvm.checkExtension(KVM_CAP.MAX_VCPUS);
@@ -78,6 +87,26 @@ export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
 
   const workers: Worker[] = [];
   const ended = new Promise<MachineResult>((resolve) => {
+    if (pci.devices.length > 0) {
+      const io = new Worker(new URL("../virtio/io_worker.ts", import.meta.url), { type: "module" });
+      io.onmessage = (e: MessageEvent<IoWorkerReport>) => {
+        if (e.data.type === "error") {
+          resolve({ status: 1, message: `I/O worker: ${e.data.message}` });
+        }
+      };
+      io.onerror = (e) => {
+        e.preventDefault();
+        resolve({ status: 1, message: `I/O worker failed: ${e.message}` });
+      };
+      const ioInit: IoWorkerInit = {
+        ramHva,
+        ramBytes: cfg.ramBytes,
+        controlFd: pci.controlFd,
+        devices: pci.devices,
+      };
+      io.postMessage(ioInit);
+      workers.push(io);
+    }
     for (let id = 0; id < cfg.cpus; id++) {
       const w = new Worker(new URL("../vcpu/worker.ts", import.meta.url), { type: "module" });
       w.onmessage = (e: MessageEvent<VcpuWorkerReport>) => {
@@ -98,6 +127,7 @@ export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
         stats,
         debug: cfg.debug,
         consoleFd: STDOUT_FD,
+        pci,
       };
       w.postMessage(init);
       workers.push(w);

@@ -7,7 +7,8 @@ import { VcpuFd, VmFd } from "../../ffi/kvm_fds.ts";
 import { Bus } from "../bus/bus.ts";
 import { registerLegacyDevices } from "../machine/legacy_devices.ts";
 import { FdWriter } from "../machine/fd_writer.ts";
-import { ExitStats } from "./exit_stats.ts";
+import { ExitStats, STAT } from "./exit_stats.ts";
+import { registerPci } from "../machine/pci_devices.ts";
 import { runLoop, StopRequest } from "./exit_loop.ts";
 import type { VcpuWorkerInit, VcpuWorkerReport } from "./worker_protocol.ts";
 
@@ -44,5 +45,9 @@ function runVcpu(init: VcpuWorkerInit) {
     stop: (status) => stop.stop(status),
   });
   const log = (line: string) => console.error(`denovmm: vcpu${init.vcpuId}: ${line}`);
-  return runLoop(vcpu, pio, mmio, new ExitStats(init.stats), stop, { debug: init.debug, log });
+  const stats = new ExitStats(init.stats);
+  registerPci(pio, mmio, init.pci, vm, (write) => {
+    stats.bump(write ? STAT.mmioWriteUnclaimed : STAT.mmioReadUnclaimed);
+  });
+  return runLoop(vcpu, pio, mmio, stats, stop, { debug: init.debug, log });
 }

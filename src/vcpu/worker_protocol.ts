@@ -1,4 +1,6 @@
 /** Messages between the main thread and a vCPU Worker (plain data: fds, addresses, SABs). */
+import type { PciMachinePlan } from "../machine/pci_devices.ts";
+
 export interface VcpuWorkerInit {
   vcpuId: number;
   vcpuFd: number;
@@ -8,6 +10,7 @@ export interface VcpuWorkerInit {
   stats: SharedArrayBuffer;
   debug: boolean;
   consoleFd: number;
+  pci: PciMachinePlan;
 }
 
 export type VcpuWorkerReport =

@@ -1,0 +1,137 @@
+/**
+ * The machine's PCI side: plan (main thread, once) and wiring (every vCPU thread). The plan
+ * is plain data: the host bridge and each virtio device's shared state, their BAR addresses
+ * from the MMIO hole, and the eventfds that connect them to KVM (ioeventfd for notifies,
+ * irqfd per MSI-X vector) and to the I/O Worker.
+ */
+import { EventFd } from "../../ffi/eventfd.ts";
+import type { VmFd } from "../../ffi/kvm_fds.ts";
+import type { Bus } from "../bus/bus.ts";
+import { PCI_CONF1_ADDRESS_PORT, PCI_CONF1_PORTS, PciBus, type PciFunction } from "../pci/bus.ts";
+import { PciConfigSpace } from "../pci/config_space.ts";
+import { MMIO_HOLE_START } from "../memory/layout.ts";
+import {
+  BAR0_SIZE,
+  BAR1_SIZE,
+  NOTIFY_MULTIPLIER,
+  planVirtioPci,
+  type VirtioDeviceDescription,
+  VirtioPciFunction,
+} from "../virtio/pci_transport.ts";
+import type { IoDevicePlan, VirtioBackendPlan } from "../virtio/io_worker_protocol.ts";
+import { GsiRouter } from "./gsi_router.ts";
+
+/** BARs go from the start of the 32-bit hole up to the IOAPIC. */
+export const PCI_MMIO_START = MMIO_HOLE_START;
+export const PCI_MMIO_END = 0xfec0_0000;
+/** A host bridge so Linux's conf1 sanity check finds a known class on bus 0. */
+const HOST_BRIDGE_CLASS = 0x06_00_00;
+const REDHAT_VENDOR = 0x1b36;
+const HOST_BRIDGE_DEVICE = 0x0008;
+
+export interface PciDevicePlan extends IoDevicePlan {
+  /** GSI per MSI-X vector (irqfd-bound). */
+  gsis: number[];
+}
+
+export interface PciMachinePlan {
+  busState: SharedArrayBuffer;
+  hostBridge: SharedArrayBuffer;
+  routerState: SharedArrayBuffer;
+  controlFd: number;
+  devices: PciDevicePlan[];
+}
+
+export interface VirtioDeviceRequest {
+  description: VirtioDeviceDescription;
+  backend: VirtioBackendPlan;
+}
+
+/** Main thread: lay out bus 0, allocate BARs and GSIs, create and bind the eventfds. */
+export function planPci(vm: VmFd, requests: VirtioDeviceRequest[]): PciMachinePlan {
+  const hostBridge = PciConfigSpace.createState();
+  new PciConfigSpace(hostBridge).setIds({
+    vendorId: REDHAT_VENDOR,
+    deviceId: HOST_BRIDGE_DEVICE,
+    classCode: HOST_BRIDGE_CLASS,
+    revision: 0,
+    subsystemVendorId: 0,
+    subsystemId: 0,
+  });
+  const routerState = GsiRouter.createState();
+  const router = new GsiRouter(routerState, vm);
+  let next = PCI_MMIO_START;
+  const allocate = (size: number) => {
+    const gpa = Math.ceil(next / size) * size; // BARs are naturally aligned
+    if (gpa + size > PCI_MMIO_END) throw new RangeError("PCI MMIO window exhausted");
+    next = gpa + size;
+    return gpa;
+  };
+  const devices = requests.map((r, i): PciDevicePlan => {
+    const plan = planVirtioPci(r.description, i + 1, allocate(BAR0_SIZE), allocate(BAR1_SIZE));
+    const notifyFds = Array.from({ length: plan.numQueues }, () => EventFd.create().fd);
+    const irqFds: number[] = [];
+    const gsis: number[] = [];
+    for (let v = 0; v < plan.vectors; v++) {
+      const fd = EventFd.create().fd;
+      const gsi = router.allocate();
+      vm.irqfd(fd, gsi);
+      irqFds.push(fd);
+      gsis.push(gsi);
+    }
+    return { plan, backend: r.backend, notifyFds, irqFds, gsis };
+  });
+  return {
+    busState: PciBus.createState(),
+    hostBridge,
+    routerState,
+    controlFd: EventFd.create().fd,
+    devices,
+  };
+}
+
+/** Any thread: build this thread's PCI bus over the shared plan and put it on its buses. */
+export function registerPci(
+  pio: Bus,
+  mmio: Bus,
+  plan: PciMachinePlan,
+  vm: VmFd,
+  unclaimed: (write: boolean) => void,
+): VirtioPciFunction[] {
+  const bus = new PciBus(plan.busState);
+  const hostBridge: PciFunction = {
+    config: new PciConfigSpace(plan.hostBridge),
+    barRead: (_i, _o, data) => void data.fill(0xff),
+    barWrite: () => {},
+  };
+  bus.add(0, hostBridge);
+  const router = new GsiRouter(plan.routerState, vm);
+  const control = new EventFd(plan.controlFd);
+  const functions = plan.devices.map((d) => {
+    const notify = d.notifyFds.map((fd) => new EventFd(fd));
+    const irq = d.irqFds.map((fd) => new EventFd(fd));
+    const fn = new VirtioPciFunction(d.plan, {
+      notify: (q) => notify[q]?.signal(),
+      kick: () => control.signal(),
+      notifyMoved: (oldGpa, newGpa) => {
+        d.notifyFds.forEach((fd, q) => {
+          const slot = q * NOTIFY_MULTIPLIER;
+          if (oldGpa !== 0) vm.ioeventfd(oldGpa + slot, 2, fd, { deassign: true });
+          if (newGpa !== 0) vm.ioeventfd(newGpa + slot, 2, fd, {});
+        });
+      },
+      signal: (vector) => irq[vector]?.signal(),
+      routeChanged: (vector, address, data) => router.setMsi(d.gsis[vector], { address, data }),
+    });
+    bus.add(d.plan.slot, fn);
+    return fn;
+  });
+  pio.register(PCI_CONF1_ADDRESS_PORT, PCI_CONF1_PORTS, bus.conf1, "pci conf1");
+  mmio.register(
+    PCI_MMIO_START,
+    PCI_MMIO_END - PCI_MMIO_START,
+    bus.window(PCI_MMIO_START, "memory", unclaimed),
+    "pci mmio window",
+  );
+  return functions;
+}

@@ -1,0 +1,110 @@
+/**
+ * PCI bus 0: configuration mechanism #1 (ports 0xcf8 address, 0xcfc-0xcff data) and the
+ * routing of BAR accesses to functions. Knows nothing of KVM: functions plug in, and every
+ * thread builds its own PciBus over shared state (the address latch, each function's config
+ * space), so a BAR the guest moves on one vCPU moves for all of them at once: accesses are
+ * matched against the BARs as currently programmed, not against a registration.
+ */
+import type { BusDevice } from "../bus/device.ts";
+import { leValue, setLeValue } from "../bus/device.ts";
+import type { PciAddressSpace, PciConfigSpace } from "./config_space.ts";
+
+export const PCI_CONF1_ADDRESS_PORT = 0xcf8;
+export const PCI_CONF1_PORTS = 8; // 0xcf8-0xcff
+export const PCI_MAX_SLOTS = 32;
+
+/** One function as a thread sees it: its config space and what its BARs do. */
+export interface PciFunction {
+  readonly config: PciConfigSpace;
+  /** `data.length` bytes at `offset` into BAR `index`. */
+  barRead(index: number, offset: number, data: Uint8Array): void;
+  barWrite(index: number, offset: number, data: Uint8Array): void;
+}
+
+// conf1 address register (PCI 3.0 §3.2.2.3.2): enable, bus, device, function, register.
+const CONF1_ENABLE = 0x8000_0000;
+
+export class PciBus {
+  readonly #slots: Array<PciFunction | undefined> = new Array(PCI_MAX_SLOTS);
+  readonly #present: PciFunction[] = [];
+  readonly #address: Int32Array;
+
+  /** The conf1 address latch is one register for the whole machine, shared by all vCPUs
+   * (Linux serialises config accesses with its own lock, as it must on real hardware). */
+  static createState(): SharedArrayBuffer {
+    return new SharedArrayBuffer(4);
+  }
+
+  constructor(state: SharedArrayBuffer) {
+    this.#address = new Int32Array(state);
+  }
+
+  add(slot: number, fn: PciFunction): void {
+    if (!Number.isInteger(slot) || slot < 0 || slot >= PCI_MAX_SLOTS || this.#slots[slot]) {
+      throw new RangeError(`PCI slot ${slot} is not free`);
+    }
+    this.#slots[slot] = fn;
+    this.#present.push(fn);
+  }
+
+  /** Ports 0xcf8-0xcff. Only a dword at 0xcf8 is the address register (byte accesses there
+   * belong to the old mechanism #2, which Linux probes and we do not implement). */
+  readonly conf1: BusDevice = {
+    read: (offset, data) => {
+      if (offset === 0 && data.length === 4) {
+        return setLeValue(data, Atomics.load(this.#address, 0));
+      }
+      if (offset < 4) return void data.fill(0xff);
+      const fn = this.#target();
+      const reg = (Atomics.load(this.#address, 0) & 0xfc) + (offset - 4);
+      if (fn === undefined || reg + data.length > 256) return void data.fill(0xff);
+      setLeValue(data, fn.config.read(reg, data.length));
+    },
+    write: (offset, data) => {
+      if (offset === 0 && data.length === 4) {
+        return void Atomics.store(this.#address, 0, leValue(data) | 0);
+      }
+      if (offset < 4) return;
+      const fn = this.#target();
+      const reg = (Atomics.load(this.#address, 0) & 0xfc) + (offset - 4);
+      if (fn === undefined || reg + data.length > 256) return;
+      fn.config.write(reg, data.length, leValue(data));
+    },
+  };
+
+  /** The function the latch selects: bus 0, function 0 of a present slot, enable bit set. */
+  #target(): PciFunction | undefined {
+    const a = Atomics.load(this.#address, 0) >>> 0;
+    if ((a & CONF1_ENABLE) === 0) return undefined;
+    const bus = (a >>> 16) & 0xff;
+    const slot = (a >>> 11) & 0x1f;
+    const func = (a >>> 8) & 0x7;
+    // Bits 27:24 carry AMD's extended register number; config space here is 256 bytes.
+    if (bus !== 0 || func !== 0 || ((a >>> 24) & 0xf) !== 0) return undefined;
+    return this.#slots[slot];
+  }
+
+  /** A bus device for an address window (the MMIO hole, or I/O ports) that forwards each
+   * access to the function whose enabled BAR holds it; nothing there reads all-ones. */
+  window(base: number, space: PciAddressSpace, unclaimed: (write: boolean) => void): BusDevice {
+    // Loops written out (no result object) because this is on the exit path of every access.
+    const fns = this.#present;
+    return {
+      read: (offset, data) => {
+        for (const fn of fns) {
+          const hit = fn.config.barContaining(base + offset, data.length, space);
+          if (hit) return fn.barRead(hit.index, hit.offset, data);
+        }
+        data.fill(0xff);
+        unclaimed(false);
+      },
+      write: (offset, data) => {
+        for (const fn of fns) {
+          const hit = fn.config.barContaining(base + offset, data.length, space);
+          if (hit) return fn.barWrite(hit.index, hit.offset, data);
+        }
+        unclaimed(true);
+      },
+    };
+  }
+}

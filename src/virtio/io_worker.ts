@@ -1,0 +1,159 @@
+/**
+ * The I/O Worker: virtqueue processing off the vCPU threads. It sleeps in poll() on the
+ * queues' notify eventfds (signalled by KVM through ioeventfd, so a notify never stops a vCPU
+ * in user space) and on a control eventfd; it runs the device back-ends and raises MSI-X
+ * vectors by writing their irqfds.
+ */
+import { viewOfAddress } from "../../ffi/libc.ts";
+import { EventFd } from "../../ffi/eventfd.ts";
+import { GuestMemory } from "../memory/guest_memory.ts";
+import { memoryLayout } from "../memory/layout.ts";
+import { PciConfigSpace } from "../pci/config_space.ts";
+import { Msix } from "../pci/msix.ts";
+import { FdPoller } from "./fd_poller.ts";
+import { VIRTIO_F_RING_EVENT_IDX, VIRTIO_NO_VECTOR, VirtioPciState } from "./pci_state.ts";
+import { SplitQueue, VirtqueueError } from "./queue.ts";
+import { BlkRequestError, type BlockBackend, FileBackend, handleBlkRequest } from "./blk.ts";
+import { handleRngRequest } from "./rng.ts";
+import type { DescriptorChain } from "./queue.ts";
+import type { IoDevicePlan, IoWorkerInit, IoWorkerReport } from "./io_worker_protocol.ts";
+
+/** ISR bits (§4.1.4.5). */
+const ISR_QUEUE = 1;
+const ISR_CONFIG = 2;
+
+type Handler = (chain: DescriptorChain) => number;
+
+/** One device as the I/O Worker runs it. */
+class DeviceRunner {
+  readonly state: VirtioPciState;
+  readonly msix: Msix;
+  readonly #notify: EventFd[];
+  readonly #irq: EventFd[];
+  #queues: Array<SplitQueue | undefined> = [];
+  #generation = -1;
+
+  constructor(
+    readonly plan: IoDevicePlan,
+    private readonly mem: GuestMemory,
+    private readonly handle: Handler,
+  ) {
+    const p = plan.plan;
+    this.state = new VirtioPciState(p.virtioState);
+    this.#notify = plan.notifyFds.map((fd) => new EventFd(fd));
+    this.#irq = plan.irqFds.map((fd) => new EventFd(fd));
+    this.msix = new Msix(p.msixState, p.vectors, new PciConfigSpace(p.pciState), p.msixCapOffset, {
+      signal: (vector) => this.#irq[vector]?.signal(),
+    });
+  }
+
+  get notifyFds(): number[] {
+    return this.plan.notifyFds;
+  }
+
+  /** Catch up with resets and newly enabled queues. */
+  sync(): void {
+    const gen = this.state.resetGeneration;
+    if (gen !== this.#generation) {
+      this.#generation = gen;
+      this.#queues = [];
+    }
+    for (let q = 0; q < this.state.numQueues; q++) {
+      if (this.#queues[q] === undefined && this.state.queueEnabled(q)) {
+        const a = this.state.queueAddresses(q);
+        try {
+          this.#queues[q] = new SplitQueue(this.mem, {
+            ...a,
+            eventIdx: (this.state.driverFeatures & VIRTIO_F_RING_EVENT_IDX) !== 0n,
+          });
+        } catch (e) {
+          if (!(e instanceof VirtqueueError)) throw e;
+          this.#broken(e);
+          return;
+        }
+        this.process(q);
+      }
+    }
+  }
+
+  /** The driver notified queue `q` (or may have): run what it made available. */
+  process(q: number): void {
+    this.#notify[q]?.drain();
+    const queue = this.#queues[q];
+    if (queue === undefined) return;
+    try {
+      do {
+        for (let chain = queue.pop(); chain; chain = queue.pop()) {
+          queue.pushUsed(chain.head, this.handle(chain));
+        }
+        queue.setAvailEvent();
+      } while (queue.hasAvailable());
+    } catch (e) {
+      if (!(e instanceof VirtqueueError || e instanceof BlkRequestError)) throw e;
+      this.#broken(e);
+      return;
+    }
+    if (queue.needsNotification()) this.#interrupt(this.state.queueVector(q), ISR_QUEUE);
+  }
+
+  /** §2.1.2: a device that meets a malformed queue sets DEVICE_NEEDS_RESET and says so. */
+  #broken(e: Error): void {
+    console.error(`denovmm: ${this.plan.plan.name}: ${e.message}; device needs reset`);
+    this.#queues = [];
+    this.state.markNeedsReset();
+    this.#interrupt(this.state.configVector, ISR_CONFIG);
+  }
+
+  #interrupt(vector: number, isr: number): void {
+    this.state.setIsr(isr);
+    if (vector !== VIRTIO_NO_VECTOR) this.msix.trigger(vector);
+    // Without MSI-X the driver would poll ISR over INTx, which this machine does not wire.
+  }
+}
+
+function backendHandler(d: IoDevicePlan, mem: GuestMemory): Handler {
+  const b = d.backend;
+  if (b.kind === "blk") {
+    const disk: BlockBackend = new FileBackend(b.path, { readOnly: b.readOnly });
+    return (chain) => handleBlkRequest(mem, chain, disk, b.id);
+  }
+  return (chain) => handleRngRequest(mem, chain);
+}
+
+declare const self: {
+  onmessage: ((e: MessageEvent<IoWorkerInit>) => void) | null;
+  postMessage(m: IoWorkerReport): void;
+};
+
+self.onmessage = (e: MessageEvent<IoWorkerInit>) => {
+  self.onmessage = null;
+  try {
+    run(e.data);
+  } catch (err) {
+    self.postMessage({ type: "error", message: (err as Error).message });
+  }
+};
+
+function run(init: IoWorkerInit): void {
+  const mem = new GuestMemory(
+    viewOfAddress(init.ramHva, init.ramBytes),
+    memoryLayout(init.ramBytes),
+  );
+  const devices = init.devices.map((d) => new DeviceRunner(d, mem, backendHandler(d, mem)));
+  const control = new EventFd(init.controlFd);
+  const poller = new FdPoller([init.controlFd, ...devices.flatMap((d) => d.notifyFds)]);
+  // fd → what to do when it is readable.
+  const actions = new Map<number, () => void>();
+  actions.set(init.controlFd, () => {
+    control.drain();
+    for (const d of devices) d.sync();
+  });
+  for (const d of devices) {
+    d.notifyFds.forEach((fd, q) => actions.set(fd, () => d.process(q)));
+  }
+  self.postMessage({ type: "ready" });
+  for (const d of devices) d.sync();
+  for (;;) {
+    for (const fd of poller.wait()) actions.get(fd)!();
+  }
+}

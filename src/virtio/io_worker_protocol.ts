@@ -1,0 +1,25 @@
+/** What the main thread hands the I/O Worker: plain data only (SABs, fd numbers, paths). */
+import type { VirtioPciPlan } from "./pci_transport.ts";
+
+export type VirtioBackendPlan =
+  | { kind: "blk"; path: string; readOnly: boolean; id: string }
+  | { kind: "rng" };
+
+export interface IoDevicePlan {
+  plan: VirtioPciPlan;
+  backend: VirtioBackendPlan;
+  /** One eventfd per queue, signalled by KVM (ioeventfd) or by a vCPU on a notify exit. */
+  notifyFds: number[];
+  /** One eventfd per MSI-X vector, bound to its GSI with KVM_IRQFD. */
+  irqFds: number[];
+}
+
+export interface IoWorkerInit {
+  ramHva: bigint;
+  ramBytes: number;
+  /** Wakes the worker to look at queue enables and resets. */
+  controlFd: number;
+  devices: IoDevicePlan[];
+}
+
+export type IoWorkerReport = { type: "ready" } | { type: "error"; message: string };
