@@ -258,6 +258,8 @@ Deno.test("config space: write listeners fire for writes touching their range on
   cfg.write(0x0f, 2, 0); // 0x0f and 0x10: the last byte touches BAR 0
   cfg.write(bar(5) + 3, 1, 0);
   cfg.write(0x28, 4, 0); // just past BAR 5
+  cfg.write(0x02, 2, 0); // ends where command starts
+  cfg.write(0x0c, 4, 0); // ends where BAR 0 starts
   cfg.write(0xfe, 4, 0); // mostly outside: no listener range there
   deepEqual(calls, ["cmd 4/4", "cmd 5/1", "bar 15/2", "bar 39/1"]);
 
