@@ -119,9 +119,10 @@ export function parseCommandLine(argv: string[], defaults: () => DefaultGuest): 
 
 /** `PATH[,ro]`, as kvmtool spells it. */
 function parseDisk(text: string): DiskOption {
-  const m = /^(.+?)(?:,(ro|rw))?$/.exec(text);
-  if (!m || m[1] === "") throw new UsageError(`--disk "${text}": expected PATH or PATH,ro`);
-  return { path: m[1], readOnly: m[2] === "ro" };
+  const readOnly = text.endsWith(",ro");
+  const path = readOnly || text.endsWith(",rw") ? text.slice(0, -3) : text;
+  if (path === "") throw new UsageError(`--disk "${text}": expected PATH or PATH,ro`);
+  return { path, readOnly };
 }
 
 function parseMem(text: string): number {

@@ -53,6 +53,8 @@ Deno.test("cli: run with no options boots the default guest with 256 MiB, 1 vCPU
       ramBytes: 256 * MiB,
       cpus: 1,
       debug: false,
+      disks: [],
+      rng: false,
     },
   });
   equal(defaultsCalls, 1);
@@ -82,7 +84,25 @@ Deno.test("cli: -i without -k keeps the given initrd and takes the default kerne
 
 Deno.test("cli: long and short options give the same machine", () => {
   const short = runConfig(
-    ["run", "-k", "/k", "-i", "/i", "-p", "init=/bin/sh", "-m", "512M", "-c", "1", "--debug"],
+    [
+      "run",
+      "-k",
+      "/k",
+      "-i",
+      "/i",
+      "-p",
+      "init=/bin/sh",
+      "-m",
+      "512M",
+      "-c",
+      "1",
+      "--debug",
+      "-d",
+      "/a.img",
+      "-d",
+      "/b.img,ro",
+      "--rng",
+    ],
   );
   const long = runConfig([
     "run",
@@ -95,6 +115,10 @@ Deno.test("cli: long and short options give the same machine", () => {
     "--cpus",
     "1",
     "--debug",
+    "--disk",
+    "/a.img",
+    "--disk=/b.img,ro",
+    "--rng",
   ]);
   deepEqual(short, long);
   deepEqual(short, {
@@ -104,7 +128,14 @@ Deno.test("cli: long and short options give the same machine", () => {
     ramBytes: 512 * MiB,
     cpus: 1,
     debug: true,
+    disks: [{ path: "/a.img", readOnly: false }, { path: "/b.img", readOnly: true }],
+    rng: true,
   });
+});
+
+Deno.test("cli: --disk takes PATH or PATH,ro; an empty path is a usage error", () => {
+  equal(runConfig(["run", "--disk", "/x,y.img"]).disks?.[0].path, "/x,y.img");
+  usageError(["run", "--disk", ",ro"], /^--disk ",ro": expected PATH or PATH,ro$/);
 });
 
 Deno.test("cli: options may come before the command", () => {

@@ -58,7 +58,10 @@ function expectations(): Array<[string, number]> {
   e.push(["sizeof(struct kvm_irq_routing_entry)", irq.KVM_IRQ_ROUTING_ENTRY_SIZE]);
   offsets("kvm_irq_routing_entry", irq.KVM_IRQ_ROUTING_ENTRY_OFFSETS);
   for (const [name, value] of Object.entries(irq)) {
-    if (typeof value === "number" && /^KVM_(IRQFD_FLAG|IOEVENTFD_FLAG|IRQ_ROUTING_(IRQCHIP|MSI)$|IRQCHIP_)/.test(name)) {
+    if (
+      typeof value === "number" &&
+      /^KVM_(IRQFD_FLAG|IOEVENTFD_FLAG|IRQ_ROUTING_(IRQCHIP|MSI)$|IRQCHIP_)/.test(name)
+    ) {
       e.push([name, value]);
     }
   }
