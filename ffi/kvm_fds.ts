@@ -179,7 +179,10 @@ export class VmFd {
 
   /** Replace the whole GSI routing table. */
   setGsiRouting(routing: KvmIrqRouting): void {
-    check("KVM_SET_GSI_ROUTING", libc.ioctl(this.fd, BigInt(K.KVM_SET_GSI_ROUTING), routing.pointer));
+    check(
+      "KVM_SET_GSI_ROUTING",
+      libc.ioctl(this.fd, BigInt(K.KVM_SET_GSI_ROUTING), routing.pointer),
+    );
   }
 
   createVcpu(id: number): number {

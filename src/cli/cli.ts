@@ -6,7 +6,8 @@
 import { parseArgs } from "./parse_args.ts";
 import { MAX_RAM_BYTES, MemoryLayoutError, MIN_RAM_BYTES, parseSize } from "../memory/layout.ts";
 import type { MachineConfig } from "../machine/machine.ts";
-import type { DiskOption } from "../machine/virtio_devices.ts";
+import type { DiskOption, NetOption } from "../machine/virtio_devices.ts";
+import { parseMac } from "../virtio/net.ts";
 
 export const VERSION = "0.1.0";
 
@@ -52,6 +53,9 @@ run options:
   -c, --cpus N        vCPUs, 1 to 255 or what KVM allows (default 1)
   -d, --disk PATH[,ro] a raw disk image as virtio-blk (repeatable); ",ro" opens it read-only
       --rng           a virtio-rng device fed from the host's CSPRNG
+  -n, --network tap[=NAME][,mac=MAC]
+                      virtio-net on a tap device (repeatable); the host side is yours to
+                      configure (ip addr/link on the tap); MAC default 52:54:00:12:34:56
       --debug         log unclaimed port/MMIO accesses and exit counts to stderr
 
 console: Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A. The guest ends the VM with status S
@@ -65,6 +69,7 @@ const OPTIONS = {
   cpus: { type: "string", short: "c" },
   disk: { type: "string", short: "d", multiple: true },
   rng: { type: "boolean" },
+  network: { type: "string", short: "n", multiple: true },
   debug: { type: "boolean" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "v" },
@@ -113,6 +118,7 @@ export function parseCommandLine(argv: string[], defaults: () => DefaultGuest): 
       debug: values.debug ?? false,
       disks: (values.disk ?? []).map(parseDisk),
       rng: values.rng ?? false,
+      nets: (values.network ?? []).map(parseNetwork),
     },
   };
 }
@@ -123,6 +129,23 @@ function parseDisk(text: string): DiskOption {
   const path = readOnly || text.endsWith(",rw") ? text.slice(0, -3) : text;
   if (path === "") throw new UsageError(`--disk "${text}": expected PATH or PATH,ro`);
   return { path, readOnly };
+}
+
+/** `tap[=NAME][,mac=MAC]`: the only mode is tap, as the issue and kvmtool users expect. */
+function parseNetwork(text: string): NetOption {
+  const [mode, ...opts] = text.split(",");
+  const m = /^tap(?:=(.*))?$/.exec(mode);
+  if (!m) throw new UsageError(`--network "${text}": expected tap[=NAME][,mac=MAC]`);
+  const net: NetOption = { tap: m[1] ?? "" };
+  for (const opt of opts) {
+    const [key, value] = opt.split("=");
+    const mac = key === "mac" && value !== undefined ? parseMac(value) : undefined;
+    if (!mac) {
+      throw new UsageError(`--network "${text}": bad option "${opt}" (mac=52:54:00:xx:xx:xx)`);
+    }
+    net.mac = mac;
+  }
+  return net;
 }
 
 function parseMem(text: string): number {

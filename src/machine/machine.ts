@@ -16,7 +16,7 @@ import { isaLine } from "./legacy_devices.ts";
 import { StdinPump } from "../console/stdin_pump.ts";
 import { readInputFile } from "./input_files.ts";
 import { planPci } from "./pci_devices.ts";
-import { type DiskOption, virtioRequests } from "./virtio_devices.ts";
+import { type DiskOption, type NetOption, virtioRequests } from "./virtio_devices.ts";
 import type { IoWorkerInit, IoWorkerReport } from "../virtio/io_worker_protocol.ts";
 
 export interface MachineConfig {
@@ -30,6 +30,8 @@ export interface MachineConfig {
   disks?: DiskOption[];
   /** `--rng`: a virtio-rng fed from the host's CSPRNG. */
   rng?: boolean;
+  /** `--network tap[=NAME][,mac=MAC]`, in order. */
+  nets?: NetOption[];
 }
 
 /** A machine that cannot be built on this host as asked (one line for the user). */
@@ -53,7 +55,7 @@ export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
   const initrd = cfg.initrdPath ? await readInputFile(cfg.initrdPath, "initrd") : undefined;
   // Bad input is reported as such before /dev/kvm is opened, so on any host, KVM or not.
   parseBzImage(kernel);
-  const requests = virtioRequests(cfg.disks ?? [], cfg.rng ?? false);
+  const requests = virtioRequests(cfg.disks ?? [], cfg.rng ?? false, cfg.nets ?? []);
   const { kvm, vm, layout, memory, ramHva } = createVm(cfg.ramBytes);
   const pci = planPci(vm, requests);
   const entry = loadLinux(memory, layout, kernel, initrd, cfg.cmdline, cfg.cpus);

@@ -5,20 +5,41 @@
 import { blkConfig, blkFeatures, FileBackend } from "../virtio/blk.ts";
 import { VIRTIO_F_RING_EVENT_IDX, VIRTIO_F_VERSION_1 } from "../virtio/pci_state.ts";
 import type { VirtioDeviceRequest } from "./pci_devices.ts";
+import { openTap } from "../../ffi/tun.ts";
+import {
+  netConfig,
+  VIRTIO_NET_F_MAC,
+  VIRTIO_NET_F_STATUS,
+  VIRTIO_NET_HDR_BYTES,
+} from "../virtio/net.ts";
+
+export interface NetOption {
+  /** Tap interface name; "" lets the kernel choose (tap0, tap1, ...). */
+  tap: string;
+  mac?: Uint8Array;
+}
 
 export interface DiskOption {
   path: string;
   readOnly: boolean;
 }
 
+const VIRTIO_ID_NET = 1;
 const VIRTIO_ID_BLOCK = 2;
+const CLASS_ETHERNET = 0x02_00_00;
+/** Locally administered (bit 1), unicast: 52:54:00 is the prefix QEMU users know. */
+const DEFAULT_MAC = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
 const VIRTIO_ID_ENTROPY = 4;
 const CLASS_STORAGE_OTHER = 0x01_80_00;
 const CLASS_UNCLASSIFIED = 0x00_ff_00;
 const QUEUE_SIZE = 256;
 const TRANSPORT_FEATURES = VIRTIO_F_VERSION_1 | VIRTIO_F_RING_EVENT_IDX;
 
-export function virtioRequests(disks: DiskOption[], rng: boolean): VirtioDeviceRequest[] {
+export function virtioRequests(
+  disks: DiskOption[],
+  rng: boolean,
+  nets: NetOption[] = [],
+): VirtioDeviceRequest[] {
   const requests: VirtioDeviceRequest[] = disks.map((d, i) => {
     const probe = new FileBackend(d.path, { readOnly: d.readOnly });
     const size = probe.sizeBytes;
@@ -35,6 +56,22 @@ export function virtioRequests(disks: DiskOption[], rng: boolean): VirtioDeviceR
       },
       backend: { kind: "blk", path: d.path, readOnly: d.readOnly, id: `denovmm-disk${i}` },
     };
+  });
+  nets.forEach((n, i) => {
+    const mac = n.mac ?? Uint8Array.from(DEFAULT_MAC.map((b, j) => j === 5 ? (b + i) & 0xff : b));
+    const tap = openTap(n.tap, VIRTIO_NET_HDR_BYTES);
+    requests.push({
+      description: {
+        name: `virtio-net ${tap.name}`,
+        deviceType: VIRTIO_ID_NET,
+        classCode: CLASS_ETHERNET,
+        numQueues: 2,
+        queueMaxSize: QUEUE_SIZE,
+        features: TRANSPORT_FEATURES | VIRTIO_NET_F_MAC | VIRTIO_NET_F_STATUS,
+        config: netConfig(mac),
+      },
+      backend: { kind: "net", tapFd: tap.fd, tapName: tap.name },
+    });
   });
   if (rng) {
     requests.push({

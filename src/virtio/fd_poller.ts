@@ -18,6 +18,12 @@ export class FdPoller {
     });
   }
 
+  /** Watch `fd` again, or stop watching it for now (a tap while the guest has no buffers). */
+  setEnabled(fd: number, enabled: boolean): void {
+    const i = this.fds.indexOf(fd);
+    if (i >= 0) this.#view.setInt16(i * POLLFD_SIZE + 4, enabled ? POLLIN : 0, true);
+  }
+
   /** Block until at least one fd is readable; returns those fds (a reused array). */
   wait(timeoutMs = -1): readonly number[] {
     for (;;) {

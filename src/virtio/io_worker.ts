@@ -15,6 +15,7 @@ import { VIRTIO_F_RING_EVENT_IDX, VIRTIO_NO_VECTOR, VirtioPciState } from "./pci
 import { SplitQueue, VirtqueueError } from "./queue.ts";
 import { BlkRequestError, type BlockBackend, FileBackend, handleBlkRequest } from "./blk.ts";
 import { handleRngRequest } from "./rng.ts";
+import { RX_QUEUE, TapNet } from "./net.ts";
 import type { DescriptorChain } from "./queue.ts";
 import type { IoDevicePlan, IoWorkerInit, IoWorkerReport } from "./io_worker_protocol.ts";
 
@@ -23,6 +24,13 @@ const ISR_QUEUE = 1;
 const ISR_CONFIG = 2;
 
 type Handler = (chain: DescriptorChain) => number;
+
+/** What a device does with its queues: a handler per request queue, and for virtio-net a
+ * receive side that the tap drives. */
+interface DeviceModel {
+  handle: Handler;
+  net?: TapNet;
+}
 
 /** One device as the I/O Worker runs it. */
 class DeviceRunner {
@@ -33,10 +41,13 @@ class DeviceRunner {
   #queues: Array<SplitQueue | undefined> = [];
   #generation = -1;
 
+  /** Called with whether the tap should be polled (virtio-net: only while RX has buffers). */
+  onRxStarved: (starved: boolean) => void = () => {};
+
   constructor(
     readonly plan: IoDevicePlan,
     private readonly mem: GuestMemory,
-    private readonly handle: Handler,
+    private readonly model: DeviceModel,
   ) {
     const p = plan.plan;
     this.state = new VirtioPciState(p.virtioState);
@@ -81,10 +92,11 @@ class DeviceRunner {
     this.#notify[q]?.drain();
     const queue = this.#queues[q];
     if (queue === undefined) return;
+    if (this.model.net && q === RX_QUEUE) return this.receive();
     try {
       do {
         for (let chain = queue.pop(); chain; chain = queue.pop()) {
-          queue.pushUsed(chain.head, this.handle(chain));
+          queue.pushUsed(chain.head, this.model.handle(chain));
         }
         queue.setAvailEvent();
       } while (queue.hasAvailable());
@@ -94,6 +106,26 @@ class DeviceRunner {
       return;
     }
     if (queue.needsNotification()) this.#interrupt(this.state.queueVector(q), ISR_QUEUE);
+  }
+
+  /** virtio-net: frames from the tap into receive buffers, while both last. */
+  receive(): void {
+    const queue = this.#queues[RX_QUEUE];
+    const net = this.model.net;
+    if (queue === undefined || net === undefined) return this.onRxStarved(true);
+    let result;
+    try {
+      result = net.receive(queue);
+      // With EVENT_IDX, ask to be notified as soon as the driver adds a buffer.
+      if (result.starved) queue.setAvailEvent();
+    } catch (e) {
+      if (!(e instanceof VirtqueueError)) throw e;
+      return this.#broken(e);
+    }
+    if (result.frames > 0 && queue.needsNotification()) {
+      this.#interrupt(this.state.queueVector(RX_QUEUE), ISR_QUEUE);
+    }
+    this.onRxStarved(result.starved);
   }
 
   /** §2.1.2: a device that meets a malformed queue sets DEVICE_NEEDS_RESET and says so. */
@@ -111,13 +143,17 @@ class DeviceRunner {
   }
 }
 
-function backendHandler(d: IoDevicePlan, mem: GuestMemory): Handler {
+function deviceModel(d: IoDevicePlan, mem: GuestMemory): DeviceModel {
   const b = d.backend;
   if (b.kind === "blk") {
     const disk: BlockBackend = new FileBackend(b.path, { readOnly: b.readOnly });
-    return (chain) => handleBlkRequest(mem, chain, disk, b.id);
+    return { handle: (chain) => handleBlkRequest(mem, chain, disk, b.id) };
   }
-  return (chain) => handleRngRequest(mem, chain);
+  if (b.kind === "net") {
+    const net = new TapNet(b.tapFd, mem);
+    return { handle: (chain) => net.transmit(chain), net };
+  }
+  return { handle: (chain) => handleRngRequest(mem, chain) };
 }
 
 declare const self: {
@@ -139,9 +175,14 @@ function run(init: IoWorkerInit): void {
     viewOfAddress(init.ramHva, init.ramBytes),
     memoryLayout(init.ramBytes),
   );
-  const devices = init.devices.map((d) => new DeviceRunner(d, mem, backendHandler(d, mem)));
+  const devices = init.devices.map((d) => new DeviceRunner(d, mem, deviceModel(d, mem)));
   const control = new EventFd(init.controlFd);
-  const poller = new FdPoller([init.controlFd, ...devices.flatMap((d) => d.notifyFds)]);
+  const tapFds = init.devices.flatMap((d) => d.backend.kind === "net" ? [d.backend.tapFd] : []);
+  const poller = new FdPoller([
+    init.controlFd,
+    ...devices.flatMap((d) => d.notifyFds),
+    ...tapFds,
+  ]);
   // fd → what to do when it is readable.
   const actions = new Map<number, () => void>();
   actions.set(init.controlFd, () => {
@@ -150,6 +191,12 @@ function run(init: IoWorkerInit): void {
   });
   for (const d of devices) {
     d.notifyFds.forEach((fd, q) => actions.set(fd, () => d.process(q)));
+    const b = d.plan.backend;
+    if (b.kind === "net") {
+      actions.set(b.tapFd, () => d.receive());
+      d.onRxStarved = (starved) => poller.setEnabled(b.tapFd, !starved);
+      poller.setEnabled(b.tapFd, false); // until the driver posts receive buffers
+    }
   }
   self.postMessage({ type: "ready" });
   for (const d of devices) d.sync();

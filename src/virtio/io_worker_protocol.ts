@@ -3,7 +3,8 @@ import type { VirtioPciPlan } from "./pci_transport.ts";
 
 export type VirtioBackendPlan =
   | { kind: "blk"; path: string; readOnly: boolean; id: string }
-  | { kind: "rng" };
+  | { kind: "rng" }
+  | { kind: "net"; tapFd: number; tapName: string };
 
 export interface IoDevicePlan {
   plan: VirtioPciPlan;

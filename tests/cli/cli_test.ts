@@ -55,6 +55,7 @@ Deno.test("cli: run with no options boots the default guest with 256 MiB, 1 vCPU
       debug: false,
       disks: [],
       rng: false,
+      nets: [],
     },
   });
   equal(defaultsCalls, 1);
@@ -102,6 +103,8 @@ Deno.test("cli: long and short options give the same machine", () => {
       "-d",
       "/b.img,ro",
       "--rng",
+      "-n",
+      "tap=dv0,mac=52:54:00:00:00:09",
     ],
   );
   const long = runConfig([
@@ -119,6 +122,7 @@ Deno.test("cli: long and short options give the same machine", () => {
     "/a.img",
     "--disk=/b.img,ro",
     "--rng",
+    "--network=tap=dv0,mac=52:54:00:00:00:09",
   ]);
   deepEqual(short, long);
   deepEqual(short, {
@@ -130,7 +134,16 @@ Deno.test("cli: long and short options give the same machine", () => {
     debug: true,
     disks: [{ path: "/a.img", readOnly: false }, { path: "/b.img", readOnly: true }],
     rng: true,
+    nets: [{ tap: "dv0", mac: new Uint8Array([0x52, 0x54, 0, 0, 0, 9]) }],
   });
+});
+
+Deno.test("cli: --network takes tap, tap=NAME and a unicast mac; anything else is a usage error", () => {
+  deepEqual(runConfig(["run", "-n", "tap"]).nets, [{ tap: "" }]);
+  usageError(["run", "-n", "user"], /^--network "user": expected tap/);
+  usageError(["run", "-n", "tap,mac=01:00:5e:00:00:01"], /bad option "mac=01:00:5e:00:00:01"/);
+  usageError(["run", "-n", "tap,mac=zz"], /bad option/);
+  usageError(["run", "-n", "tap,speed=10"], /bad option "speed=10"/);
 });
 
 Deno.test("cli: --disk takes PATH or PATH,ro; an empty path is a usage error", () => {
