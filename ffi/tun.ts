@@ -17,6 +17,9 @@ export const IFF_VNET_HDR = 0x4000;
 export const IFREQ_SIZE = 40;
 export const IFNAMSIZ = 16;
 const O_NONBLOCK = 0o4000;
+const EPERM = 1;
+const EBUSY = 16;
+const EINVAL = 22;
 
 export class TapError extends Error {
   override name = "TapError";
@@ -37,11 +40,16 @@ export function openTap(name: string, vnetHeaderBytes: number): { fd: number; na
   ifr.set(new TextEncoder().encode(name));
   new DataView(ifr.buffer).setInt16(IFNAMSIZ, IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, true);
   if (libc.ioctl(fd, BigInt(TUNSETIFF), Deno.UnsafePointer.of(ifr)) < 0) {
-    const why = strerror(errno());
+    const e = errno();
     libc.close(fd);
-    throw new TapError(
-      `cannot create tap "${name || "(any)"}": ${why} (needs root or CAP_NET_ADMIN)`,
-    );
+    const hint = e === EPERM
+      ? " (needs root or CAP_NET_ADMIN)"
+      : e === EINVAL
+      ? " (an interface of that name exists and is not a tap)"
+      : e === EBUSY
+      ? " (another program has it open)"
+      : "";
+    throw new TapError(`cannot create tap "${name || "(any)"}": ${strerror(e)}${hint}`);
   }
   const arg = new Int32Array([vnetHeaderBytes]);
   check("TUNSETVNETHDRSZ", libc.ioctl(fd, BigInt(TUNSETVNETHDRSZ), Deno.UnsafePointer.of(arg)));

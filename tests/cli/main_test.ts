@@ -179,3 +179,20 @@ Deno.test("main: a KVM device that cannot be opened exits 1 with permission deni
   const line = await fails(["run"], 1, /permission denied/, { DENOVMM_KVM_DEVICE: deniedPath! });
   ok(line.includes(deniedPath!), line);
 });
+
+Deno.test("main: a tap that cannot be created exits 1 naming it", {
+  ignore: kernelPath === undefined || initrdPath === undefined,
+}, async () => {
+  await fails(["run", "--network", "tap=lo"], 1, /cannot create tap "lo": .*not a tap/);
+});
+
+Deno.test("main: a --disk that does not exist or is a directory exits 1 naming it", {
+  ignore: kernelPath === undefined || initrdPath === undefined,
+}, async () => {
+  await fails(
+    ["run", "--disk", "/nonexistent/disk.img"],
+    1,
+    /disk \/nonexistent\/disk\.img: no such file/,
+  );
+  await fails(["run", "--disk", "/tmp,ro"], 1, /disk \/tmp: /);
+});

@@ -22,14 +22,17 @@ export interface BootOptions {
   env?: Record<string, string>;
   clearEnv?: boolean;
   timeoutMs?: number;
+  /** A command prefix, e.g. ["ip", "netns", "exec", NS]. */
+  wrap?: string[];
 }
 
 const decoder = new TextDecoder();
 
 export async function runDenovmm(opts: BootOptions): Promise<GuestRun> {
-  const [cmd, args] = opts.binary
+  let [cmd, args] = opts.binary
     ? [opts.binary, opts.args]
     : [Deno.execPath(), ["run", "-A", `${repo}main.ts`, ...opts.args]];
+  if (opts.wrap) [cmd, args] = [opts.wrap[0], [...opts.wrap.slice(1), cmd, ...args]];
   const child = new Deno.Command(cmd, {
     args,
     cwd: repo,
