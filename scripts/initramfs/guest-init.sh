@@ -17,6 +17,14 @@ while read -r m; do
   insmod "/lib/modules/$m" 2>/dev/null || echo "insmod $m failed"
 done </etc/modules.order
 
+# With console=hvc0 (denovmm run --console virtio) the console exists only once virtio_console
+# is loaded and its port is up: take it as stdin/stdout now.
+if grep -qw 'console=hvc0' /proc/cmdline; then
+  i=0
+  while [ ! -c /dev/hvc0 ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+  [ -c /dev/hvc0 ] && exec </dev/hvc0 >/dev/hvc0 2>&1
+fi
+
 hostname denovmm
 echo "denovmm guest ready: Linux $(uname -r)"
 

@@ -56,6 +56,8 @@ run options:
   -n, --network tap[=NAME][,mac=MAC]
                       virtio-net on a tap device (repeatable); the host side is yours to
                       configure (ip addr/link on the tap); MAC default 52:54:00:12:34:56
+      --console serial|virtio
+                      the terminal on the 8250 (ttyS0, default) or on virtio-console (hvc0)
       --debug         log unclaimed port/MMIO accesses and exit counts to stderr
 
 console: Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A. The guest ends the VM with status S
@@ -70,6 +72,7 @@ const OPTIONS = {
   disk: { type: "string", short: "d", multiple: true },
   rng: { type: "boolean" },
   network: { type: "string", short: "n", multiple: true },
+  console: { type: "string" },
   debug: { type: "boolean" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "v" },
@@ -107,18 +110,26 @@ export function parseCommandLine(argv: string[], defaults: () => DefaultGuest): 
     initrdPath ??= d.initrd;
   }
   const params = values.params ?? DEFAULT_PARAMS;
+  const console = values.console ?? "serial";
+  if (console !== "serial" && console !== "virtio") {
+    throw new UsageError(`--console ${console}: expected serial or virtio`);
+  }
+  // The last console= names /dev/console: hvc0 for a virtio console, with ttyS0 kept for
+  // the kernel's messages until virtio_console is loaded.
+  const base = console === "virtio" ? `${BASE_CMDLINE} console=hvc0` : BASE_CMDLINE;
   return {
     kind: "run",
     config: {
       kernelPath,
       initrdPath,
-      cmdline: params === "" ? BASE_CMDLINE : `${BASE_CMDLINE} ${params}`,
+      cmdline: params === "" ? base : `${base} ${params}`,
       ramBytes,
       cpus,
       debug: values.debug ?? false,
       disks: (values.disk ?? []).map(parseDisk),
       rng: values.rng ?? false,
       nets: (values.network ?? []).map(parseNetwork),
+      console,
     },
   };
 }

@@ -24,7 +24,7 @@ export class FdWriter {
   }
 
   /** Write all of `bytes`, waiting when the fd is non-blocking and full. */
-  write(bytes: Uint8Array<ArrayBuffer>): void {
+  write(bytes: Uint8Array): void {
     let done = 0;
     while (done < bytes.length) {
       const n = Number(libc.write(this.fd, bytes.subarray(done), BigInt(bytes.length - done)));

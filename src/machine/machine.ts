@@ -13,7 +13,9 @@ import { createStats, ExitStats } from "../vcpu/exit_stats.ts";
 import type { VcpuWorkerInit, VcpuWorkerReport } from "../vcpu/worker_protocol.ts";
 import { createVm } from "./vm.ts";
 import { isaLine } from "./legacy_devices.ts";
-import { StdinPump } from "../console/stdin_pump.ts";
+import { type ConsoleInput, StdinPump } from "../console/stdin_pump.ts";
+import { InputRing } from "../console/input_ring.ts";
+import { EventFd } from "../../ffi/eventfd.ts";
 import { readInputFile } from "./input_files.ts";
 import { planPci } from "./pci_devices.ts";
 import { type DiskOption, type NetOption, virtioRequests } from "./virtio_devices.ts";
@@ -32,6 +34,8 @@ export interface MachineConfig {
   rng?: boolean;
   /** `--network tap[=NAME][,mac=MAC]`, in order. */
   nets?: NetOption[];
+  /** Where the terminal is wired: the 8250 (ttyS0, default) or a virtio console (hvc0). */
+  console?: "serial" | "virtio";
 }
 
 /** A machine that cannot be built on this host as asked (one line for the user). */
@@ -55,7 +59,10 @@ export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
   const initrd = cfg.initrdPath ? await readInputFile(cfg.initrdPath, "initrd") : undefined;
   // Bad input is reported as such before /dev/kvm is opened, so on any host, KVM or not.
   parseBzImage(kernel);
-  const requests = virtioRequests(cfg.disks ?? [], cfg.rng ?? false, cfg.nets ?? []);
+  const consoleIo = cfg.console === "virtio"
+    ? { ring: InputRing.createState(), inputFd: EventFd.create().fd, outFd: STDOUT_FD }
+    : undefined;
+  const requests = virtioRequests(cfg.disks ?? [], cfg.rng ?? false, cfg.nets ?? [], consoleIo);
   const { kvm, vm, layout, memory, ramHva } = createVm(cfg.ramBytes);
   const pci = planPci(vm, requests);
   const entry = loadLinux(memory, layout, kernel, initrd, cfg.cmdline, cfg.cpus);
@@ -138,8 +145,12 @@ export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
 
   let quit: (r: MachineResult) => void = () => {};
   const quitRequested = new Promise<MachineResult>((resolve) => quit = resolve);
+  const input: ConsoleInput = consoleIo ? virtioConsoleInput(consoleIo) : {
+    push: (b) => serial.pushInput(b),
+    pending: () => SERIAL_RX_CAPACITY - serial.rxSpace(),
+  };
   const pump = new StdinPump(
-    { push: (b) => serial.pushInput(b), pending: () => SERIAL_RX_CAPACITY - serial.rxSpace() },
+    input,
     () => quit({ status: 0 }),
     Deno.stdin,
     EOF_REPEAT_MS,
@@ -152,4 +163,18 @@ export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
   } finally {
     pump.restore();
   }
+}
+
+/** stdin into the virtio console: the ring, then a wake-up for the I/O Worker. */
+function virtioConsoleInput(io: { ring: SharedArrayBuffer; inputFd: number }): ConsoleInput {
+  const ring = new InputRing(io.ring);
+  const wake = new EventFd(io.inputFd);
+  return {
+    push: (b) => {
+      const n = ring.push(b);
+      if (n > 0) wake.signal();
+      return n;
+    },
+    pending: () => ring.count(),
+  };
 }

@@ -6,6 +6,7 @@ import { blkConfig, blkFeatures, FileBackend } from "../virtio/blk.ts";
 import { VIRTIO_F_RING_EVENT_IDX, VIRTIO_F_VERSION_1 } from "../virtio/pci_state.ts";
 import type { VirtioDeviceRequest } from "./pci_devices.ts";
 import { openTap } from "../../ffi/tun.ts";
+import { consoleConfig } from "../virtio/console.ts";
 import {
   netConfig,
   VIRTIO_NET_F_MAC,
@@ -26,6 +27,8 @@ export interface DiskOption {
 
 const VIRTIO_ID_NET = 1;
 const VIRTIO_ID_BLOCK = 2;
+const VIRTIO_ID_CONSOLE = 3;
+const CLASS_COMMUNICATION_OTHER = 0x07_80_00;
 const CLASS_ETHERNET = 0x02_00_00;
 /** Locally administered (bit 1), unicast: 52:54:00 is the prefix QEMU users know. */
 const DEFAULT_MAC = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
@@ -35,10 +38,18 @@ const CLASS_UNCLASSIFIED = 0x00_ff_00;
 const QUEUE_SIZE = 256;
 const TRANSPORT_FEATURES = VIRTIO_F_VERSION_1 | VIRTIO_F_RING_EVENT_IDX;
 
+/** The plumbing of a virtio console: the ring stdin fills and the eventfd that says so. */
+export interface VirtioConsoleIo {
+  ring: SharedArrayBuffer;
+  inputFd: number;
+  outFd: number;
+}
+
 export function virtioRequests(
   disks: DiskOption[],
   rng: boolean,
   nets: NetOption[] = [],
+  console?: VirtioConsoleIo,
 ): VirtioDeviceRequest[] {
   const requests: VirtioDeviceRequest[] = disks.map((d, i) => {
     const probe = new FileBackend(d.path, { readOnly: d.readOnly });
@@ -73,6 +84,20 @@ export function virtioRequests(
       backend: { kind: "net", tapFd: tap.fd, tapName: tap.name },
     });
   });
+  if (console) {
+    requests.push({
+      description: {
+        name: "virtio-console",
+        deviceType: VIRTIO_ID_CONSOLE,
+        classCode: CLASS_COMMUNICATION_OTHER,
+        numQueues: 2,
+        queueMaxSize: QUEUE_SIZE,
+        features: TRANSPORT_FEATURES,
+        config: consoleConfig(),
+      },
+      backend: { kind: "console", ...console },
+    });
+  }
   if (rng) {
     requests.push({
       description: {

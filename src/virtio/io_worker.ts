@@ -16,6 +16,9 @@ import { SplitQueue, VirtqueueError } from "./queue.ts";
 import { BlkRequestError, type BlockBackend, FileBackend, handleBlkRequest } from "./blk.ts";
 import { handleRngRequest } from "./rng.ts";
 import { RX_QUEUE, TapNet } from "./net.ts";
+import { CONSOLE_RX_QUEUE, VirtioConsole } from "./console.ts";
+import { InputRing } from "../console/input_ring.ts";
+import { FdWriter } from "../machine/fd_writer.ts";
 import type { DescriptorChain } from "./queue.ts";
 import type { IoDevicePlan, IoWorkerInit, IoWorkerReport } from "./io_worker_protocol.ts";
 
@@ -30,6 +33,7 @@ type Handler = (chain: DescriptorChain) => number;
 interface DeviceModel {
   handle: Handler;
   net?: TapNet;
+  console?: VirtioConsole;
 }
 
 /** One device as the I/O Worker runs it. */
@@ -93,6 +97,7 @@ class DeviceRunner {
     const queue = this.#queues[q];
     if (queue === undefined) return;
     if (this.model.net && q === RX_QUEUE) return this.receive();
+    if (this.model.console && q === CONSOLE_RX_QUEUE) return this.consoleInput();
     try {
       do {
         for (let chain = queue.pop(); chain; chain = queue.pop()) {
@@ -128,6 +133,23 @@ class DeviceRunner {
     this.onRxStarved(result.starved);
   }
 
+  /** virtio-console: typed bytes into the receive queue. */
+  consoleInput(): void {
+    const queue = this.#queues[CONSOLE_RX_QUEUE];
+    const console = this.model.console;
+    if (queue === undefined || console === undefined) return;
+    try {
+      const used = console.receive(queue);
+      queue.setAvailEvent();
+      if (used > 0 && queue.needsNotification()) {
+        this.#interrupt(this.state.queueVector(CONSOLE_RX_QUEUE), ISR_QUEUE);
+      }
+    } catch (e) {
+      if (!(e instanceof VirtqueueError)) throw e;
+      this.#broken(e);
+    }
+  }
+
   /** §2.1.2: a device that meets a malformed queue sets DEVICE_NEEDS_RESET and says so. */
   #broken(e: Error): void {
     console.error(`denovmm: ${this.plan.plan.name}: ${e.message}; device needs reset`);
@@ -148,6 +170,11 @@ function deviceModel(d: IoDevicePlan, mem: GuestMemory): DeviceModel {
   if (b.kind === "blk") {
     const disk: BlockBackend = new FileBackend(b.path, { readOnly: b.readOnly });
     return { handle: (chain) => handleBlkRequest(mem, chain, disk, b.id) };
+  }
+  if (b.kind === "console") {
+    const out = new FdWriter(b.outFd);
+    const c = new VirtioConsole(mem, new InputRing(b.ring), (bytes) => out.write(bytes));
+    return { handle: (chain) => c.transmit(chain), console: c };
   }
   if (b.kind === "net") {
     const net = new TapNet(b.tapFd, mem);
@@ -177,11 +204,18 @@ function run(init: IoWorkerInit): void {
   );
   const devices = init.devices.map((d) => new DeviceRunner(d, mem, deviceModel(d, mem)));
   const control = new EventFd(init.controlFd);
-  const tapFds = init.devices.flatMap((d) => d.backend.kind === "net" ? [d.backend.tapFd] : []);
+  // Device-side inputs: a tap's frames, the console's typed bytes.
+  const inputFds = init.devices.flatMap((d) =>
+    d.backend.kind === "net"
+      ? [d.backend.tapFd]
+      : d.backend.kind === "console"
+      ? [d.backend.inputFd]
+      : []
+  );
   const poller = new FdPoller([
     init.controlFd,
     ...devices.flatMap((d) => d.notifyFds),
-    ...tapFds,
+    ...inputFds,
   ]);
   // fd → what to do when it is readable.
   const actions = new Map<number, () => void>();
@@ -196,6 +230,12 @@ function run(init: IoWorkerInit): void {
       actions.set(b.tapFd, () => d.receive());
       d.onRxStarved = (starved) => poller.setEnabled(b.tapFd, !starved);
       poller.setEnabled(b.tapFd, false); // until the driver posts receive buffers
+    } else if (b.kind === "console") {
+      const wake = new EventFd(b.inputFd);
+      actions.set(b.inputFd, () => {
+        wake.drain();
+        d.consoleInput();
+      });
     }
   }
   self.postMessage({ type: "ready" });

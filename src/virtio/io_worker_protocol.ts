@@ -4,7 +4,8 @@ import type { VirtioPciPlan } from "./pci_transport.ts";
 export type VirtioBackendPlan =
   | { kind: "blk"; path: string; readOnly: boolean; id: string }
   | { kind: "rng" }
-  | { kind: "net"; tapFd: number; tapName: string };
+  | { kind: "net"; tapFd: number; tapName: string }
+  | { kind: "console"; ring: SharedArrayBuffer; inputFd: number; outFd: number };
 
 export interface IoDevicePlan {
   plan: VirtioPciPlan;

@@ -56,6 +56,7 @@ Deno.test("cli: run with no options boots the default guest with 256 MiB, 1 vCPU
       disks: [],
       rng: false,
       nets: [],
+      console: "serial",
     },
   });
   equal(defaultsCalls, 1);
@@ -135,7 +136,15 @@ Deno.test("cli: long and short options give the same machine", () => {
     disks: [{ path: "/a.img", readOnly: false }, { path: "/b.img", readOnly: true }],
     rng: true,
     nets: [{ tap: "dv0", mac: new Uint8Array([0x52, 0x54, 0, 0, 0, 9]) }],
+    console: "serial",
   });
+});
+
+Deno.test("cli: --console virtio adds console=hvc0 after ttyS0; other values are usage errors", () => {
+  const config = runConfig(["run", "--console", "virtio"]);
+  equal(config.console, "virtio");
+  equal(config.cmdline, `${BASE_CMDLINE} console=hvc0 quiet`);
+  usageError(["run", "--console", "vga"], /^--console vga: expected serial or virtio$/);
 });
 
 Deno.test("cli: --network takes tap, tap=NAME and a unicast mac; anything else is a usage error", () => {
