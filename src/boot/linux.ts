@@ -24,7 +24,7 @@ import {
 } from "../memory/layout.ts";
 import { buildBootParams } from "./boot_params.ts";
 import { parseBzImage } from "./bzimage.ts";
-import { checkCpuCount, writeMpTable } from "./mptable.ts";
+import { checkCpuCount, type PciIrqRoute, writeMpTable } from "./mptable.ts";
 import { longModeEntry, type VcpuEntryState, writeLongModeTables } from "./x86_64.ts";
 
 export const ZERO_PAGE_GPA = 0x7000;
@@ -60,6 +60,7 @@ export function loadLinux(
   initrd: Uint8Array | undefined,
   cmdline: string,
   cpus: number,
+  pciIrqs: readonly PciIrqRoute[] = [],
 ): VcpuEntryState {
   const image = parseBzImage(kernel);
   checkCpuCount(cpus);
@@ -102,7 +103,7 @@ export function loadLinux(
       e820: layout.e820(),
     }),
   );
-  writeMpTable(mem, cpus);
+  writeMpTable(mem, cpus, pciIrqs);
   writeLongModeTables(mem);
   return longModeEntry({
     ripGpa: KERNEL_GPA + KERNEL_64BIT_ENTRY_OFFSET,

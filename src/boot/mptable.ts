@@ -53,7 +53,20 @@ const CPU_FEATURES = 0x201;
 /** Polarity and trigger "conform to the bus" (§4.3.4): ISA is edge-triggered, active high. */
 const FLAGS_CONFORM = 0;
 const ALL_LAPICS = 0xff;
-const ISA_BUS_ID = 0;
+/** Linux looks PCI INTx entries up by MP bus id == PCI bus number, so bus 0 must be the PCI
+ * bus (when there is one) and ISA takes the next id. */
+const PCI_BUS_ID = 0;
+/** §4.3.4 Table 4-10: polarity active low (3), trigger level (3 << 2). */
+const FLAGS_PCI = 0x3 | (0x3 << 2);
+
+/** A PCI function's INTx pin wired to an IOAPIC pin. */
+export interface PciIrqRoute {
+  /** Device number on bus 0. */
+  slot: number;
+  /** 1 = INTA# .. 4 = INTD#. */
+  pin: number;
+  ioapicPin: number;
+}
 
 /** A CPU count the MP table cannot describe. */
 export class MpTableError extends Error {
@@ -61,8 +74,9 @@ export class MpTableError extends Error {
 }
 
 /** Bytes of floating pointer plus configuration table for `cpus` processors. */
-export function mptableSize(cpus: number): number {
-  const entries = cpus * PROCESSOR_ENTRY_SIZE + (1 + 1 + ISA_IRQS + 2) * ENTRY_SIZE;
+export function mptableSize(cpus: number, pciIrqs = 0): number {
+  const pciEntries = pciIrqs > 0 ? 1 + pciIrqs : 0; // the PCI bus, then one entry per INTx
+  const entries = cpus * PROCESSOR_ENTRY_SIZE + (1 + 1 + ISA_IRQS + 2 + pciEntries) * ENTRY_SIZE;
   return FLOATING_POINTER_SIZE + HEADER_SIZE + entries;
 }
 
@@ -93,9 +107,9 @@ export function checkCpuCount(cpus: number): void {
  * mem.write(MPTABLE_GPA, mpTable(4));
  * ```
  */
-export function mpTable(cpus: number): Uint8Array {
+export function mpTable(cpus: number, pciIrqs: readonly PciIrqRoute[] = []): Uint8Array {
   checkCpuCount(cpus);
-  const bytes = new Uint8Array(mptableSize(cpus));
+  const bytes = new Uint8Array(mptableSize(cpus, pciIrqs.length));
   const view = new DataView(bytes.buffer);
   const ascii = (at: number, text: string) => {
     for (let i = 0; i < text.length; i++) bytes[at + i] = text.charCodeAt(i);
@@ -125,9 +139,17 @@ export function mpTable(cpus: number): Uint8Array {
     at += PROCESSOR_ENTRY_SIZE;
     count++;
   }
+  const isaBus = pciIrqs.length > 0 ? PCI_BUS_ID + 1 : 0;
+  if (pciIrqs.length > 0) {
+    bytes[at] = ENTRY_BUS;
+    bytes[at + 1] = PCI_BUS_ID;
+    ascii(at + 2, "PCI   "); // §4.3.2: bus type strings are blank-padded to 6 bytes
+    at += ENTRY_SIZE;
+    count++;
+  }
   bytes[at] = ENTRY_BUS;
-  bytes[at + 1] = ISA_BUS_ID;
-  ascii(at + 2, "ISA   "); // §4.3.2: bus type strings are blank-padded to 6 bytes
+  bytes[at + 1] = isaBus;
+  ascii(at + 2, "ISA   ");
   at += ENTRY_SIZE;
   count++;
 
@@ -140,13 +162,39 @@ export function mpTable(cpus: number): Uint8Array {
   count++;
 
   for (let irq = 0; irq < ISA_IRQS; irq++) {
-    interruptEntry(view, at, ENTRY_IO_INTERRUPT, INT_VECTORED, irq, ioapicId, irq);
+    interruptEntry(view, at, ENTRY_IO_INTERRUPT, INT_VECTORED, irq, ioapicId, irq, isaBus);
+    at += ENTRY_SIZE;
+    count++;
+  }
+  // §4.3.4 and appendix D: a PCI source IRQ is (device << 2) | (INTx - 1); PCI lines are
+  // level-triggered and active low.
+  for (const r of pciIrqs) {
+    interruptEntry(
+      view,
+      at,
+      ENTRY_IO_INTERRUPT,
+      INT_VECTORED,
+      (r.slot << 2) | (r.pin - 1),
+      ioapicId,
+      r.ioapicPin,
+      PCI_BUS_ID,
+      FLAGS_PCI,
+    );
     at += ENTRY_SIZE;
     count++;
   }
   // §5.1 virtual wire: the 8259's output reaches LINT0 as ExtINT, NMI arrives on LINT1.
-  interruptEntry(view, at, ENTRY_LOCAL_INTERRUPT, INT_EXTINT, 0, ALL_LAPICS, 0);
-  interruptEntry(view, at + ENTRY_SIZE, ENTRY_LOCAL_INTERRUPT, INT_NMI, 0, ALL_LAPICS, 1);
+  interruptEntry(view, at, ENTRY_LOCAL_INTERRUPT, INT_EXTINT, 0, ALL_LAPICS, 0, isaBus);
+  interruptEntry(
+    view,
+    at + ENTRY_SIZE,
+    ENTRY_LOCAL_INTERRUPT,
+    INT_NMI,
+    0,
+    ALL_LAPICS,
+    1,
+    isaBus,
+  );
   at += 2 * ENTRY_SIZE;
   count += 2;
 
@@ -164,8 +212,12 @@ export function mpTable(cpus: number): Uint8Array {
 }
 
 /** Write {@link mpTable} at {@link MPTABLE_GPA}. */
-export function writeMpTable(mem: GuestMemory, cpus: number): void {
-  mem.write(MPTABLE_GPA, mpTable(cpus));
+export function writeMpTable(
+  mem: GuestMemory,
+  cpus: number,
+  pciIrqs: readonly PciIrqRoute[] = [],
+): void {
+  mem.write(MPTABLE_GPA, mpTable(cpus, pciIrqs));
 }
 
 /** §4.3.4 / §4.3.5: the two interrupt entry formats share one layout. */
@@ -177,11 +229,13 @@ function interruptEntry(
   sourceIrq: number,
   destinationId: number,
   destinationPin: number,
+  sourceBus: number,
+  flags = FLAGS_CONFORM,
 ): void {
   view.setUint8(at, entryType);
   view.setUint8(at + 1, interruptType);
-  view.setUint16(at + 2, FLAGS_CONFORM, true);
-  view.setUint8(at + 4, ISA_BUS_ID);
+  view.setUint16(at + 2, flags, true);
+  view.setUint8(at + 4, sourceBus);
   view.setUint8(at + 5, sourceIrq);
   view.setUint8(at + 6, destinationId);
   view.setUint8(at + 7, destinationPin);

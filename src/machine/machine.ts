@@ -17,7 +17,7 @@ import { type ConsoleInput, StdinPump } from "../console/stdin_pump.ts";
 import { InputRing } from "../console/input_ring.ts";
 import { EventFd } from "../../ffi/eventfd.ts";
 import { readInputFile } from "./input_files.ts";
-import { planPci } from "./pci_devices.ts";
+import { pciIrqRoutes, planPci } from "./pci_devices.ts";
 import { type DiskOption, type NetOption, virtioRequests } from "./virtio_devices.ts";
 import type { IoWorkerInit, IoWorkerReport } from "../virtio/io_worker_protocol.ts";
 
@@ -65,7 +65,15 @@ export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
   const requests = virtioRequests(cfg.disks ?? [], cfg.rng ?? false, cfg.nets ?? [], consoleIo);
   const { kvm, vm, layout, memory, ramHva } = createVm(cfg.ramBytes);
   const pci = planPci(vm, requests);
-  const entry = loadLinux(memory, layout, kernel, initrd, cfg.cmdline, cfg.cpus);
+  const entry = loadLinux(
+    memory,
+    layout,
+    kernel,
+    initrd,
+    cfg.cmdline,
+    cfg.cpus,
+    pciIrqRoutes(pci),
+  );
 
   const maxVcpus = kvm.checkExtension(KVM_CAP.MAX_VCPUS);
   if (cfg.cpus > maxVcpus) {
@@ -111,6 +119,7 @@ export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
         ramHva,
         ramBytes: cfg.ramBytes,
         controlFd: pci.controlFd,
+        vmFd: vm.fd,
         devices: pci.devices,
       };
       io.postMessage(ioInit);

@@ -20,6 +20,7 @@ import {
 } from "../virtio/pci_transport.ts";
 import type { IoDevicePlan, VirtioBackendPlan } from "../virtio/io_worker_protocol.ts";
 import { GsiRouter } from "./gsi_router.ts";
+import type { PciIrqRoute } from "../boot/mptable.ts";
 
 /** BARs go from the start of the 32-bit hole up to the IOAPIC. */
 export const PCI_MMIO_START = MMIO_HOLE_START;
@@ -47,6 +48,18 @@ export interface VirtioDeviceRequest {
   backend: VirtioBackendPlan;
 }
 
+/** IOAPIC pins 16-23 take the PCI slots' INTA# in turn (pins 0-15 are the ISA IRQs). Slots
+ * more than 8 apart share a pin, which a level-triggered line allows, though with one
+ * KVM_IRQ_LINE source per pin a shared line is only as good as its last writer. */
+export function intxPin(slot: number): number {
+  return 16 + ((slot - 1) % 8);
+}
+
+/** The INTx wiring for the MP table. */
+export function pciIrqRoutes(plan: PciMachinePlan): PciIrqRoute[] {
+  return plan.devices.map((d) => ({ slot: d.plan.slot, pin: 1, ioapicPin: d.plan.intxGsi }));
+}
+
 /** Main thread: lay out bus 0, allocate BARs and GSIs, create and bind the eventfds. */
 export function planPci(vm: VmFd, requests: VirtioDeviceRequest[]): PciMachinePlan {
   const hostBridge = PciConfigSpace.createState();
@@ -68,7 +81,14 @@ export function planPci(vm: VmFd, requests: VirtioDeviceRequest[]): PciMachinePl
     return gpa;
   };
   const devices = requests.map((r, i): PciDevicePlan => {
-    const plan = planVirtioPci(r.description, i + 1, allocate(BAR0_SIZE), allocate(BAR1_SIZE));
+    const slot = i + 1;
+    const plan = planVirtioPci(
+      r.description,
+      slot,
+      allocate(BAR0_SIZE),
+      allocate(BAR1_SIZE),
+      intxPin(slot),
+    );
     const notifyFds = Array.from({ length: plan.numQueues }, () => EventFd.create().fd);
     const irqFds: number[] = [];
     const gsis: number[] = [];
@@ -121,6 +141,7 @@ export function registerPci(
         });
       },
       signal: (vector) => irq[vector]?.signal(),
+      intx: (high) => vm.irqLine(d.plan.intxGsi, high),
       routeChanged: (vector, address, data) => router.setMsi(d.gsis[vector], { address, data }),
     });
     bus.add(d.plan.slot, fn);

@@ -8,7 +8,8 @@ import { viewOfAddress } from "../../ffi/libc.ts";
 import { EventFd } from "../../ffi/eventfd.ts";
 import { GuestMemory } from "../memory/guest_memory.ts";
 import { memoryLayout } from "../memory/layout.ts";
-import { PciConfigSpace } from "../pci/config_space.ts";
+import { PCI_COMMAND_INTX_DISABLE, PciConfigSpace } from "../pci/config_space.ts";
+import { VmFd } from "../../ffi/kvm_fds.ts";
 import { Msix } from "../pci/msix.ts";
 import { FdPoller } from "./fd_poller.ts";
 import { VIRTIO_F_RING_EVENT_IDX, VIRTIO_NO_VECTOR, VirtioPciState } from "./pci_state.ts";
@@ -48,16 +49,20 @@ class DeviceRunner {
   /** Called with whether the tap should be polled (virtio-net: only while RX has buffers). */
   onRxStarved: (starved: boolean) => void = () => {};
 
+  readonly config: PciConfigSpace;
+
   constructor(
     readonly plan: IoDevicePlan,
     private readonly mem: GuestMemory,
     private readonly model: DeviceModel,
+    private readonly vm: VmFd,
   ) {
     const p = plan.plan;
+    this.config = new PciConfigSpace(p.pciState);
     this.state = new VirtioPciState(p.virtioState);
     this.#notify = plan.notifyFds.map((fd) => new EventFd(fd));
     this.#irq = plan.irqFds.map((fd) => new EventFd(fd));
-    this.msix = new Msix(p.msixState, p.vectors, new PciConfigSpace(p.pciState), p.msixCapOffset, {
+    this.msix = new Msix(p.msixState, p.vectors, this.config, p.msixCapOffset, {
       signal: (vector) => this.#irq[vector]?.signal(),
     });
   }
@@ -158,10 +163,18 @@ class DeviceRunner {
     this.#interrupt(this.state.configVector, ISR_CONFIG);
   }
 
+  /** MSI-X when the driver enabled it (§4.1.5.1.2), else ISR plus INTx (§4.1.4.5). */
   #interrupt(vector: number, isr: number): void {
-    this.state.setIsr(isr);
-    if (vector !== VIRTIO_NO_VECTOR) this.msix.trigger(vector);
-    // Without MSI-X the driver would poll ISR over INTx, which this machine does not wire.
+    if (this.msix.enabled()) {
+      this.state.raiseIsr(isr);
+      if (vector !== VIRTIO_NO_VECTOR) this.msix.trigger(vector);
+      return;
+    }
+    const intxOff = (this.config.command() & PCI_COMMAND_INTX_DISABLE) !== 0;
+    this.state.raiseIsr(
+      isr,
+      intxOff ? undefined : () => this.vm.irqLine(this.plan.plan.intxGsi, true),
+    );
   }
 }
 
@@ -202,7 +215,8 @@ function run(init: IoWorkerInit): void {
     viewOfAddress(init.ramHva, init.ramBytes),
     memoryLayout(init.ramBytes),
   );
-  const devices = init.devices.map((d) => new DeviceRunner(d, mem, deviceModel(d, mem)));
+  const vm = new VmFd(init.vmFd);
+  const devices = init.devices.map((d) => new DeviceRunner(d, mem, deviceModel(d, mem), vm));
   const control = new EventFd(init.controlFd);
   // Device-side inputs: a tap's frames, the console's typed bytes.
   const inputFds = init.devices.flatMap((d) =>

@@ -21,6 +21,8 @@ export interface IoWorkerInit {
   ramBytes: number;
   /** Wakes the worker to look at queue enables and resets. */
   controlFd: number;
+  /** For INTx (KVM_IRQ_LINE) while a driver has MSI-X off. */
+  vmFd: number;
   devices: IoDevicePlan[];
 }
 

@@ -127,8 +127,18 @@ export class VirtioPciState {
     this.unlock();
   }
 
-  setIsr(bits: number): void {
-    Atomics.or(this.s, ISR, bits);
+  /**
+   * Set ISR bits and, while holding the lock, let the caller raise INTx: a concurrent ISR read
+   * (which lowers the line) then happens wholly before or after, so no interrupt is lost.
+   */
+  raiseIsr(bits: number, raise?: () => void): void {
+    this.lock();
+    try {
+      this.s[ISR] |= bits;
+      raise?.();
+    } finally {
+      this.unlock();
+    }
   }
 
   ioeventfdBase(): number {
@@ -286,9 +296,17 @@ export class VirtioPciState {
     }
   }
 
-  /** ISR status (§4.1.4.5): reading clears it. */
-  readIsr(): number {
-    return Atomics.exchange(this.s, ISR, 0);
+  /** ISR status (§4.1.4.5): reading clears it, and (INTx) lowers the line. */
+  readIsr(lower?: () => void): number {
+    this.lock();
+    try {
+      const v = this.s[ISR];
+      this.s[ISR] = 0;
+      if (v !== 0) lower?.();
+      return v;
+    } finally {
+      this.unlock();
+    }
   }
 
   #writeStatus(v: number): "reset" | undefined {
@@ -317,7 +335,7 @@ export class VirtioPciState {
     s[DRIVER_FEATURES_HI] = 0;
     s[CONFIG_MSIX_VECTOR] = VIRTIO_NO_VECTOR;
     s[QUEUE_SELECT] = 0;
-    Atomics.store(s, ISR, 0);
+    s[ISR] = 0;
     Atomics.store(s, STATUS, 0);
     for (let q = 0; q < s[NUM_QUEUES]; q++) {
       const at = this.#q(q);

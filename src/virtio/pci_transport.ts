@@ -8,7 +8,7 @@
  * placing the notify ioeventfds, routing MSI and waking the I/O Worker are hooks.
  */
 import type { PciFunction } from "../pci/bus.ts";
-import { PciConfigSpace } from "../pci/config_space.ts";
+import { PCI_INTERRUPT_LINE, PciConfigSpace } from "../pci/config_space.ts";
 import { Msix, msixCapabilityBody, PCI_CAP_ID_MSIX } from "../pci/msix.ts";
 import { VirtioPciState } from "./pci_state.ts";
 
@@ -47,6 +47,8 @@ export interface VirtioPciPlan {
   msixState: SharedArrayBuffer;
   msixCapOffset: number;
   deviceConfig: SharedArrayBuffer;
+  /** The IOAPIC pin INTA# of this function is wired to (used while MSI-X is off). */
+  intxGsi: number;
 }
 
 export interface VirtioDeviceDescription {
@@ -67,6 +69,7 @@ export function planVirtioPci(
   slot: number,
   bar0Gpa: number,
   bar1Gpa: number,
+  intxGsi: number,
 ): VirtioPciPlan {
   if (d.config.length > DEVICE_CONFIG_MAX) throw new RangeError(`${d.name}: config too large`);
   const vectors = d.numQueues + 1; // one per queue and one for configuration changes
@@ -80,6 +83,8 @@ export function planVirtioPci(
     subsystemVendorId: VIRTIO_PCI_VENDOR,
     subsystemId: VIRTIO_PCI_DEVICE_BASE + d.deviceType,
   });
+  cfg.setInterruptPin(1); // INTA#
+  cfg.write(PCI_INTERRUPT_LINE, 1, intxGsi); // what firmware would leave there
   cfg.addBar(0, { kind: "mem32", size: BAR0_SIZE });
   cfg.addBar(1, { kind: "mem32", size: BAR1_SIZE });
   cfg.setBarAddress(0, bar0Gpa);
@@ -111,6 +116,7 @@ export function planVirtioPci(
     msixState: Msix.createState(vectors),
     msixCapOffset,
     deviceConfig,
+    intxGsi,
   };
 }
 
@@ -144,6 +150,8 @@ export interface VirtioPciHooks {
   notifyMoved(oldGpa: number, newGpa: number): void;
   /** MSI-X delivery and route changes. */
   signal(vector: number): void;
+  /** Drive INTA# (level-triggered). */
+  intx(high: boolean): void;
   routeChanged(vector: number, address: number, data: number): void;
 }
 
@@ -194,7 +202,7 @@ export class VirtioPciFunction implements PciFunction {
     if (offset < COMMON_OFFSET + COMMON_SIZE) {
       value = this.state.readCommon(offset - COMMON_OFFSET, data.length);
     } else if (offset === ISR_OFFSET && data.length === 1) {
-      value = this.state.readIsr();
+      value = this.state.readIsr(() => this.hooks.intx(false));
     } else if (
       offset >= DEVICE_CONFIG_OFFSET && offset < DEVICE_CONFIG_OFFSET + DEVICE_CONFIG_MAX
     ) {

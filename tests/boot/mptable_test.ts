@@ -92,3 +92,22 @@ Deno.test("mptable: 255 CPUs fit in the BIOS area; 0, 256 and fractions are refu
   throws(() => mpTable(0), MpTableError);
   throws(() => mpTable(1.5), MpTableError);
 });
+
+Deno.test("mptable: PCI INTx routes put the PCI bus at id 0 and level/low entries behind it", () => {
+  const bytes = mpTable(1, [{ slot: 1, pin: 1, ioapicPin: 16 }, {
+    slot: 3,
+    pin: 2,
+    ioapicPin: 18,
+  }]);
+  equal(bytes.length, mptableSize(1, 2));
+  const at = 16 + 44 + 20; // after the floating pointer, the header and one CPU
+  equal(ascii(bytes.subarray(at + 2, at + 8)), "PCI   ");
+  equal(bytes[at + 1], 0, "PCI is bus 0: Linux matches MP bus ids to PCI bus numbers");
+  equal(ascii(bytes.subarray(at + 10, at + 16)), "ISA   ");
+  equal(bytes[at + 9], 1);
+  const pci = at + 16 + 8 + 16 * 8; // then the IOAPIC and the 16 ISA entries
+  // type 3, INT, flags 0x0f (active low, level), bus 0, IRQ (slot << 2 | pin - 1), APIC, pin
+  equal([...bytes.subarray(pci, pci + 8)].join(), [3, 0, 0x0f, 0, 0, 4, 1, 16].join());
+  equal([...bytes.subarray(pci + 8, pci + 16)].join(), [3, 0, 0x0f, 0, 0, 13, 1, 18].join());
+  equal(sum(bytes.subarray(16, 16 + new DataView(bytes.buffer).getUint16(20, true))), 0);
+});

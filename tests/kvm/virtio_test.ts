@@ -79,3 +79,28 @@ Deno.test("virtio: PCI ids, blk read/write/flush/ro against the image files, rng
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("virtio: with MSI off (pci=nomsi) the devices work over INTx through the IOAPIC", async () => {
+  const dir = await Deno.makeTempDir({ dir: `${REPO}.cache`, prefix: "virtio-intx-" });
+  try {
+    const [path, bytes] = await image(dir, "disk.img", 2 * MiB);
+    const r = await runDenovmm({
+      args: ["run", "--disk", path, "--rng", "-p", "quiet pci=nomsi"],
+      input: "grep virtio /proc/interrupts | sed 's/^/irq /'\n" +
+        "echo sum $(sha256sum /dev/vda)\necho rng $(head -c 32 /dev/hwrng | wc -c)\nexit 0\n",
+    });
+    equal(r.status, 0, r.stdout + r.stderr);
+    ok(r.stdout.includes(`sum ${await sha256(bytes)}`), r.stdout);
+    match(r.stdout, /rng 32/);
+    const lines = [
+      ...r.stdout.matchAll(/^irq\s+(\d+):\s+(\d+)\s+IO-APIC\s+\d+-fasteoi\s+virtio/gm),
+    ];
+    equal(lines.length, 2, r.stdout);
+    ok(
+      lines.every((m) => Number(m[1]) >= 16 && Number(m[2]) > 0),
+      "level-triggered pins 16+ fired",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
