@@ -1,0 +1,88 @@
+import { deepEqual, equal } from "../assert.ts";
+import { PciBus, type PciFunction } from "../../src/pci/bus.ts";
+import { PciConfigSpace } from "../../src/pci/config_space.ts";
+
+/** A function with one 4 KiB memory BAR that records accesses. */
+function recorder(slot: number) {
+  const config = new PciConfigSpace(PciConfigSpace.createState());
+  config.setIds({
+    vendorId: 0x1af4,
+    deviceId: 0x1040 + slot,
+    classCode: 0xff0000,
+    revision: 1,
+    subsystemVendorId: 0,
+    subsystemId: 0,
+  });
+  config.addBar(0, { kind: "mem32", size: 0x1000 });
+  const seen: Array<[string, number, number]> = [];
+  const fn: PciFunction = {
+    config,
+    barRead: (i, o, data) => {
+      seen.push(["r", i, o]);
+      data.fill(0x5a);
+    },
+    barWrite: (i, o) => void seen.push(["w", i, o]),
+  };
+  return { fn, config, seen };
+}
+
+const conf1Address = (slot: number, reg: number) => (0x8000_0000 | (slot << 11) | reg) >>> 0;
+const le = (v: number, n: number) =>
+  Uint8Array.from({ length: n }, (_, i) => (v >>> (8 * i)) & 0xff);
+
+function cfgRead(bus: PciBus, slot: number, reg: number, size: number): number {
+  bus.conf1.write(0, le(conf1Address(slot, reg & ~3), 4));
+  const data = new Uint8Array(size);
+  bus.conf1.read(4 + (reg & 3), data);
+  return data.reduceRight((v, b) => v * 256 + b, 0);
+}
+
+function cfgWrite(bus: PciBus, slot: number, reg: number, size: number, value: number): void {
+  bus.conf1.write(0, le(conf1Address(slot, reg & ~3), 4));
+  bus.conf1.write(4 + (reg & 3), le(value, size));
+}
+
+Deno.test("pci bus: conf1 reads ids of present slots and all-ones elsewhere, at every width", () => {
+  const bus = new PciBus(PciBus.createState());
+  const a = recorder(3);
+  bus.add(3, a.fn);
+  equal(cfgRead(bus, 3, 0, 4), 0x1043_1af4);
+  equal(cfgRead(bus, 3, 2, 2), 0x1043);
+  equal(cfgRead(bus, 3, 1, 1), 0x1a);
+  equal(cfgRead(bus, 4, 0, 4), 0xffff_ffff, "empty slot");
+  // The address latch reads back, and conf1 without the enable bit selects nothing.
+  const data = new Uint8Array(4);
+  bus.conf1.read(0, data);
+  equal(
+    new DataView(data.buffer).getUint32(0, true),
+    conf1Address(4, 0),
+    "the last address written",
+  );
+  bus.conf1.write(0, le(3 << 11, 4));
+  bus.conf1.read(4, data);
+  deepEqual([...data], [0xff, 0xff, 0xff, 0xff]);
+});
+
+Deno.test("pci bus: the MMIO window follows BAR moves and the memory-decode bit", () => {
+  const bus = new PciBus(PciBus.createState());
+  const a = recorder(1);
+  bus.add(1, a.fn);
+  let unclaimed = 0;
+  const window = bus.window(0xc000_0000, "memory", () => unclaimed++);
+  a.config.setBarAddress(0, 0xc000_0000);
+  const data = new Uint8Array(4);
+  window.read(0x10, data);
+  equal(unclaimed, 1, "memory decoding is off until the guest enables it");
+  cfgWrite(bus, 1, 0x04, 2, 0x0002);
+  window.read(0x10, data);
+  deepEqual(a.seen, [["r", 0, 0x10]]);
+  // The guest moves the BAR: the old address goes dead, the new one reaches the device.
+  cfgWrite(bus, 1, 0x10, 4, 0xc010_0000);
+  window.write(0x10, data);
+  window.write(0x10_0ffc, data);
+  equal(unclaimed, 2);
+  deepEqual(a.seen.at(-1), ["w", 0, 0xffc]);
+  // An access straddling the BAR's end belongs to nobody.
+  window.read(0x10_0ffe, data);
+  equal(unclaimed, 3);
+});
