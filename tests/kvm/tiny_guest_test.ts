@@ -69,19 +69,31 @@ function flat(type: number, selector: number) {
   };
 }
 
-Deno.test("kvm: a tiny guest's port I/O, MMIO, unclaimed accesses and debug-exit", () => {
-  const { kvm, vm, memory } = createVm(32 * 1024 * 1024);
-  memory.write(CODE_GPA, new Uint8Array(PROGRAM));
-  const vcpu = new VcpuFd(vm.createVcpu(0), kvm.vcpuMmapSize());
+/**
+ * A vCPU in 32-bit protected mode with flat segments, starting at CODE_GPA; `paging` gives CR3
+ * (with CR0.PG) for the triple-fault test.
+ */
+function flatVcpu(created: ReturnType<typeof createVm>, paging?: { cr3: number }): VcpuFd {
+  const vcpu = new VcpuFd(created.vm.createVcpu(0), created.kvm.vcpuMmapSize());
   const sregs = vcpu.getSregs();
   sregs.setSegment("cs", flat(0xb, 0x8));
   for (const s of ["ds", "es", "ss", "fs", "gs"] as const) sregs.setSegment(s, flat(0x3, 0x10));
-  sregs.set("cr0", 1); // PE, no paging
+  sregs.setDtable("idt", { base: 0, limit: 0 });
+  if (paging) sregs.set("cr3", paging.cr3);
+  sregs.set("cr0", paging ? 0x8000_0001 : 1); // PE, and PG when asked
   vcpu.setSregs();
   vcpu.regs.bytes.fill(0);
   vcpu.regs.set("rip", CODE_GPA);
   vcpu.regs.set("rflags", 2);
+  vcpu.regs.set("rsp", 0x8000);
   vcpu.setRegs();
+  return vcpu;
+}
+
+Deno.test("kvm: a tiny guest's port I/O, MMIO, unclaimed accesses and debug-exit", () => {
+  const created = createVm(32 * 1024 * 1024);
+  created.memory.write(CODE_GPA, new Uint8Array(PROGRAM));
+  const vcpu = flatVcpu(created);
 
   const pio = new Bus("pio", 0x10000);
   const mmio = new Bus("mmio", 2 ** 52);
@@ -120,22 +132,9 @@ Deno.test("kvm: a tiny guest's port I/O, MMIO, unclaimed accesses and debug-exit
 });
 
 Deno.test("kvm: a guest that triple-faults ends with a register dump and status 1", () => {
-  const { kvm, vm } = createVm(32 * 1024 * 1024);
-  // Paging on with an empty page directory and an empty IDT: the first fetch faults, the
-  // fault cannot be delivered (#DF), nor can that: a triple fault.
-  const vcpu = new VcpuFd(vm.createVcpu(0), kvm.vcpuMmapSize());
-  const sregs = vcpu.getSregs();
-  sregs.setSegment("cs", flat(0xb, 0x8));
-  for (const s of ["ds", "es", "ss"] as const) sregs.setSegment(s, flat(0x3, 0x10));
-  sregs.setDtable("idt", { base: 0, limit: 0 });
-  sregs.set("cr3", 0x3000); // zeroed RAM: no page is present
-  sregs.set("cr0", 0x8000_0001); // PG | PE
-  vcpu.setSregs();
-  vcpu.regs.bytes.fill(0);
-  vcpu.regs.set("rip", CODE_GPA);
-  vcpu.regs.set("rflags", 2);
-  vcpu.regs.set("rsp", 0x8000);
-  vcpu.setRegs();
+  // Paging on with an empty page directory (zeroed RAM at 0x3000: no page is present) and an
+  // empty IDT: the first fetch faults, the fault cannot be delivered (#DF), nor can that.
+  const vcpu = flatVcpu(createVm(32 * 1024 * 1024), { cr3: 0x3000 });
   const outcome = runLoop(
     vcpu,
     new Bus("pio", 0x10000),
@@ -153,8 +152,8 @@ Deno.test("kvm: a guest that triple-faults ends with a register dump and status 
 });
 
 Deno.test("kvm: through the legacy wiring, COM1 output reaches the console and an i8042 reset ends the VM with 0", () => {
-  const { kvm, vm, memory } = createVm(32 * 1024 * 1024);
-  memory.write(
+  const created = createVm(32 * 1024 * 1024);
+  created.memory.write(
     CODE_GPA,
     new Uint8Array([
       ...[0x66, 0xba, 0xf8, 0x03], // mov dx, 0x3f8
@@ -167,22 +166,13 @@ Deno.test("kvm: through the legacy wiring, COM1 output reaches the console and a
       0xee, // out dx, al  -> would end with 9 if the reset were ignored
     ]),
   );
-  const vcpu = new VcpuFd(vm.createVcpu(0), kvm.vcpuMmapSize());
-  const sregs = vcpu.getSregs();
-  sregs.setSegment("cs", flat(0xb, 0x8));
-  for (const s of ["ds", "es", "ss"] as const) sregs.setSegment(s, flat(0x3, 0x10));
-  sregs.set("cr0", 1);
-  vcpu.setSregs();
-  vcpu.regs.bytes.fill(0);
-  vcpu.regs.set("rip", CODE_GPA);
-  vcpu.regs.set("rflags", 2);
-  vcpu.setRegs();
+  const vcpu = flatVcpu(created);
   const pio = new Bus("pio", 0x10000);
   const stop = new StopRequest();
   const printed: number[] = [];
   registerLegacyDevices(pio, {
     serialState: Serial8250.createState(),
-    irq: (gsi, high) => vm.irqLine(gsi, high),
+    irq: (gsi, high) => created.vm.irqLine(gsi, high),
     consoleOut: (b) => printed.push(b),
     stop: (s) => stop.stop(s),
   });
