@@ -103,6 +103,9 @@ export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
   );
 
   const workers: Worker[] = [];
+  const gate = new Int32Array(new SharedArrayBuffer(4));
+  let ready = 0;
+  const t0 = performance.now();
   const ended = new Promise<MachineResult>((resolve) => {
     if (pci.devices.length > 0) {
       const io = new Worker(new URL("../virtio/io_worker.ts", import.meta.url), { type: "module" });
@@ -129,7 +132,19 @@ export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
       const w = new Worker(new URL("../vcpu/worker.ts", import.meta.url), { type: "module" });
       w.onmessage = (e: MessageEvent<VcpuWorkerReport>) => {
         const r = e.data;
-        if (r.type === "done") resolve({ status: r.status, message: r.message });
+        if (r.type === "ready") {
+          if (cfg.debug) {
+            console.error(
+              `denovmm: vcpu${r.vcpuId} thread ready after ${
+                Math.round(performance.now() - t0)
+              } ms`,
+            );
+          }
+          if (++ready === cfg.cpus) {
+            Atomics.store(gate, 0, 1);
+            Atomics.notify(gate, 0);
+          }
+        } else if (r.type === "done") resolve({ status: r.status, message: r.message });
         else resolve({ status: 1, message: `vcpu${r.vcpuId}: ${r.message}` });
       };
       w.onerror = (e) => {
@@ -146,6 +161,7 @@ export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
         debug: cfg.debug,
         consoleFd: STDOUT_FD,
         pci,
+        startGate: gate.buffer as SharedArrayBuffer,
       };
       w.postMessage(init);
       workers.push(w);

@@ -49,5 +49,11 @@ function runVcpu(init: VcpuWorkerInit) {
   registerPci(pio, mmio, init.pci, vm, (write) => {
     stats.bump(write ? STAT.mmioWriteUnclaimed : STAT.mmioReadUnclaimed);
   });
+  // The boot CPU must not run before every AP's thread is in KVM_RUN: an AP whose Worker is
+  // still loading when Linux sends INIT/SIPI misses the kernel's bring-up timeout and later
+  // runs a trampoline that has moved on, which ends the VM in a triple fault.
+  self.postMessage({ type: "ready", vcpuId: init.vcpuId });
+  const gate = new Int32Array(init.startGate);
+  while (Atomics.load(gate, 0) === 0) Atomics.wait(gate, 0, 0);
   return runLoop(vcpu, pio, mmio, stats, stop, { debug: init.debug, log });
 }

@@ -11,8 +11,11 @@ export interface VcpuWorkerInit {
   debug: boolean;
   consoleFd: number;
   pci: PciMachinePlan;
+  /** Int32[0] turns 1 when every vCPU thread is ready: none enters the guest before then. */
+  startGate: SharedArrayBuffer;
 }
 
 export type VcpuWorkerReport =
+  | { type: "ready"; vcpuId: number }
   | { type: "done"; vcpuId: number; status: number; message?: string }
   | { type: "error"; vcpuId: number; message: string };
