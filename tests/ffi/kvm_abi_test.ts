@@ -25,6 +25,8 @@ import {
   KVM_USERSPACE_MEMORY_REGION_SIZE,
 } from "../../ffi/kvm_vm_structs.ts";
 import * as irq from "../../ffi/kvm_irq_structs.ts";
+import * as vfio from "../../ffi/vfio_abi.ts";
+import * as tun from "../../ffi/tun.ts";
 
 /** Each expectation: a C expression and the value ffi/ claims for it. */
 function expectations(): Array<[string, number]> {
@@ -65,6 +67,38 @@ function expectations(): Array<[string, number]> {
       e.push([name, value]);
     }
   }
+  const vfioStructs: Array<[string, number, Record<string, number>]> = [
+    ["vfio_group_status", vfio.VFIO_GROUP_STATUS_SIZE, vfio.VFIO_GROUP_STATUS_OFFSETS],
+    ["vfio_device_info", vfio.VFIO_DEVICE_INFO_SIZE, vfio.VFIO_DEVICE_INFO_OFFSETS],
+    ["vfio_region_info", vfio.VFIO_REGION_INFO_SIZE, vfio.VFIO_REGION_INFO_OFFSETS],
+    ["vfio_irq_info", vfio.VFIO_IRQ_INFO_SIZE, vfio.VFIO_IRQ_INFO_OFFSETS],
+    ["vfio_irq_set", vfio.VFIO_IRQ_SET_SIZE, vfio.VFIO_IRQ_SET_OFFSETS],
+    ["vfio_iommu_type1_dma_map", vfio.VFIO_DMA_MAP_SIZE, vfio.VFIO_DMA_MAP_OFFSETS],
+    ["vfio_info_cap_header", vfio.VFIO_INFO_CAP_HEADER_SIZE, {}],
+  ];
+  for (const [struct, size, table] of vfioStructs) {
+    e.push([`sizeof(struct ${struct})`, size]);
+    offsets(struct, table);
+  }
+  for (const [name, value] of Object.entries(vfio)) {
+    if (typeof value === "number" && name.startsWith("VFIO_") && !/_(SIZE|TYPE|BASE)$/.test(name)) {
+      e.push([name, value]);
+    }
+  }
+  for (
+    const name of [
+      "TUNSETIFF",
+      "TUNSETOFFLOAD",
+      "TUNSETVNETHDRSZ",
+      "IFF_TAP",
+      "IFF_NO_PI",
+      "IFF_VNET_HDR",
+      "IFNAMSIZ",
+    ] as const
+  ) {
+    e.push([name, tun[name]]);
+  }
+  e.push(["sizeof(struct ifreq)", tun.IFREQ_SIZE]);
   for (const [name, value] of Object.entries(kvm)) {
     if (typeof value === "number" && name.startsWith("KVM_") && name !== "KVM_API_VERSION") {
       e.push([name, value]);
@@ -81,6 +115,7 @@ async function fromHeaders(exprs: string[]): Promise<number[]> {
   try {
     const body = exprs.map((x) => `  printf("%llu\\n", (unsigned long long)(${x}));`).join("\n");
     const src = `#include <stddef.h>\n#include <stdio.h>\n#include <linux/kvm.h>\n` +
+      `#include <linux/vfio.h>\n#include <net/if.h>\n#include <linux/if_tun.h>\n` +
       `int main(void) {\n${body}\n  return 0;\n}\n`;
     await Deno.writeTextFile(`${dir}/abi.c`, src);
     const cc = await new Deno.Command("gcc", {
