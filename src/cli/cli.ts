@@ -8,6 +8,7 @@ import { MAX_RAM_BYTES, MemoryLayoutError, MIN_RAM_BYTES, parseSize } from "../m
 import type { MachineConfig } from "../machine/machine.ts";
 import type { DiskOption, NetOption } from "../machine/virtio_devices.ts";
 import { parseMac } from "../virtio/net.ts";
+import { isBdf } from "../vfio/host_device.ts";
 
 export const VERSION = "0.1.0";
 
@@ -58,6 +59,7 @@ run options:
                       configure (ip addr/link on the tap); MAC default 52:54:00:12:34:56
       --console serial|virtio
                       the terminal on the 8250 (ttyS0, default) or on virtio-console (hvc0)
+      --vfio-pci BDF  pass the host PCI device BDF (bound to vfio-pci) through (repeatable)
       --debug         log unclaimed port/MMIO accesses and exit counts to stderr
 
 console: Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A. The guest ends the VM with status S
@@ -73,6 +75,7 @@ const OPTIONS = {
   rng: { type: "boolean" },
   network: { type: "string", short: "n", multiple: true },
   console: { type: "string" },
+  "vfio-pci": { type: "string", multiple: true },
   debug: { type: "boolean" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "v" },
@@ -130,6 +133,12 @@ export function parseCommandLine(argv: string[], defaults: () => DefaultGuest): 
       rng: values.rng ?? false,
       nets: (values.network ?? []).map(parseNetwork),
       console,
+      vfio: (values["vfio-pci"] ?? []).map((bdf) => {
+        if (!isBdf(bdf)) {
+          throw new UsageError(`--vfio-pci ${bdf}: expected a PCI address like 0000:00:10.0`);
+        }
+        return bdf;
+      }),
     },
   };
 }

@@ -18,6 +18,8 @@ import { InputRing } from "../console/input_ring.ts";
 import { EventFd } from "../../ffi/eventfd.ts";
 import { readInputFile } from "./input_files.ts";
 import { pciIrqRoutes, planPci } from "./pci_devices.ts";
+import { findHostDevice } from "../vfio/host_device.ts";
+import { mapGuestRam, openVfioDevice } from "../vfio/container.ts";
 import { type DiskOption, type NetOption, virtioRequests } from "./virtio_devices.ts";
 import type { IoWorkerInit, IoWorkerReport } from "../virtio/io_worker_protocol.ts";
 
@@ -34,6 +36,8 @@ export interface MachineConfig {
   rng?: boolean;
   /** `--network tap[=NAME][,mac=MAC]`, in order. */
   nets?: NetOption[];
+  /** `--vfio-pci BDF`: host PCI devices passed through with VFIO. */
+  vfio?: string[];
   /** Where the terminal is wired: the 8250 (ttyS0, default) or a virtio console (hvc0). */
   console?: "serial" | "virtio";
 }
@@ -63,8 +67,14 @@ export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
     ? { ring: InputRing.createState(), inputFd: EventFd.create().fd, outFd: STDOUT_FD }
     : undefined;
   const requests = virtioRequests(cfg.disks ?? [], cfg.rng ?? false, cfg.nets ?? [], consoleIo);
+  const hosts = (cfg.vfio ?? []).map((bdf) => findHostDevice(bdf));
   const { kvm, vm, layout, memory, ramHva } = createVm(cfg.ramBytes);
-  const pci = planPci(vm, requests);
+  const passthrough = hosts.map((h) => {
+    const d = openVfioDevice(h);
+    mapGuestRam(d, layout.regions, ramHva);
+    return d;
+  });
+  const pci = planPci(vm, requests, passthrough);
   const entry = loadLinux(
     memory,
     layout,
@@ -107,7 +117,7 @@ export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
   let ready = 0;
   const t0 = performance.now();
   const ended = new Promise<MachineResult>((resolve) => {
-    if (pci.devices.length > 0) {
+    if (pci.devices.length > 0 || pci.vfio.length > 0) {
       const io = new Worker(new URL("../virtio/io_worker.ts", import.meta.url), { type: "module" });
       io.onmessage = (e: MessageEvent<IoWorkerReport>) => {
         if (e.data.type === "error") {
@@ -124,6 +134,7 @@ export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
         controlFd: pci.controlFd,
         vmFd: vm.fd,
         devices: pci.devices,
+        vfio: pci.vfio,
       };
       io.postMessage(ioInit);
       workers.push(io);

@@ -21,6 +21,9 @@ import {
 import type { IoDevicePlan, VirtioBackendPlan } from "../virtio/io_worker_protocol.ts";
 import { GsiRouter } from "./gsi_router.ts";
 import type { PciIrqRoute } from "../boot/mptable.ts";
+import { hostPageSize } from "../../ffi/libc.ts";
+import { type OpenedVfioDevice, setMsixEventfds } from "../vfio/container.ts";
+import { planVfioFunction, VfioPciFunction, type VfioPlan } from "../vfio/vfio_function.ts";
 
 /** BARs go from the start of the 32-bit hole up to the IOAPIC. */
 export const PCI_MMIO_START = MMIO_HOLE_START;
@@ -41,6 +44,21 @@ export interface PciMachinePlan {
   routerState: SharedArrayBuffer;
   controlFd: number;
   devices: PciDevicePlan[];
+  vfio: VfioPlan[];
+}
+
+/** One eventfd and one GSI per MSI-X vector, bound together with KVM_IRQFD. */
+function msiVectors(vm: VmFd, router: GsiRouter, vectors: number) {
+  const irqFds: number[] = [];
+  const gsis: number[] = [];
+  for (let v = 0; v < vectors; v++) {
+    const fd = EventFd.create().fd;
+    const gsi = router.allocate();
+    vm.irqfd(fd, gsi);
+    irqFds.push(fd);
+    gsis.push(gsi);
+  }
+  return { irqFds, gsis };
 }
 
 export interface VirtioDeviceRequest {
@@ -61,7 +79,11 @@ export function pciIrqRoutes(plan: PciMachinePlan): PciIrqRoute[] {
 }
 
 /** Main thread: lay out bus 0, allocate BARs and GSIs, create and bind the eventfds. */
-export function planPci(vm: VmFd, requests: VirtioDeviceRequest[]): PciMachinePlan {
+export function planPci(
+  vm: VmFd,
+  requests: VirtioDeviceRequest[],
+  passthrough: OpenedVfioDevice[] = [],
+): PciMachinePlan {
   const hostBridge = PciConfigSpace.createState();
   new PciConfigSpace(hostBridge).setIds({
     vendorId: REDHAT_VENDOR,
@@ -90,16 +112,22 @@ export function planPci(vm: VmFd, requests: VirtioDeviceRequest[]): PciMachinePl
       intxPin(slot),
     );
     const notifyFds = Array.from({ length: plan.numQueues }, () => EventFd.create().fd);
-    const irqFds: number[] = [];
-    const gsis: number[] = [];
-    for (let v = 0; v < plan.vectors; v++) {
-      const fd = EventFd.create().fd;
-      const gsi = router.allocate();
-      vm.irqfd(fd, gsi);
-      irqFds.push(fd);
-      gsis.push(gsi);
-    }
+    const { irqFds, gsis } = msiVectors(vm, router, plan.vectors);
     return { plan, backend: r.backend, notifyFds, irqFds, gsis };
+  });
+  const vfio = passthrough.map((d, i): VfioPlan => {
+    const base = planVfioFunction(
+      d.host.bdf,
+      devices.length + 1 + i,
+      d.deviceFd,
+      d.regions,
+      allocate,
+      hostPageSize(),
+    );
+    const vectors = base.msix?.vectors ?? 0;
+    const { irqFds, gsis } = msiVectors(vm, router, vectors);
+    const deviceFds = Array.from({ length: vectors }, () => EventFd.create().fd);
+    return { ...base, deviceFds, irqFds, gsis };
   });
   return {
     busState: PciBus.createState(),
@@ -107,6 +135,7 @@ export function planPci(vm: VmFd, requests: VirtioDeviceRequest[]): PciMachinePl
     routerState,
     controlFd: EventFd.create().fd,
     devices,
+    vfio,
   };
 }
 
@@ -147,6 +176,17 @@ export function registerPci(
     bus.add(d.plan.slot, fn);
     return fn;
   });
+  for (const v of plan.vfio) {
+    const irq = v.irqFds.map((fd) => new EventFd(fd));
+    bus.add(
+      v.slot,
+      new VfioPciFunction(v, {
+        msixEnabled: (on) => setMsixEventfds(v.deviceFd, on ? v.deviceFds : []),
+        signal: (vector) => irq[vector]?.signal(),
+        routeChanged: (vector, address, data) => router.setMsi(v.gsis[vector], { address, data }),
+      }),
+    );
+  }
   pio.register(PCI_CONF1_ADDRESS_PORT, PCI_CONF1_PORTS, bus.conf1, "pci conf1");
   mmio.register(
     PCI_MMIO_START,

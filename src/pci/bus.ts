@@ -7,7 +7,15 @@
  */
 import type { BusDevice } from "../bus/device.ts";
 import { leValue, setLeValue } from "../bus/device.ts";
-import type { PciAddressSpace, PciConfigSpace } from "./config_space.ts";
+import type { PciAddressSpace, PciBarHit } from "./config_space.ts";
+
+/** What the bus needs of a function's configuration space (PciConfigSpace has all of it; a
+ * passthrough device answers partly from the real device). */
+export interface PciConfigAccess {
+  read(offset: number, size: number): number;
+  write(offset: number, size: number, value: number): void;
+  barContaining(addr: number, len: number, space: PciAddressSpace): Readonly<PciBarHit> | undefined;
+}
 
 export const PCI_CONF1_ADDRESS_PORT = 0xcf8;
 export const PCI_CONF1_PORTS = 8; // 0xcf8-0xcff
@@ -15,7 +23,7 @@ export const PCI_MAX_SLOTS = 32;
 
 /** One function as a thread sees it: its config space and what its BARs do. */
 export interface PciFunction {
-  readonly config: PciConfigSpace;
+  readonly config: PciConfigAccess;
   /** `data.length` bytes at `offset` into BAR `index`. */
   barRead(index: number, offset: number, data: Uint8Array): void;
   barWrite(index: number, offset: number, data: Uint8Array): void;

@@ -226,10 +226,27 @@ function run(init: IoWorkerInit): void {
       ? [d.backend.inputFd]
       : []
   );
+  // MSI-X of passed-through devices: the device's eventfd per vector, relayed to the irqfd
+  // unless the guest masked the vector (then it stays pending in the PBA).
+  const relays = init.vfio.flatMap((v) => {
+    if (!v.msix) return [];
+    const irq = v.irqFds.map((fd) => new EventFd(fd));
+    const msix = new Msix(
+      v.msix.state,
+      v.msix.vectors,
+      new PciConfigSpace(v.shadow),
+      v.msix.shadowCapOffset,
+      {
+        signal: (vector) => irq[vector]?.signal(),
+      },
+    );
+    return v.deviceFds.map((fd, vector) => ({ fd, ev: new EventFd(fd), msix, vector }));
+  });
   const poller = new FdPoller([
     init.controlFd,
     ...devices.flatMap((d) => d.notifyFds),
     ...inputFds,
+    ...relays.map((r) => r.fd),
   ]);
   // fd → what to do when it is readable.
   const actions = new Map<number, () => void>();
@@ -251,6 +268,11 @@ function run(init: IoWorkerInit): void {
         d.consoleInput();
       });
     }
+  }
+  for (const r of relays) {
+    actions.set(r.fd, () => {
+      if (r.ev.drain() > 0) r.msix.trigger(r.vector);
+    });
   }
   self.postMessage({ type: "ready" });
   for (const d of devices) d.sync();

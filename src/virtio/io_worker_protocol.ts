@@ -1,5 +1,6 @@
 /** What the main thread hands the I/O Worker: plain data only (SABs, fd numbers, paths). */
 import type { VirtioPciPlan } from "./pci_transport.ts";
+import type { VfioPlan } from "../vfio/vfio_function.ts";
 
 export type VirtioBackendPlan =
   | { kind: "blk"; path: string; readOnly: boolean; id: string }
@@ -24,6 +25,8 @@ export interface IoWorkerInit {
   /** For INTx (KVM_IRQ_LINE) while a driver has MSI-X off. */
   vmFd: number;
   devices: IoDevicePlan[];
+  /** Passed-through devices whose MSI-X signals the worker relays (masking, pending). */
+  vfio: VfioPlan[];
 }
 
 export type IoWorkerReport = { type: "ready" } | { type: "error"; message: string };

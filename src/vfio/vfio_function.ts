@@ -1,0 +1,258 @@
+/**
+ * A host PCI device passed through with VFIO, as one function on denovmm's PCI bus.
+ *
+ * Config space: the guest sees the device's own registers, read and written with the width it
+ * used, except what a VMM must own: the BARs (guest-assigned addresses, sizing, kept in a
+ * shadow PciConfigSpace), the expansion ROM (hidden), the MSI capability (unlinked: MSI-X is
+ * the interrupt path), and the MSI-X capability's Message Control (emulated).
+ * BARs: every access is trapped and forwarded with pread/pwrite at the region offset, except
+ * the MSI-X table and PBA, emulated at the device's offsets and exactly their size
+ * (src/pci/msix.ts: 16 bytes a vector, one bit a vector rounded to 8 bytes, never a page).
+ * Interrupts: the device signals one eventfd per vector (VFIO_DEVICE_SET_IRQS); the I/O Worker
+ * relays each to the vector's irqfd unless the vector is masked, in which case it stays pending.
+ */
+import { type PciBarKind, PciConfigSpace } from "../pci/config_space.ts";
+import type { PciFunction } from "../pci/bus.ts";
+import {
+  Msix,
+  msixCapabilityBody,
+  msixPbaSize,
+  msixRegions,
+  msixTableSize,
+  PCI_CAP_ID_MSIX,
+} from "../pci/msix.ts";
+import { regionRead, regionWrite, type VfioRegion } from "./container.ts";
+
+const PCI_CAP_ID_MSI = 0x05;
+const BAR_FIRST = 0x10;
+const BAR_END = 0x28;
+const ROM = 0x30;
+const CAP_PTR = 0x34;
+
+export interface VfioMsixPlan {
+  vectors: number;
+  /** Where the device keeps its MSI-X capability (guest-visible offset). */
+  capOffset: number;
+  tableBar: number;
+  tableOffset: number;
+  pbaBar: number;
+  pbaOffset: number;
+  state: SharedArrayBuffer;
+  /** The shadow's own capability offset (what Msix reads Message Control from). */
+  shadowCapOffset: number;
+}
+
+export interface VfioPlan {
+  bdf: string;
+  slot: number;
+  deviceFd: number;
+  config: VfioRegion;
+  bars: Array<VfioRegion | undefined>;
+  shadow: SharedArrayBuffer;
+  /** Config bytes the guest sees differently from the device (unlinked capabilities). */
+  patches: Array<[number, number]>;
+  msix?: VfioMsixPlan;
+  /** MSI-X: eventfds the device signals (VFIO) and the irqfds KVM listens on, per vector. */
+  deviceFds: number[];
+  irqFds: number[];
+  gsis: number[];
+}
+
+/** Main thread: read the device's config and build the shadow and the MSI-X layout. */
+export function planVfioFunction(
+  bdf: string,
+  slot: number,
+  deviceFd: number,
+  regions: VfioRegion[],
+  allocateBar: (size: number) => number,
+  pageSize: number,
+): Omit<VfioPlan, "deviceFds" | "irqFds" | "gsis"> {
+  const config = regions[7];
+  const raw = new Uint8Array(256);
+  if (!config || !regionRead(deviceFd, config, 0, raw)) {
+    throw new Error(`${bdf}: cannot read config space`);
+  }
+  const dv = new DataView(raw.buffer);
+  const shadowState = PciConfigSpace.createState();
+  const shadow = new PciConfigSpace(shadowState);
+  shadow.setIds({
+    vendorId: dv.getUint16(0, true),
+    deviceId: dv.getUint16(2, true),
+    classCode: dv.getUint32(8, true) >>> 8,
+    revision: raw[8],
+    subsystemVendorId: dv.getUint16(0x2c, true),
+    subsystemId: dv.getUint16(0x2e, true),
+  });
+  const bars: Array<VfioRegion | undefined> = [];
+  const barSizes: number[] = [];
+  for (let i = 0; i < 6; i++) {
+    const r = regions[i];
+    const reg = dv.getUint32(BAR_FIRST + 4 * i, true);
+    barSizes[i] = r?.size ?? 0;
+    if (!r || r.size === 0) continue;
+    const kind: PciBarKind = reg & 1 ? "io" : ((reg >> 1) & 3) === 2 ? "mem64" : "mem32";
+    shadow.addBar(i, {
+      kind,
+      size: Math.max(r.size, kind === "io" ? 4 : 16),
+      prefetchable: kind !== "io" && (reg & 8) !== 0,
+    });
+    if (kind !== "io") shadow.setBarAddress(i, allocateBar(r.size));
+    bars[i] = r;
+    if (kind === "mem64") i++;
+  }
+  // Walk the device's capability list: find MSI-X, unlink MSI.
+  const patches: Array<[number, number]> = [];
+  let msix: VfioMsixPlan | undefined;
+  let prevNext = CAP_PTR;
+  for (let at = raw[CAP_PTR] & 0xfc, n = 0; at >= 0x40 && n < 48; at = raw[at + 1] & 0xfc, n++) {
+    const id = raw[at];
+    if (id === PCI_CAP_ID_MSI) {
+      patches.push([prevNext, raw[at + 1]]);
+      continue;
+    }
+    if (id === PCI_CAP_ID_MSIX) {
+      const control = dv.getUint16(at + 2, true);
+      const table = dv.getUint32(at + 4, true);
+      const pba = dv.getUint32(at + 8, true);
+      const vectors = (control & 0x7ff) + 1;
+      const layout = {
+        vectors,
+        tableBar: table & 7,
+        tableOffset: table & ~7,
+        pbaBar: pba & 7,
+        pbaOffset: pba & ~7,
+      };
+      // Refuses a table or PBA outside its BAR; sizes exact, never rounded to pageSize.
+      msixRegions({ ...layout, barSizes, pageSize });
+      const body = msixCapabilityBody(
+        vectors,
+        layout.tableBar,
+        layout.tableOffset,
+        layout.pbaBar,
+        layout.pbaOffset,
+      );
+      const shadowCapOffset = shadow.addCapability(PCI_CAP_ID_MSIX, body.body, body.writable);
+      msix = { ...layout, capOffset: at, state: Msix.createState(vectors), shadowCapOffset };
+    }
+    prevNext = at + 1;
+  }
+  return { bdf, slot, deviceFd, config, bars, shadow: shadowState, patches, msix };
+}
+
+export interface VfioHooks {
+  /** MSI-X enabled or disabled by the guest: (re)program the device's eventfds. */
+  msixEnabled(on: boolean): void;
+  signal(vector: number): void;
+  routeChanged(vector: number, address: number, data: number): void;
+}
+
+/** One thread's view of a passed-through device. */
+export class VfioPciFunction implements PciFunction {
+  readonly shadow: PciConfigSpace;
+  readonly msix: Msix | undefined;
+  readonly #one = new Uint8Array(4);
+  readonly #patch = new Map<number, number>();
+  readonly config;
+
+  constructor(readonly plan: VfioPlan, hooks: VfioHooks) {
+    this.shadow = new PciConfigSpace(plan.shadow);
+    for (const [at, value] of plan.patches) this.#patch.set(at, value);
+    const m = plan.msix;
+    if (m) {
+      this.msix = new Msix(m.state, m.vectors, this.shadow, m.shadowCapOffset, {
+        signal: (v) => hooks.signal(v),
+        routeChanged: (v, address, data) => hooks.routeChanged(v, address, data),
+      });
+      let wasOn = false;
+      this.shadow.onWrite(m.shadowCapOffset + 2, m.shadowCapOffset + 4, () => {
+        const on = this.msix!.enabled();
+        if (on !== wasOn) hooks.msixEnabled(on);
+        wasOn = on;
+      });
+    }
+    this.config = {
+      read: (offset: number, size: number) => this.#configRead(offset, size),
+      write: (offset: number, size: number, value: number) =>
+        this.#configWrite(offset, size, value),
+      barContaining: (addr: number, len: number, space: "memory" | "io") =>
+        this.shadow.barContaining(addr, len, space),
+    };
+  }
+
+  /** Where a guest config offset is answered: the shadow (at which offset) or the device. */
+  #shadowOffset(offset: number): number | undefined {
+    if ((offset >= BAR_FIRST && offset < BAR_END) || (offset >= ROM && offset < ROM + 4)) {
+      return offset;
+    }
+    const m = this.plan.msix;
+    if (m && offset >= m.capOffset + 2 && offset < m.capOffset + 12) {
+      return m.shadowCapOffset + (offset - m.capOffset);
+    }
+    return undefined;
+  }
+
+  #configRead(offset: number, size: number): number {
+    let value = 0;
+    for (let i = size - 1; i >= 0; i--) value = value * 256 + this.#byte(offset + i);
+    return value;
+  }
+
+  #byte(at: number): number {
+    const patched = this.#patch.get(at);
+    if (patched !== undefined) return patched;
+    const s = this.#shadowOffset(at);
+    if (s !== undefined) return s >= ROM && s < ROM + 4 ? 0 : this.shadow.read(s, 1);
+    const b = this.#one.subarray(0, 1);
+    return regionRead(this.plan.deviceFd, this.plan.config, at, b) ? b[0] : 0xff;
+  }
+
+  #configWrite(offset: number, size: number, value: number): void {
+    if (![1, 2, 4].includes(size) || offset < 0 || offset + size > 256) return;
+    const s = this.#shadowOffset(offset);
+    if (s !== undefined) {
+      if (s < ROM || s >= ROM + 4) this.shadow.write(s, size, value);
+      return;
+    }
+    if (this.#patch.has(offset)) return;
+    if (offset === 0x04) this.shadow.write(offset, size, value); // decode bits for BAR routing
+    const b = this.#one.subarray(0, size);
+    for (let i = 0; i < size; i++) b[i] = (value >>> (8 * i)) & 0xff;
+    regionWrite(this.plan.deviceFd, this.plan.config, offset, b);
+  }
+
+  barRead(index: number, offset: number, data: Uint8Array): void {
+    const m = this.plan.msix;
+    if (
+      m && index === m.tableBar && offset >= m.tableOffset &&
+      offset < m.tableOffset + msixTableSize(m.vectors)
+    ) {
+      this.msix!.tableRead(offset - m.tableOffset, data);
+    } else if (
+      m && index === m.pbaBar && offset >= m.pbaOffset &&
+      offset < m.pbaOffset + msixPbaSize(m.vectors)
+    ) {
+      this.msix!.pbaRead(offset - m.pbaOffset, data);
+    } else {
+      const r = this.plan.bars[index];
+      if (!r || !regionRead(this.plan.deviceFd, r, offset, data)) data.fill(0xff);
+    }
+  }
+
+  barWrite(index: number, offset: number, data: Uint8Array): void {
+    const m = this.plan.msix;
+    if (
+      m && index === m.tableBar && offset >= m.tableOffset &&
+      offset < m.tableOffset + msixTableSize(m.vectors)
+    ) {
+      this.msix!.tableWrite(offset - m.tableOffset, data);
+    } else if (
+      m && index === m.pbaBar && offset >= m.pbaOffset &&
+      offset < m.pbaOffset + msixPbaSize(m.vectors)
+    ) {
+      // The PBA is read-only.
+    } else {
+      const r = this.plan.bars[index];
+      if (r) regionWrite(this.plan.deviceFd, r, offset, data);
+    }
+  }
+}
