@@ -31,4 +31,5 @@ case ${DENOVMM_SANDBOX:-} in
 esac
 [[ -z $why ]] && exec "$@"
 echo "denovmm: $why, running in the KVM sandbox (QEMU TCG, slow)" >&2
-exec "$repo/scripts/sandbox.sh" -- "$@"
+# --vfio: the same boot also carries the two VFIO-bound NICs the passthrough tests use.
+exec "$repo/scripts/sandbox.sh" --vfio -- "$@"
