@@ -196,3 +196,18 @@ Deno.test("main: a --disk that does not exist or is a directory exits 1 naming i
   );
   await fails(["run", "--disk", "/tmp,ro"], 1, /disk \/tmp: /);
 });
+
+Deno.test("main: --vfio-pci with a malformed address is a usage error, a missing device exits 1", {
+  ignore: kernelPath === undefined || initrdPath === undefined,
+}, async () => {
+  await fails(
+    ["run", "--vfio-pci", "10.0"],
+    2,
+    /--vfio-pci 10\.0: expected a PCI address like 0000:00:10\.0/,
+  );
+  await fails(
+    ["run", "--vfio-pci", "0000:7f:1f.7"],
+    1,
+    /--vfio-pci 0000:7f:1f\.7: no such PCI device on this host/,
+  );
+});
