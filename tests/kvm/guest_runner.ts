@@ -24,6 +24,8 @@ export interface BootOptions {
   timeoutMs?: number;
   /** A command prefix, e.g. ["ip", "netns", "exec", NS]. */
   wrap?: string[];
+  /** Send `input` only once this text has appeared on stdout (as a person would type). */
+  inputAfter?: string;
 }
 
 const decoder = new TextDecoder();
@@ -45,14 +47,31 @@ export async function runDenovmm(opts: BootOptions): Promise<GuestRun> {
   const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 180_000);
   try {
     const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(opts.input ?? ""));
-    await w.close();
-    const out = await child.output();
-    return {
-      status: out.code,
-      stdout: decoder.decode(out.stdout),
-      stderr: decoder.decode(out.stderr),
+    const send = async () => {
+      await w.write(new TextEncoder().encode(opts.input ?? ""));
+      await w.close();
     };
+    if (opts.inputAfter === undefined) {
+      await send();
+      const out = await child.output();
+      return {
+        status: out.code,
+        stdout: decoder.decode(out.stdout),
+        stderr: decoder.decode(out.stderr),
+      };
+    }
+    const errText = new Response(child.stderr).text();
+    let stdout = "";
+    let sent = false;
+    for await (const chunk of child.stdout) {
+      stdout += decoder.decode(chunk, { stream: true });
+      if (!sent && stdout.includes(opts.inputAfter)) {
+        sent = true;
+        await send();
+      }
+    }
+    if (!sent) await send().catch(() => {});
+    return { status: (await child.status).code, stdout, stderr: await errText };
   } finally {
     clearTimeout(timer);
   }
