@@ -140,7 +140,11 @@ export class VfioRegionInfo extends ArgszView {
   capabilities(): Array<{ id: number; version: number; at: number }> {
     const caps = [];
     let at = this.cap_offset;
-    for (let n = 0; at !== 0 && at + VFIO_INFO_CAP_HEADER_SIZE <= this.bytes.length && n < 64; n++) {
+    for (
+      let n = 0;
+      at !== 0 && at + VFIO_INFO_CAP_HEADER_SIZE <= this.bytes.length && n < 64;
+      n++
+    ) {
       caps.push({ id: this.u16(at), version: this.u16(at + 2), at });
       at = this.u32(at + 4);
     }
