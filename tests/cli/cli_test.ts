@@ -57,6 +57,7 @@ Deno.test("cli: run with no options boots the default guest with 256 MiB, 1 vCPU
       rng: false,
       nets: [],
       console: "serial",
+      vfio: [],
     },
   });
   equal(defaultsCalls, 1);
@@ -106,6 +107,8 @@ Deno.test("cli: long and short options give the same machine", () => {
       "--rng",
       "-n",
       "tap=dv0,mac=52:54:00:00:00:09",
+      "--vfio-pci",
+      "0000:00:10.0",
     ],
   );
   const long = runConfig([
@@ -124,6 +127,7 @@ Deno.test("cli: long and short options give the same machine", () => {
     "--disk=/b.img,ro",
     "--rng",
     "--network=tap=dv0,mac=52:54:00:00:00:09",
+    "--vfio-pci=0000:00:10.0",
   ]);
   deepEqual(short, long);
   deepEqual(short, {
@@ -137,6 +141,7 @@ Deno.test("cli: long and short options give the same machine", () => {
     rng: true,
     nets: [{ tap: "dv0", mac: new Uint8Array([0x52, 0x54, 0, 0, 0, 9]) }],
     console: "serial",
+    vfio: ["0000:00:10.0"],
   });
 });
 
