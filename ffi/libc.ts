@@ -138,3 +138,19 @@ export function viewOfAddress(hva: bigint, sizeBytes: number): ArrayBuffer {
   if (p === null) throw new RangeError("null address");
   return Deno.UnsafePointerView.getArrayBuffer(p, sizeBytes);
 }
+
+/** A shared mapping of `sizeBytes` of a device fd at `offset` (a VFIO region's mmap-able part). */
+export function mmapDevice(fd: number, offset: number, sizeBytes: number): bigint {
+  const p = libc.mmap(
+    null,
+    BigInt(sizeBytes),
+    PROT_READ | PROT_WRITE,
+    MAP_SHARED,
+    fd,
+    BigInt(offset),
+  );
+  if (p === null || Deno.UnsafePointer.value(p) === 0xffff_ffff_ffff_ffffn) {
+    throw new SyscallError(`mmap of ${sizeBytes} bytes of device fd ${fd}`, errno());
+  }
+  return BigInt(Deno.UnsafePointer.value(p));
+}

@@ -96,6 +96,8 @@ export function planPci(
   const routerState = GsiRouter.createState();
   const router = new GsiRouter(routerState, vm);
   let next = PCI_MMIO_START;
+  /** KVM memory slots after the RAM's (at most 2) for passthrough BAR mappings. */
+  let nextSlot = 8;
   const allocate = (size: number) => {
     const gpa = Math.ceil(next / size) * size; // BARs are naturally aligned
     if (gpa + size > PCI_MMIO_END) throw new RangeError("PCI MMIO window exhausted");
@@ -123,6 +125,7 @@ export function planPci(
       d.regions,
       allocate,
       hostPageSize(),
+      () => nextSlot++,
     );
     const vectors = base.msix?.vectors ?? 0;
     const { irqFds, gsis } = msiVectors(vm, router, vectors);
@@ -184,6 +187,7 @@ export function registerPci(
         msixEnabled: (on) => setMsixEventfds(v.deviceFd, on ? v.deviceFds : []),
         signal: (vector) => irq[vector]?.signal(),
         routeChanged: (vector, address, data) => router.setMsi(v.gsis[vector], { address, data }),
+        placeSlot: (m, gpa) => vm.setUserMemoryRegion(m.slot, gpa, gpa === 0 ? 0 : m.size, m.hva),
       }),
     );
   }

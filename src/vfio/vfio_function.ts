@@ -22,6 +22,7 @@ import {
   PCI_CAP_ID_MSIX,
 } from "../pci/msix.ts";
 import { regionRead, regionWrite, type VfioRegion } from "./container.ts";
+import { mmapDevice } from "../../ffi/libc.ts";
 
 const PCI_CAP_ID_MSI = 0x05;
 const BAR_FIRST = 0x10;
@@ -42,6 +43,15 @@ export interface VfioMsixPlan {
   shadowCapOffset: number;
 }
 
+export interface VfioMapping {
+  bar: number;
+  /** Offset inside the BAR and length: page-aligned, never covering the MSI-X pages. */
+  offset: number;
+  size: number;
+  hva: bigint;
+  slot: number;
+}
+
 export interface VfioPlan {
   bdf: string;
   slot: number;
@@ -52,6 +62,10 @@ export interface VfioPlan {
   /** Config bytes the guest sees differently from the device (unlinked capabilities). */
   patches: Array<[number, number]>;
   msix?: VfioMsixPlan;
+  /** mmap'd parts of memory BARs, placed as KVM memory slots while the BAR decodes. */
+  mappings: VfioMapping[];
+  /** Float64 per mapping: the guest address its slot is at now (0: not placed); [last] lock. */
+  placed: SharedArrayBuffer;
   /** MSI-X: eventfds the device signals (VFIO) and the irqfds KVM listens on, per vector. */
   deviceFds: number[];
   irqFds: number[];
@@ -66,6 +80,7 @@ export function planVfioFunction(
   regions: VfioRegion[],
   allocateBar: (size: number) => number,
   pageSize: number,
+  nextSlot: () => number = () => 0,
 ): Omit<VfioPlan, "deviceFds" | "irqFds" | "gsis"> {
   const config = regions[7];
   const raw = new Uint8Array(256);
@@ -102,6 +117,7 @@ export function planVfioFunction(
   }
   // Walk the device's capability list: find MSI-X, unlink MSI.
   const patches: Array<[number, number]> = [];
+  const trapped: Array<{ bar: number; offset: number; size: number }> = [];
   let msix: VfioMsixPlan | undefined;
   let prevNext = CAP_PTR;
   for (let at = raw[CAP_PTR] & 0xfc, n = 0; at >= 0x40 && n < 48; at = raw[at + 1] & 0xfc, n++) {
@@ -123,7 +139,8 @@ export function planVfioFunction(
         pbaOffset: pba & ~7,
       };
       // Refuses a table or PBA outside its BAR; sizes exact, never rounded to pageSize.
-      msixRegions({ ...layout, barSizes, pageSize });
+      const regions = msixRegions({ ...layout, barSizes, pageSize });
+      trapped.push(regions.tablePage, regions.pbaPage);
       const body = msixCapabilityBody(
         vectors,
         layout.tableBar,
@@ -136,10 +153,53 @@ export function planVfioFunction(
     }
     prevNext = at + 1;
   }
-  return { bdf, slot, deviceFd, config, bars, shadow: shadowState, patches, msix };
+  // The mmap-able parts of memory BARs, less the pages the MSI-X table and PBA live in.
+  const mappings: VfioMapping[] = [];
+  for (let i = 0; i < 6; i++) {
+    const r = bars[i];
+    if (!r || shadow.barInfo(i)?.kind === "io") continue;
+    for (const area of r.mmapAreas) {
+      let pieces = [{ offset: area.offset, size: area.size }];
+      for (const t of trapped.filter((t) => t.bar === i)) {
+        pieces = pieces.flatMap((p) => {
+          const end = p.offset + p.size;
+          const tEnd = t.offset + t.size;
+          if (tEnd <= p.offset || t.offset >= end) return [p];
+          return [
+            { offset: p.offset, size: Math.max(0, t.offset - p.offset) },
+            { offset: tEnd, size: Math.max(0, end - tEnd) },
+          ].filter((q) => q.size > 0);
+        });
+      }
+      for (const p of pieces) {
+        if (p.offset % pageSize !== 0 || p.size % pageSize !== 0) continue;
+        mappings.push({
+          bar: i,
+          ...p,
+          hva: mmapDevice(deviceFd, r.offset + p.offset, p.size),
+          slot: nextSlot(),
+        });
+      }
+    }
+  }
+  const placed = new SharedArrayBuffer(8 * (mappings.length + 1));
+  return {
+    bdf,
+    slot,
+    deviceFd,
+    config,
+    bars,
+    shadow: shadowState,
+    patches,
+    msix,
+    mappings,
+    placed,
+  };
 }
 
 export interface VfioHooks {
+  /** Put a mapping's KVM memory slot at `gpa`, or remove it (gpa 0). */
+  placeSlot?(m: VfioMapping, gpa: number): void;
   /** MSI-X enabled or disabled by the guest: (re)program the device's eventfds. */
   msixEnabled(on: boolean): void;
   signal(vector: number): void;
@@ -170,6 +230,12 @@ export class VfioPciFunction implements PciFunction {
         wasOn = on;
       });
     }
+    if (plan.mappings.length > 0 && hooks.placeSlot) {
+      const place = hooks.placeSlot;
+      const listener = () => this.#placeMappings(place);
+      this.shadow.onWrite(0x04, 0x06, listener);
+      this.shadow.onWrite(BAR_FIRST, BAR_END, listener);
+    }
     this.config = {
       read: (offset: number, size: number) => this.#configRead(offset, size),
       write: (offset: number, size: number, value: number) =>
@@ -177,6 +243,32 @@ export class VfioPciFunction implements PciFunction {
       barContaining: (addr: number, len: number, space: "memory" | "io") =>
         this.shadow.barContaining(addr, len, space),
     };
+  }
+
+  /**
+   * Memory slots follow the BARs: placed while memory decoding is on and the BAR holds an
+   * address (not a sizing pattern), moved when the guest moves the BAR, removed otherwise.
+   */
+  #placeMappings(place: (m: VfioMapping, gpa: number) => void): void {
+    const at = new Float64Array(this.plan.placed);
+    const lock = new Int32Array(this.plan.placed, 8 * this.plan.mappings.length, 1);
+    while (Atomics.compareExchange(lock, 0, 0, 1) !== 0) { /* rare, short */ }
+    try {
+      this.plan.mappings.forEach((m, i) => {
+        const bar = this.shadow.barInfo(m.bar);
+        const base = bar && this.shadow.memoryEnabled() && bar.address >= 0x1000_0000 &&
+            bar.address + bar.size <= 0xfec0_0000
+          ? bar.address
+          : 0;
+        const want = base === 0 ? 0 : base + m.offset;
+        if (at[i] === want) return;
+        if (at[i] !== 0) place(m, 0);
+        if (want !== 0) place(m, want);
+        at[i] = want;
+      });
+    } finally {
+      Atomics.store(lock, 0, 0);
+    }
   }
 
   /** Where a guest config offset is answered: the shadow (at which offset) or the device. */
