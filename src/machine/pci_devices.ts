@@ -28,6 +28,9 @@ import { planVfioFunction, VfioPciFunction, type VfioPlan } from "../vfio/vfio_f
 /** BARs go from the start of the 32-bit hole up to the IOAPIC. */
 export const PCI_MMIO_START = MMIO_HOLE_START;
 export const PCI_MMIO_END = 0xfec0_0000;
+/** Port I/O space for I/O BARs: everything above the ISA/legacy range. */
+export const PCI_IO_START = 0x1000;
+export const PCI_IO_END = 0x10000;
 /** A host bridge so Linux's conf1 sanity check finds a known class on bus 0. */
 const HOST_BRIDGE_CLASS = 0x06_00_00;
 const REDHAT_VENDOR = 0x1b36;
@@ -192,6 +195,13 @@ export function registerPci(
     );
   }
   pio.register(PCI_CONF1_ADDRESS_PORT, PCI_CONF1_PORTS, bus.conf1, "pci conf1");
+  // I/O BARs (a passed-through device's) live above the legacy ports; Linux assigns them.
+  pio.register(
+    PCI_IO_START,
+    PCI_IO_END - PCI_IO_START,
+    bus.window(PCI_IO_START, "io", () => {}),
+    "pci io window",
+  );
   mmio.register(
     PCI_MMIO_START,
     PCI_MMIO_END - PCI_MMIO_START,

@@ -86,3 +86,21 @@ Deno.test("pci bus: the MMIO window follows BAR moves and the memory-decode bit"
   window.read(0x10_0ffe, data);
   equal(unclaimed, 3);
 });
+
+Deno.test("pci bus: an I/O window reaches I/O BARs only while I/O decoding is on", () => {
+  const bus = new PciBus(PciBus.createState());
+  const config = new PciConfigSpace(PciConfigSpace.createState());
+  config.addBar(2, { kind: "io", size: 32 });
+  const seen: number[] = [];
+  bus.add(1, { config, barRead: (_i, o, d) => (seen.push(o), d.fill(7)), barWrite: () => {} });
+  let unclaimed = 0;
+  const io = bus.window(0x1000, "io", () => unclaimed++);
+  cfgWrite(bus, 1, 0x18, 4, 0xc040); // the guest assigns the BAR
+  const data = new Uint8Array(2);
+  io.read(0xc044 - 0x1000, data);
+  equal(unclaimed, 1, "I/O decoding off");
+  cfgWrite(bus, 1, 0x04, 2, 0x0001);
+  io.read(0xc044 - 0x1000, data);
+  deepEqual(seen, [4]);
+  deepEqual([...data], [7, 7]);
+});
