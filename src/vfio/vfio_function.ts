@@ -312,39 +312,35 @@ export class VfioPciFunction implements PciFunction {
     regionWrite(this.plan.deviceFd, this.plan.config, offset, b);
   }
 
+  /** Which part of a BAR an access falls in: the emulated MSI-X table or PBA, or the device. */
+  #target(index: number, offset: number): "table" | "pba" | "device" {
+    const m = this.plan.msix;
+    if (!m) return "device";
+    const inside = (bar: number, at: number, size: number) =>
+      index === bar && offset >= at && offset < at + size;
+    if (inside(m.tableBar, m.tableOffset, msixTableSize(m.vectors))) return "table";
+    if (inside(m.pbaBar, m.pbaOffset, msixPbaSize(m.vectors))) return "pba";
+    return "device";
+  }
+
   barRead(index: number, offset: number, data: Uint8Array): void {
     const m = this.plan.msix;
-    if (
-      m && index === m.tableBar && offset >= m.tableOffset &&
-      offset < m.tableOffset + msixTableSize(m.vectors)
-    ) {
-      this.msix!.tableRead(offset - m.tableOffset, data);
-    } else if (
-      m && index === m.pbaBar && offset >= m.pbaOffset &&
-      offset < m.pbaOffset + msixPbaSize(m.vectors)
-    ) {
-      this.msix!.pbaRead(offset - m.pbaOffset, data);
-    } else {
+    const where = this.#target(index, offset);
+    if (where === "table") this.msix!.tableRead(offset - m!.tableOffset, data);
+    else if (where === "pba") this.msix!.pbaRead(offset - m!.pbaOffset, data);
+    else {
       const r = this.plan.bars[index];
       if (!r || !regionRead(this.plan.deviceFd, r, offset, data)) data.fill(0xff);
     }
   }
 
   barWrite(index: number, offset: number, data: Uint8Array): void {
-    const m = this.plan.msix;
-    if (
-      m && index === m.tableBar && offset >= m.tableOffset &&
-      offset < m.tableOffset + msixTableSize(m.vectors)
-    ) {
-      this.msix!.tableWrite(offset - m.tableOffset, data);
-    } else if (
-      m && index === m.pbaBar && offset >= m.pbaOffset &&
-      offset < m.pbaOffset + msixPbaSize(m.vectors)
-    ) {
-      // The PBA is read-only.
-    } else {
+    const where = this.#target(index, offset);
+    if (where === "table") this.msix!.tableWrite(offset - this.plan.msix!.tableOffset, data);
+    else if (where === "device") {
       const r = this.plan.bars[index];
       if (r) regionWrite(this.plan.deviceFd, r, offset, data);
     }
+    // The PBA is read-only.
   }
 }
