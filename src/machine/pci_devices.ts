@@ -151,7 +151,8 @@ export function registerPci(
   mmio: Bus,
   plan: PciMachinePlan,
   vm: VmFd,
-  unclaimed: (write: boolean) => void,
+  unclaimed: (write: boolean, addr: number, size: number) => void,
+  unclaimedPio: (write: boolean, addr: number, size: number) => void = () => {},
 ): VirtioPciFunction[] {
   const bus = new PciBus(plan.busState);
   const hostBridge: PciFunction = {
@@ -199,7 +200,7 @@ export function registerPci(
   pio.register(
     PCI_IO_START,
     PCI_IO_END - PCI_IO_START,
-    bus.window(PCI_IO_START, "io", () => {}),
+    bus.window(PCI_IO_START, "io", unclaimedPio),
     "pci io window",
   );
   mmio.register(

@@ -94,7 +94,11 @@ export class PciBus {
 
   /** A bus device for an address window (the MMIO hole, or I/O ports) that forwards each
    * access to the function whose enabled BAR holds it; nothing there reads all-ones. */
-  window(base: number, space: PciAddressSpace, unclaimed: (write: boolean) => void): BusDevice {
+  window(
+    base: number,
+    space: PciAddressSpace,
+    unclaimed: (write: boolean, addr: number, size: number) => void,
+  ): BusDevice {
     // Loops written out (no result object) because this is on the exit path of every access.
     const fns = this.#present;
     return {
@@ -104,14 +108,14 @@ export class PciBus {
           if (hit) return fn.barRead(hit.index, hit.offset, data);
         }
         data.fill(0xff);
-        unclaimed(false);
+        unclaimed(false, base + offset, data.length);
       },
       write: (offset, data) => {
         for (const fn of fns) {
           const hit = fn.config.barContaining(base + offset, data.length, space);
           if (hit) return fn.barWrite(hit.index, hit.offset, data);
         }
-        unclaimed(true);
+        unclaimed(true, base + offset, data.length);
       },
     };
   }

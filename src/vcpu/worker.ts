@@ -46,8 +46,17 @@ function runVcpu(init: VcpuWorkerInit) {
   });
   const log = (line: string) => console.error(`denovmm: vcpu${init.vcpuId}: ${line}`);
   const stats = new ExitStats(init.stats);
-  registerPci(pio, mmio, init.pci, vm, (write) => {
+  // Nothing decodes there: counted and (--debug) logged like any other unclaimed access.
+  registerPci(pio, mmio, init.pci, vm, (write, addr, size) => {
     stats.bump(write ? STAT.mmioWriteUnclaimed : STAT.mmioReadUnclaimed);
+    if (init.debug) {
+      log(`unclaimed mmio ${write ? "write" : "read"} at 0x${addr.toString(16)} size ${size}`);
+    }
+  }, (write, addr, size) => {
+    stats.bump(write ? STAT.pioWriteUnclaimed : STAT.pioReadUnclaimed);
+    if (init.debug) {
+      log(`unclaimed port ${write ? "write" : "read"} at 0x${addr.toString(16)} size ${size}`);
+    }
   });
   // The boot CPU must not run before every AP's thread is in KVM_RUN: an AP whose Worker is
   // still loading when Linux sends INIT/SIPI misses the kernel's bring-up timeout and later
