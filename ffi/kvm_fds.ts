@@ -27,6 +27,7 @@ import {
   KVM_IOEVENTFD_FLAG_DEASSIGN,
   KVM_IOEVENTFD_FLAG_PIO,
   KVM_IRQFD_FLAG_DEASSIGN,
+  KVM_IRQFD_FLAG_RESAMPLE,
   KvmIoeventfd,
   KvmIrqfd,
   KvmIrqRouting,
@@ -166,6 +167,15 @@ export class VmFd {
   /** Make a write to `fd` raise `gsi` (KVM_IRQFD), or stop that with `deassign`. */
   irqfd(fd: number, gsi: number, deassign = false): void {
     const v = this.#irqfdArg.set(fd, gsi, deassign ? KVM_IRQFD_FLAG_DEASSIGN : 0);
+    check("KVM_IRQFD", libc.ioctl(this.fd, BigInt(K.KVM_IRQFD), v.pointer));
+  }
+
+  /**
+   * A level-triggered irqfd: a write to `fd` asserts `gsi` (an IOAPIC pin) until the guest
+   * EOIs it, when KVM de-asserts the line and signals `resampleFd` (KVM_IRQFD_FLAG_RESAMPLE).
+   */
+  irqfdResample(fd: number, gsi: number, resampleFd: number): void {
+    const v = this.#irqfdArg.set(fd, gsi, KVM_IRQFD_FLAG_RESAMPLE, resampleFd);
     check("KVM_IRQFD", libc.ioctl(this.fd, BigInt(K.KVM_IRQFD), v.pointer));
   }
 

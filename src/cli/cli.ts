@@ -5,7 +5,7 @@
  */
 import { parseArgs } from "./parse_args.ts";
 import { MAX_RAM_BYTES, MemoryLayoutError, MIN_RAM_BYTES, parseSize } from "../memory/layout.ts";
-import type { MachineConfig } from "../machine/machine.ts";
+import type { MachineConfig, VfioDeviceOption } from "../machine/machine.ts";
 import type { DiskOption, NetOption } from "../machine/virtio_devices.ts";
 import { parseMac } from "../virtio/net.ts";
 import { isBdf } from "../vfio/host_device.ts";
@@ -59,7 +59,9 @@ run options:
                       configure (ip addr/link on the tap); MAC default 52:54:00:12:34:56
       --console serial|virtio
                       the terminal on the 8250 (ttyS0, default) or on virtio-console (hvc0)
-      --vfio-pci BDF  pass the host PCI device BDF (bound to vfio-pci) through (repeatable)
+      --vfio-pci BDF[,nomsix]
+                      pass the host PCI device BDF (bound to vfio-pci) through (repeatable);
+                      nomsix hides its MSI-X, so the driver uses MSI or INTx
       --debug         log unclaimed port/MMIO accesses and exit counts to stderr
 
 console: Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A. The guest ends the VM with status S
@@ -133,14 +135,21 @@ export function parseCommandLine(argv: string[], defaults: () => DefaultGuest): 
       rng: values.rng ?? false,
       nets: (values.network ?? []).map(parseNetwork),
       console,
-      vfio: (values["vfio-pci"] ?? []).map((bdf) => {
-        if (!isBdf(bdf)) {
-          throw new UsageError(`--vfio-pci ${bdf}: expected a PCI address like 0000:00:10.0`);
-        }
-        return bdf;
-      }),
+      vfio: (values["vfio-pci"] ?? []).map(parseVfio),
     },
   };
+}
+
+/** `BDF[,nomsix]`. */
+function parseVfio(text: string): VfioDeviceOption {
+  const [bdf, ...flags] = text.split(",");
+  if (!isBdf(bdf)) {
+    throw new UsageError(`--vfio-pci ${text}: expected a PCI address like 0000:00:10.0`);
+  }
+  for (const f of flags) {
+    if (f !== "nomsix") throw new UsageError(`--vfio-pci ${text}: unknown option "${f}" (nomsix)`);
+  }
+  return flags.length > 0 ? { bdf, noMsix: true } : { bdf };
 }
 
 /** `PATH[,ro]`, as kvmtool spells it. */

@@ -23,6 +23,12 @@ import { mapGuestRam, openVfioDevice } from "../vfio/container.ts";
 import { type DiskOption, type NetOption, virtioRequests } from "./virtio_devices.ts";
 import type { IoWorkerInit, IoWorkerReport } from "../virtio/io_worker_protocol.ts";
 
+export interface VfioDeviceOption {
+  bdf: string;
+  /** Hide the device's MSI-X capability (its driver falls back to MSI or INTx). */
+  noMsix?: boolean;
+}
+
 export interface MachineConfig {
   kernelPath: string;
   initrdPath?: string;
@@ -36,8 +42,8 @@ export interface MachineConfig {
   rng?: boolean;
   /** `--network tap[=NAME][,mac=MAC]`, in order. */
   nets?: NetOption[];
-  /** `--vfio-pci BDF`: host PCI devices passed through with VFIO. */
-  vfio?: string[];
+  /** `--vfio-pci BDF[,nomsix]`: host PCI devices passed through with VFIO. */
+  vfio?: VfioDeviceOption[];
   /** Where the terminal is wired: the 8250 (ttyS0, default) or a virtio console (hvc0). */
   console?: "serial" | "virtio";
 }
@@ -67,14 +73,14 @@ export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
     ? { ring: InputRing.createState(), inputFd: EventFd.create().fd, outFd: STDOUT_FD }
     : undefined;
   const requests = virtioRequests(cfg.disks ?? [], cfg.rng ?? false, cfg.nets ?? [], consoleIo);
-  const hosts = (cfg.vfio ?? []).map((bdf) => findHostDevice(bdf));
+  const hosts = (cfg.vfio ?? []).map((v) => findHostDevice(v.bdf));
   const { kvm, vm, layout, memory, ramHva } = createVm(cfg.ramBytes);
   const passthrough = hosts.map((h) => {
     const d = openVfioDevice(h);
     mapGuestRam(d, layout.regions, ramHva);
     return d;
   });
-  const pci = planPci(vm, requests, passthrough);
+  const pci = planPci(vm, requests, passthrough, cfg.vfio);
   const entry = loadLinux(
     memory,
     layout,

@@ -22,8 +22,14 @@ import type { IoDevicePlan, VirtioBackendPlan } from "../virtio/io_worker_protoc
 import { GsiRouter } from "./gsi_router.ts";
 import type { PciIrqRoute } from "../boot/mptable.ts";
 import { hostPageSize } from "../../ffi/libc.ts";
-import { type OpenedVfioDevice, setMsixEventfds } from "../vfio/container.ts";
-import { planVfioFunction, VfioPciFunction, type VfioPlan } from "../vfio/vfio_function.ts";
+import { type OpenedVfioDevice, setIntxUnmaskEventfd, setIrqEventfds } from "../vfio/container.ts";
+import {
+  planVfioFunction,
+  type VfioOptions,
+  VfioPciFunction,
+  type VfioPlan,
+} from "../vfio/vfio_function.ts";
+import { IRQ_INTX, VfioIrqModes } from "../vfio/irq_modes.ts";
 
 /** BARs go from the start of the 32-bit hole up to the IOAPIC. */
 export const PCI_MMIO_START = MMIO_HOLE_START;
@@ -69,16 +75,38 @@ export interface VirtioDeviceRequest {
   backend: VirtioBackendPlan;
 }
 
-/** IOAPIC pins 16-23 take the PCI slots' INTA# in turn (pins 0-15 are the ISA IRQs). Slots
- * more than 8 apart share a pin, which a level-triggered line allows, though with one
- * KVM_IRQ_LINE source per pin a shared line is only as good as its last writer. */
-export function intxPin(slot: number): number {
-  return 16 + ((slot - 1) % 8);
+/** IOAPIC pins 16-23 take the PCI slots' INTx# in turn (pins 0-15 are the ISA IRQs), the
+ * usual swizzle: INTB# of a slot is INTA# of the next. Slots more than 8 apart share a pin,
+ * which a level-triggered line allows, though with one KVM_IRQ_LINE source per pin a shared
+ * line is only as good as its last writer. */
+export function intxPin(slot: number, pin = 1): number {
+  return 16 + ((slot - 1 + pin - 1) % 8);
 }
 
 /** The INTx wiring for the MP table. */
 export function pciIrqRoutes(plan: PciMachinePlan): PciIrqRoute[] {
-  return plan.devices.map((d) => ({ slot: d.plan.slot, pin: 1, ioapicPin: d.plan.intxGsi }));
+  return [
+    ...plan.devices.map((d) => ({ slot: d.plan.slot, pin: 1, ioapicPin: d.plan.intxGsi })),
+    ...plan.vfio.flatMap((v) =>
+      v.intx ? [{ slot: v.slot, pin: v.intxPin, ioapicPin: v.intx.gsi }] : []
+    ),
+  ];
+}
+
+/** VFIO calls for one device's interrupt mechanisms. */
+function irqControl(deviceFd: number) {
+  return {
+    setEventfds: (index: number, fds: number[]) => setIrqEventfds(deviceFd, index, fds),
+    setIntxUnmask: (fd: number) => setIntxUnmaskEventfd(deviceFd, fd),
+  };
+}
+
+function irqModes(v: VfioPlan): VfioIrqModes {
+  return new VfioIrqModes(
+    v.irqState,
+    { intx: v.intx, msi: v.msiFds, msix: v.deviceFds },
+    irqControl(v.deviceFd),
+  );
 }
 
 /** Main thread: lay out bus 0, allocate BARs and GSIs, create and bind the eventfds. */
@@ -86,6 +114,7 @@ export function planPci(
   vm: VmFd,
   requests: VirtioDeviceRequest[],
   passthrough: OpenedVfioDevice[] = [],
+  vfioOptions: VfioOptions[] = [],
 ): PciMachinePlan {
   const hostBridge = PciConfigSpace.createState();
   new PciConfigSpace(hostBridge).setIds({
@@ -129,11 +158,35 @@ export function planPci(
       allocate,
       hostPageSize(),
       () => nextSlot++,
+      vfioOptions[i],
     );
     const vectors = base.msix?.vectors ?? 0;
     const { irqFds, gsis } = msiVectors(vm, router, vectors);
     const deviceFds = Array.from({ length: vectors }, () => EventFd.create().fd);
-    return { ...base, deviceFds, irqFds, gsis };
+    // MSI: VFIO signals the irqfds themselves (no masking to emulate, so no relay).
+    const msi = msiVectors(vm, router, base.msi?.vectors ?? 0);
+    // INTx: VFIO masks the line as it fires; the guest's EOI makes KVM signal the resample
+    // eventfd, which VFIO takes as "unmask". All in the kernel.
+    let intx: VfioPlan["intx"];
+    if (base.intxPin !== 0 && (d.irqCounts[IRQ_INTX] ?? 0) > 0) {
+      const gsi = intxPin(base.slot, base.intxPin);
+      const triggerFd = EventFd.create().fd;
+      const resampleFd = EventFd.create().fd;
+      vm.irqfdResample(triggerFd, gsi, resampleFd);
+      intx = { gsi, triggerFd, resampleFd };
+    }
+    const plan: VfioPlan = {
+      ...base,
+      deviceFds,
+      irqFds,
+      gsis,
+      msiFds: msi.irqFds,
+      msiGsis: msi.gsis,
+      intx,
+      irqState: VfioIrqModes.createState(),
+    };
+    irqModes(plan).start(); // INTx on until the guest enables MSI or MSI-X
+    return plan;
   });
   return {
     busState: PciBus.createState(),
@@ -185,10 +238,17 @@ export function registerPci(
   });
   for (const v of plan.vfio) {
     const irq = v.irqFds.map((fd) => new EventFd(fd));
+    const modes = irqModes(v);
     bus.add(
       v.slot,
       new VfioPciFunction(v, {
-        msixEnabled: (on) => setMsixEventfds(v.deviceFd, on ? v.deviceFds : []),
+        msixEnabled: (on) => modes.msix(on),
+        msiChanged: (vectors, messages) => {
+          // Routes before the device may fire; the device quiet before routes go.
+          if (vectors === 0) modes.msi(0);
+          v.msiGsis.forEach((gsi, i) => router.setMsi(gsi, messages[i]));
+          if (vectors > 0) modes.msi(vectors);
+        },
         signal: (vector) => irq[vector]?.signal(),
         routeChanged: (vector, address, data) => router.setMsi(v.gsis[vector], { address, data }),
         placeSlot: (m, gpa) => vm.setUserMemoryRegion(m.slot, gpa, gpa === 0 ? 0 : m.size, m.hva),

@@ -186,20 +186,27 @@ export function regionWrite(
   ) === from.length;
 }
 
-/** Program the device's MSI-X vectors to signal these eventfds (or turn them off with []). */
-export function setMsixEventfds(deviceFd: number, fds: number[]): void {
+/**
+ * Program IRQ index `index` (INTx, MSI or MSI-X) to signal these eventfds, one per vector from
+ * 0, or turn it off with []. VFIO allows one index on at a time: turn the other off first.
+ */
+export function setIrqEventfds(deviceFd: number, index: number, fds: number[]): void {
   const set = fds.length > 0
-    ? new V.VfioIrqSet(
-      V.VFIO_IRQ_SET_DATA_EVENTFD | V.VFIO_IRQ_SET_ACTION_TRIGGER,
-      V.VFIO_PCI_MSIX_IRQ_INDEX,
-      0,
-      fds,
-    )
-    : new V.VfioIrqSet(
-      V.VFIO_IRQ_SET_DATA_NONE | V.VFIO_IRQ_SET_ACTION_TRIGGER,
-      V.VFIO_PCI_MSIX_IRQ_INDEX,
-      0,
-      0,
-    );
+    ? new V.VfioIrqSet(V.VFIO_IRQ_SET_DATA_EVENTFD | V.VFIO_IRQ_SET_ACTION_TRIGGER, index, 0, fds)
+    : new V.VfioIrqSet(V.VFIO_IRQ_SET_DATA_NONE | V.VFIO_IRQ_SET_ACTION_TRIGGER, index, 0, 0);
+  check("VFIO_DEVICE_SET_IRQS", libc.ioctl(deviceFd, req(V.VFIO_DEVICE_SET_IRQS), set.pointer));
+}
+
+/**
+ * INTx's second half: VFIO masks the line each time it fires, and unmasks it when `fd` is
+ * signalled (by KVM's irqfd resampler once the guest has EOI'd the interrupt).
+ */
+export function setIntxUnmaskEventfd(deviceFd: number, fd: number): void {
+  const set = new V.VfioIrqSet(
+    V.VFIO_IRQ_SET_DATA_EVENTFD | V.VFIO_IRQ_SET_ACTION_UNMASK,
+    V.VFIO_PCI_INTX_IRQ_INDEX,
+    0,
+    [fd],
+  );
   check("VFIO_DEVICE_SET_IRQS", libc.ioctl(deviceFd, req(V.VFIO_DEVICE_SET_IRQS), set.pointer));
 }

@@ -3,13 +3,16 @@
  *
  * Config space: the guest sees the device's own registers, read and written with the width it
  * used, except what a VMM must own: the BARs (guest-assigned addresses, sizing, kept in a
- * shadow PciConfigSpace), the expansion ROM (hidden), the MSI capability (unlinked: MSI-X is
- * the interrupt path), and the MSI-X capability's Message Control (emulated).
+ * shadow PciConfigSpace), the expansion ROM (hidden), and the MSI and MSI-X capabilities
+ * (emulated: their writes decide which of INTx, MSI and MSI-X the device uses, src/vfio/
+ * irq_modes.ts; MSI-X can be hidden with `nomsix`, leaving MSI or INTx to the driver).
  * BARs: every access is trapped and forwarded with pread/pwrite at the region offset, except
  * the MSI-X table and PBA, emulated at the device's offsets and exactly their size
  * (src/pci/msix.ts: 16 bytes a vector, one bit a vector rounded to 8 bytes, never a page).
- * Interrupts: the device signals one eventfd per vector (VFIO_DEVICE_SET_IRQS); the I/O Worker
- * relays each to the vector's irqfd unless the vector is masked, in which case it stays pending.
+ * Interrupts: with MSI-X the device signals one eventfd per vector (VFIO_DEVICE_SET_IRQS); the
+ * I/O Worker relays each to the vector's irqfd unless the vector is masked, in which case it
+ * stays pending. MSI (no per-vector masking offered) and INTx never leave the kernel: MSI
+ * eventfds are KVM irqfds, and INTx is a resampling irqfd whose EOI unmasks the line in VFIO.
  */
 import { type PciBarKind, PciConfigSpace } from "../pci/config_space.ts";
 import type { PciFunction } from "../pci/bus.ts";
@@ -21,14 +24,22 @@ import {
   msixTableSize,
   PCI_CAP_ID_MSIX,
 } from "../pci/msix.ts";
+import {
+  MSI_CONTROL_64BIT,
+  MsiCapability,
+  msiCapabilityBody,
+  msiCapabilitySize,
+  type MsiMessage,
+  PCI_CAP_ID_MSI,
+} from "../pci/msi.ts";
 import { regionRead, regionWrite, type VfioRegion } from "./container.ts";
 import { mmapDevice } from "../../ffi/libc.ts";
 
-const PCI_CAP_ID_MSI = 0x05;
 const BAR_FIRST = 0x10;
 const BAR_END = 0x28;
 const ROM = 0x30;
 const CAP_PTR = 0x34;
+const INTERRUPT_PIN = 0x3d;
 
 export interface VfioMsixPlan {
   vectors: number;
@@ -40,6 +51,15 @@ export interface VfioMsixPlan {
   pbaOffset: number;
   state: SharedArrayBuffer;
   /** The shadow's own capability offset (what Msix reads Message Control from). */
+  shadowCapOffset: number;
+}
+
+export interface VfioMsiPlan {
+  /** Where the device keeps its MSI capability, and its size there (ID byte included). */
+  capOffset: number;
+  capSize: number;
+  /** Vectors the function is capable of (1 to 32). */
+  vectors: number;
   shadowCapOffset: number;
 }
 
@@ -62,6 +82,9 @@ export interface VfioPlan {
   /** Config bytes the guest sees differently from the device (unlinked capabilities). */
   patches: Array<[number, number]>;
   msix?: VfioMsixPlan;
+  msi?: VfioMsiPlan;
+  /** INTA#..INTD# as 1..4, 0 for none (the device's Interrupt Pin register). */
+  intxPin: number;
   /** mmap'd parts of memory BARs, placed as KVM memory slots while the BAR decodes. */
   mappings: VfioMapping[];
   /** Float64 per mapping: the guest address its slot is at now (0: not placed); [last] lock. */
@@ -70,6 +93,24 @@ export interface VfioPlan {
   deviceFds: number[];
   irqFds: number[];
   gsis: number[];
+  /** MSI: one irqfd (which VFIO signals directly) and GSI per vector the function may use. */
+  msiFds: number[];
+  msiGsis: number[];
+  /** INTx: VFIO's trigger and KVM's resample eventfds, on the IOAPIC pin `gsi`. */
+  intx?: { gsi: number; triggerFd: number; resampleFd: number };
+  /** Which interrupt mechanism is on (VfioIrqModes). */
+  irqState: SharedArrayBuffer;
+}
+
+/** What planning adds; the machine adds the eventfds and GSIs. */
+export type VfioBasePlan = Omit<
+  VfioPlan,
+  "deviceFds" | "irqFds" | "gsis" | "msiFds" | "msiGsis" | "intx" | "irqState"
+>;
+
+export interface VfioOptions {
+  /** Hide the MSI-X capability (the driver then uses MSI or INTx). */
+  noMsix?: boolean;
 }
 
 /** Main thread: read the device's config and build the shadow and the MSI-X layout. */
@@ -81,7 +122,8 @@ export function planVfioFunction(
   allocateBar: (size: number) => number,
   pageSize: number,
   nextSlot: () => number = () => 0,
-): Omit<VfioPlan, "deviceFds" | "irqFds" | "gsis"> {
+  options: VfioOptions = {},
+): VfioBasePlan {
   const config = regions[7];
   const raw = new Uint8Array(256);
   if (!config || !regionRead(deviceFd, config, 0, raw)) {
@@ -115,18 +157,31 @@ export function planVfioFunction(
     bars[i] = r;
     if (kind === "mem64") i++;
   }
-  // Walk the device's capability list: find MSI-X, unlink MSI.
+  // Walk the device's capability list: emulate MSI and MSI-X (or unlink MSI-X when hidden).
   const patches: Array<[number, number]> = [];
   const trapped: Array<{ bar: number; offset: number; size: number }> = [];
   let msix: VfioMsixPlan | undefined;
+  let msi: VfioMsiPlan | undefined;
   let prevNext = CAP_PTR;
   for (let at = raw[CAP_PTR] & 0xfc, n = 0; at >= 0x40 && n < 48; at = raw[at + 1] & 0xfc, n++) {
     const id = raw[at];
-    if (id === PCI_CAP_ID_MSI) {
+    if (id === PCI_CAP_ID_MSIX && options.noMsix) {
       patches.push([prevNext, raw[at + 1]]);
       continue;
     }
-    if (id === PCI_CAP_ID_MSIX) {
+    if (id === PCI_CAP_ID_MSI && !msi) {
+      const control = dv.getUint16(at + 2, true);
+      const capSize = Math.min(msiCapabilitySize(control), 256 - at);
+      const vectors = 1 << Math.min((control >> 1) & 7, 5);
+      const { body, writable } = msiCapabilityBody({
+        vectors,
+        address64: (control & MSI_CONTROL_64BIT) !== 0,
+        size: capSize,
+      });
+      const shadowCapOffset = shadow.addCapability(PCI_CAP_ID_MSI, body, writable);
+      msi = { capOffset: at, capSize, vectors, shadowCapOffset };
+    }
+    if (id === PCI_CAP_ID_MSIX && !msix) {
       const control = dv.getUint16(at + 2, true);
       const table = dv.getUint32(at + 4, true);
       const pba = dv.getUint32(at + 8, true);
@@ -158,28 +213,13 @@ export function planVfioFunction(
   for (let i = 0; i < 6; i++) {
     const r = bars[i];
     if (!r || shadow.barInfo(i)?.kind === "io") continue;
-    for (const area of r.mmapAreas) {
-      let pieces = [{ offset: area.offset, size: area.size }];
-      for (const t of trapped.filter((t) => t.bar === i)) {
-        pieces = pieces.flatMap((p) => {
-          const end = p.offset + p.size;
-          const tEnd = t.offset + t.size;
-          if (tEnd <= p.offset || t.offset >= end) return [p];
-          return [
-            { offset: p.offset, size: Math.max(0, t.offset - p.offset) },
-            { offset: tEnd, size: Math.max(0, end - tEnd) },
-          ].filter((q) => q.size > 0);
-        });
-      }
-      for (const p of pieces) {
-        if (p.offset % pageSize !== 0 || p.size % pageSize !== 0) continue;
-        mappings.push({
-          bar: i,
-          ...p,
-          hva: mmapDevice(deviceFd, r.offset + p.offset, p.size),
-          slot: nextSlot(),
-        });
-      }
+    for (const p of mappablePieces(r.mmapAreas, trapped.filter((t) => t.bar === i), pageSize)) {
+      mappings.push({
+        bar: i,
+        ...p,
+        hva: mmapDevice(deviceFd, r.offset + p.offset, p.size),
+        slot: nextSlot(),
+      });
     }
   }
   const placed = new SharedArrayBuffer(8 * (mappings.length + 1));
@@ -192,9 +232,36 @@ export function planVfioFunction(
     shadow: shadowState,
     patches,
     msix,
+    msi,
+    intxPin: raw[INTERRUPT_PIN] >= 1 && raw[INTERRUPT_PIN] <= 4 ? raw[INTERRUPT_PIN] : 0,
     mappings,
     placed,
   };
+}
+
+/**
+ * The parts of a BAR to map into the guest: the mmap-able areas VFIO reports, less the
+ * (page-rounded) pages that hold the MSI-X table or PBA, which must keep trapping. A piece
+ * that is not whole pages cannot be a memory slot and stays trapped too.
+ */
+export function mappablePieces(
+  areas: ReadonlyArray<{ offset: number; size: number }>,
+  trapped: ReadonlyArray<{ offset: number; size: number }>,
+  pageSize: number,
+): Array<{ offset: number; size: number }> {
+  let pieces = areas.map((a) => ({ offset: a.offset, size: a.size }));
+  for (const t of trapped) {
+    const tEnd = t.offset + t.size;
+    pieces = pieces.flatMap((p) => {
+      const end = p.offset + p.size;
+      if (tEnd <= p.offset || t.offset >= end) return [p];
+      return [
+        { offset: p.offset, size: t.offset - p.offset },
+        { offset: tEnd, size: end - tEnd },
+      ].filter((q) => q.size > 0);
+    });
+  }
+  return pieces.filter((p) => p.offset % pageSize === 0 && p.size % pageSize === 0);
 }
 
 export interface VfioHooks {
@@ -202,6 +269,8 @@ export interface VfioHooks {
   placeSlot?(m: VfioMapping, gpa: number): void;
   /** MSI-X enabled or disabled by the guest: (re)program the device's eventfds. */
   msixEnabled(on: boolean): void;
+  /** The guest's MSI: `vectors` enabled (0: off) with these messages. */
+  msiChanged(vectors: number, messages: MsiMessage[]): void;
   signal(vector: number): void;
   routeChanged(vector: number, address: number, data: number): void;
 }
@@ -228,6 +297,19 @@ export class VfioPciFunction implements PciFunction {
         const on = this.msix!.enabled();
         if (on !== wasOn) hooks.msixEnabled(on);
         wasOn = on;
+      });
+    }
+    const msi = plan.msi;
+    if (msi) {
+      const cap = new MsiCapability(this.shadow, msi.shadowCapOffset);
+      let last = JSON.stringify([0, []]);
+      this.shadow.onWrite(msi.shadowCapOffset + 2, msi.shadowCapOffset + msi.capSize, () => {
+        const n = cap.enabled() ? cap.vectors() : 0;
+        const messages = Array.from({ length: n }, (_, i) => cap.message(i));
+        // Only what changes the routes: a driver writes the capability a word at a time.
+        const now = JSON.stringify([n, messages]);
+        if (now !== last) hooks.msiChanged(n, messages);
+        last = now;
       });
     }
     if (plan.mappings.length > 0 && hooks.placeSlot) {
@@ -279,6 +361,10 @@ export class VfioPciFunction implements PciFunction {
     const m = this.plan.msix;
     if (m && offset >= m.capOffset + 2 && offset < m.capOffset + 12) {
       return m.shadowCapOffset + (offset - m.capOffset);
+    }
+    const msi = this.plan.msi;
+    if (msi && offset >= msi.capOffset + 2 && offset < msi.capOffset + msi.capSize) {
+      return msi.shadowCapOffset + (offset - msi.capOffset);
     }
     return undefined;
   }

@@ -141,7 +141,7 @@ Deno.test("cli: long and short options give the same machine", () => {
     rng: true,
     nets: [{ tap: "dv0", mac: new Uint8Array([0x52, 0x54, 0, 0, 0, 9]) }],
     console: "serial",
-    vfio: ["0000:00:10.0"],
+    vfio: [{ bdf: "0000:00:10.0" }],
   });
 });
 
@@ -163,6 +163,17 @@ Deno.test("cli: --network takes tap, tap=NAME and a unicast mac; anything else i
 Deno.test("cli: --disk takes PATH or PATH,ro; an empty path is a usage error", () => {
   equal(runConfig(["run", "--disk", "/x,y.img"]).disks?.[0].path, "/x,y.img");
   usageError(["run", "--disk", ",ro"], /^--disk ",ro": expected PATH or PATH,ro$/);
+});
+
+Deno.test("cli: --vfio-pci takes BDF or BDF,nomsix; other flags are usage errors", () => {
+  deepEqual(runConfig(["run", "--vfio-pci", "0000:00:11.0,nomsix"]).vfio, [
+    { bdf: "0000:00:11.0", noMsix: true },
+  ]);
+  usageError(
+    ["run", "--vfio-pci", "0000:00:11.0,nomsi"],
+    /^--vfio-pci 0000:00:11\.0,nomsi: unknown option "nomsi" \(nomsix\)$/,
+  );
+  usageError(["run", "--vfio-pci", "00:11.0,nomsix"], /expected a PCI address like 0000:00:10\.0/);
 });
 
 Deno.test("cli: options may come before the command", () => {

@@ -154,6 +154,39 @@ if (!VIRTIO_NET || !E1000E) {
     );
   });
 
+  Deno.test("vfio: e1000e with its MSI-X hidden (nomsix) falls back to MSI and pings", async () => {
+    const r = await runDenovmm({
+      args: ["run", "--vfio-pci", `${E1000E},nomsix`],
+      input: [
+        "BDF=$(basename $(readlink /sys/class/net/eth0/device))",
+        "echo config-dump $(od -An -tx1 -v -N 256 /sys/bus/pci/devices/$BDF/config)",
+        ...pingScript("eth0", "10.0.2.15"),
+        countsScript("after", "$BDF"),
+        "exit 0",
+      ].join("\n") + "\n",
+    });
+    equal(r.status, 0, r.stdout + r.stderr);
+    equal(msixFromDump(/config-dump ([0-9a-f ]+)/.exec(r.stdout)?.[1] ?? ""), undefined);
+    match(r.stdout, /eth0: 4 packets transmitted, 4 packets received, 0% packet loss/);
+    const after = irqCounts(r.stdout, "after");
+    ok(after.length === 1 && after[0].kind === "msi" && after[0].count >= 4, r.stdout);
+  });
+
+  Deno.test("vfio: with the guest's MSI off (pci=nomsi) e1000e runs on INTx through the IOAPIC", async () => {
+    const r = await runDenovmm({
+      args: ["run", "--vfio-pci", E1000E, "-p", "pci=nomsi"],
+      input: [
+        ...pingScript("eth0", "10.0.2.15"),
+        `echo "intx $(grep eth0 /proc/interrupts)"`,
+        "exit 0",
+      ].join("\n") + "\n",
+    });
+    equal(r.status, 0, r.stdout + r.stderr);
+    match(r.stdout, /eth0: 4 packets transmitted, 4 packets received, 0% packet loss/);
+    const line = /^intx +\d+: +(\d+) .*IO-APIC.*fasteoi.*eth0/m.exec(r.stdout);
+    ok(line && Number(line[1]) >= 4, r.stdout);
+  });
+
   Deno.test("vfio: both NICs at once, each pinging through its own interface", async () => {
     const r = await runDenovmm({
       args: ["run", "--vfio-pci", VIRTIO_NET, "--vfio-pci", E1000E],

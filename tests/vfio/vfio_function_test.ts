@@ -1,0 +1,237 @@
+// A passed-through function planned and driven against a fake device: a file laid out like a
+// VFIO device fd (config space region, BAR regions at their offsets), read and written with
+// pread/pwrite and mmap'd exactly as a real device fd would be.
+import { deepEqual, equal, ok } from "../assert.ts";
+import { cString, libc, O_CLOEXEC, O_RDWR } from "../../ffi/libc.ts";
+import type { VfioRegion } from "../../src/vfio/container.ts";
+import {
+  mappablePieces,
+  planVfioFunction,
+  type VfioHooks,
+  VfioPciFunction,
+  type VfioPlan,
+} from "../../src/vfio/vfio_function.ts";
+import type { MsiMessage } from "../../src/pci/msi.ts";
+
+const KiB = 1024;
+const CONFIG_AT = 0;
+const BAR_AT = [0x10000, 0, 0x20000, 0, 0x30000, 0];
+const BAR_SIZE = [0x100, 0, 0x1000, 0, 0x4000, 0];
+
+/**
+ * An RTL8168-like function: BAR0 I/O 256 B, BAR2 mem64 4 KiB, BAR4 mem64 16 KiB holding the
+ * MSI-X table (4 vectors) at 0 and the PBA at 0x800; capabilities PM at 0x40, MSI (64-bit, per-
+ * vector masking, 1 vector) at 0x50, PCIe at 0x70, MSI-X at 0xb0; INTA#.
+ */
+function fakeDevice(): { fd: number; regions: VfioRegion[]; path: string } {
+  const cfg = new Uint8Array(256);
+  const dv = new DataView(cfg.buffer);
+  dv.setUint16(0, 0x10ec, true);
+  dv.setUint16(2, 0x8168, true);
+  dv.setUint16(6, 0x0010, true); // capability list
+  dv.setUint32(8, 0x02000015, true); // Ethernet controller, revision 0x15
+  dv.setUint32(0x10, 0x1, true); // I/O BAR
+  dv.setUint32(0x18, 0x4, true); // mem64
+  dv.setUint32(0x20, 0xc, true); // mem64 prefetchable
+  cfg[0x34] = 0x40;
+  cfg[0x3d] = 1;
+  cfg.set([0x01, 0x50, 0x03, 0x00], 0x40); // PM
+  cfg.set([0x05, 0x70], 0x50); // MSI
+  dv.setUint16(0x52, 0x0180, true); // 64-bit, per-vector masking, 1 vector
+  cfg.set([0x10, 0xb0], 0x70); // PCIe
+  cfg.set([0x11, 0x00], 0xb0); // MSI-X, end of list
+  dv.setUint16(0xb2, 3, true); // 4 vectors
+  dv.setUint32(0xb4, 0x0 | 4, true); // table: BAR4 + 0
+  dv.setUint32(0xb8, 0x800 | 4, true); // PBA: BAR4 + 0x800
+  const file = new Uint8Array(0x40000);
+  file.set(cfg, CONFIG_AT);
+  for (let b = 0; b < 6; b++) {
+    for (let i = 0; i < BAR_SIZE[b]; i++) file[BAR_AT[b] + i] = (b * 16 + i) & 0xff;
+  }
+  const path = Deno.makeTempFileSync({ prefix: "denovmm-fake-vfio-" });
+  Deno.writeFileSync(path, file);
+  const fd = libc.open(cString(path), O_RDWR | O_CLOEXEC, 0);
+  ok(fd >= 0);
+  const regions: VfioRegion[] = [];
+  for (let i = 0; i < 6; i++) {
+    const mem = BAR_SIZE[i] > 0 && i !== 0;
+    regions.push({
+      index: i,
+      flags: 0,
+      size: BAR_SIZE[i],
+      offset: BAR_AT[i],
+      mmapAreas: mem ? [{ offset: 0, size: BAR_SIZE[i] }] : [],
+    });
+  }
+  regions.push({ index: 6, flags: 0, size: 0, offset: 0, mmapAreas: [] });
+  regions.push({ index: 7, flags: 0, size: 256, offset: CONFIG_AT, mmapAreas: [] });
+  return { fd, regions, path };
+}
+
+function plan(options: { noMsix?: boolean } = {}, pageSize = 4 * KiB) {
+  const dev = fakeDevice();
+  let next = 0xc000_0000;
+  let slot = 8;
+  const base = planVfioFunction(
+    "0000:00:10.0",
+    3,
+    dev.fd,
+    dev.regions,
+    (size) => {
+      const gpa = Math.ceil(next / size) * size;
+      next = gpa + size;
+      return gpa;
+    },
+    pageSize,
+    () => slot++,
+    options,
+  );
+  const full: VfioPlan = {
+    ...base,
+    deviceFds: [],
+    irqFds: [],
+    gsis: [],
+    msiFds: [],
+    msiGsis: [],
+    irqState: new SharedArrayBuffer(20),
+  };
+  const events: Array<[string, unknown]> = [];
+  const hooks: VfioHooks = {
+    msixEnabled: (on) => void events.push(["msix", on]),
+    msiChanged: (n: number, m: MsiMessage[]) => void events.push(["msi", [n, m]]),
+    signal: () => {},
+    routeChanged: () => {},
+    placeSlot: (m, gpa) => void events.push(["place", [m.bar, m.offset, gpa]]),
+  };
+  const fn = new VfioPciFunction(full, hooks);
+  return { fn, plan: full, events, dev };
+}
+
+/** The capability IDs in the order the guest walks them. */
+function capabilityWalk(fn: VfioPciFunction): Array<[number, number]> {
+  const seen: Array<[number, number]> = [];
+  for (
+    let at = fn.config.read(0x34, 1);
+    at !== 0 && seen.length < 48;
+    at = fn.config.read(at + 1, 1)
+  ) {
+    seen.push([at, fn.config.read(at, 1)]);
+  }
+  return seen;
+}
+
+Deno.test("vfio function: the guest walks PM, MSI, PCIe, MSI-X at the device's offsets", () => {
+  const { fn } = plan();
+  deepEqual(capabilityWalk(fn), [[0x40, 0x01], [0x50, 0x05], [0x70, 0x10], [0xb0, 0x11]]);
+  equal(fn.config.read(0, 4), 0x8168_10ec);
+  equal(fn.config.read(0x3d, 1), 1, "interrupt pin from the device");
+  // MSI as emulated: 64-bit, one vector, per-vector masking not offered.
+  equal(fn.config.read(0x52, 2), 0x0080);
+  // MSI-X Message Control: 4 vectors, BIRs and offsets as the device has them.
+  equal(fn.config.read(0xb2, 2), 3);
+  equal(fn.config.read(0xb4, 4), 4);
+  equal(fn.config.read(0xb8, 4), 0x804);
+});
+
+Deno.test("vfio function: nomsix unlinks MSI-X and leaves its BAR page to the device", () => {
+  const { fn, plan: p } = plan({ noMsix: true });
+  deepEqual(capabilityWalk(fn), [[0x40, 0x01], [0x50, 0x05], [0x70, 0x10]]);
+  equal(p.msix, undefined);
+  // The whole of BAR 4 is mapped: nothing in it is emulated any more.
+  deepEqual(p.mappings.map((m) => [m.bar, m.offset, m.size]), [[2, 0, 0x1000], [4, 0, 0x4000]]);
+  const data = new Uint8Array(4);
+  fn.barRead(4, 0, data);
+  deepEqual([...data], [64, 65, 66, 67], "the device's own bytes at the table's offset");
+});
+
+Deno.test("vfio function: BARs size and move in the shadow; the MSI-X page stays trapped", () => {
+  const { fn, plan: p, events } = plan();
+  // 4 KiB pages: BAR 4's first page (table and PBA) trapped, the other 12 KiB mapped.
+  deepEqual(p.mappings.map((m) => [m.bar, m.offset, m.size]), [[2, 0, 0x1000], [
+    4,
+    0x1000,
+    0x3000,
+  ]]);
+  fn.config.write(0x20, 4, 0xffff_ffff);
+  fn.config.write(0x24, 4, 0xffff_ffff);
+  equal(fn.config.read(0x20, 4), (~(0x4000 - 1) | 0xc) >>> 0, "16 KiB, mem64, prefetchable");
+  equal(fn.config.read(0x24, 4), 0xffff_ffff);
+  fn.config.write(0x20, 4, 0xd000_0000);
+  fn.config.write(0x24, 4, 0);
+  fn.config.write(0x18, 4, 0xd001_0000);
+  fn.config.write(0x1c, 4, 0);
+  equal(events.filter((e) => e[0] === "place").length, 0, "no slot before memory decode is on");
+  fn.config.write(0x04, 2, 0x0006);
+  deepEqual(events.filter((e) => e[0] === "place").map((e) => e[1]), [
+    [2, 0, 0xd001_0000],
+    [4, 0x1000, 0xd000_1000],
+  ]);
+});
+
+Deno.test("vfio function: MSI-X table and PBA emulated, the rest of their page from the device", () => {
+  const { fn, events } = plan();
+  const d = new Uint8Array(4);
+  fn.barWrite(4, 0x0, Uint8Array.of(0x00, 0x10, 0xe0, 0xfe)); // vector 0 address
+  fn.barRead(4, 0x0, d);
+  deepEqual([...d], [0x00, 0x10, 0xe0, 0xfe]);
+  fn.barRead(4, 0x0c, d);
+  equal(new DataView(d.buffer).getUint32(0, true), 1, "vectors start masked");
+  fn.barRead(4, 0x800, d);
+  deepEqual([...d], [0, 0, 0, 0], "PBA: nothing pending");
+  fn.barRead(4, 0x40, d); // just past the 4-vector table: the device's bytes
+  deepEqual([...d], [0x40, 0x41, 0x42, 0x43].map((x) => (64 + x) & 0xff));
+  fn.barRead(4, 0x808, d); // just past the 8-byte PBA
+  deepEqual([...d], [0x808, 0x809, 0x80a, 0x80b].map((x) => (64 + x) & 0xff));
+  fn.config.write(0xb2, 2, 0x8000);
+  deepEqual(events, [["msix", true]]);
+});
+
+Deno.test("vfio function: MSI writes reach the machine once per change, with the messages", () => {
+  const { fn, events } = plan();
+  fn.config.write(0x54, 4, 0xfee0_0000);
+  fn.config.write(0x58, 4, 0);
+  fn.config.write(0x5c, 2, 0x0041);
+  deepEqual(events, [], "nothing while MSI is off");
+  fn.config.write(0x52, 2, 0x0001);
+  fn.config.write(0x52, 2, 0x0001); // again: no change
+  fn.config.write(0x52, 2, 0x0000);
+  deepEqual(events, [
+    ["msi", [1, [{ address: 0xfee0_0000, data: 0x41 }]]],
+    ["msi", [0, []]],
+  ]);
+  // The device's own MSI capability is never written: its bytes stay as they were.
+  const raw = new Uint8Array(2);
+  libc.pread(plan().dev.fd, raw, 2n, 0x52n);
+  equal(new DataView(raw.buffer).getUint16(0, true), 0x0180);
+});
+
+Deno.test("vfio function: mappable pieces skip trapped pages and whatever is not whole pages", () => {
+  const page = 4 * KiB;
+  deepEqual(mappablePieces([{ offset: 0, size: 0x4000 }], [{ offset: 0, size: 0x1000 }], page), [
+    { offset: 0x1000, size: 0x3000 },
+  ]);
+  deepEqual(
+    mappablePieces([{ offset: 0, size: 0x10000 }], [
+      { offset: 0x2000, size: 0x1000 },
+      { offset: 0x8000, size: 0x1000 },
+    ], page),
+    [{ offset: 0, size: 0x2000 }, { offset: 0x3000, size: 0x5000 }, {
+      offset: 0x9000,
+      size: 0x7000,
+    }],
+  );
+  // 64 KiB pages: a 16 KiB BAR is less than a page and can never be a memory slot.
+  deepEqual(mappablePieces([{ offset: 0, size: 0x4000 }], [], 64 * KiB), []);
+  // A sparse area that does not start on a page boundary stays trapped.
+  deepEqual(mappablePieces([{ offset: 0x800, size: 0x1800 }], [], page), []);
+  // A trap covering the whole area leaves nothing.
+  deepEqual(mappablePieces([{ offset: 0, size: 0x1000 }], [{ offset: 0, size: 0x1000 }], page), []);
+});
+
+Deno.test("vfio function: on 64 KiB pages the 16 KiB BAR 4 is all trapped, its MSI-X still exact", () => {
+  const { fn, plan: p } = plan({}, 64 * KiB);
+  deepEqual(p.mappings, [], "no BAR here is a whole 64 KiB page");
+  const d = new Uint8Array(8);
+  fn.barRead(4, 0x3ff8, d); // the BAR's last qword: the device's
+  deepEqual([...d], [...Array(8).keys()].map((i) => (64 + 0x3ff8 + i) & 0xff));
+});
