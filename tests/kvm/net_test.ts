@@ -50,9 +50,12 @@ Deno.test("net: the guest pings the tap's host end and sends it 16 MiB over TCP 
       args: ["run", "--network", `tap=${TAP}`],
       input: script,
       wrap: ["ip", "netns", "exec", NS],
+      timeoutMs: 120_000,
     });
     await listener.stdin.close();
-    const got = await received;
+    // A guest that died mid-transfer leaves nc waiting on a connection that never closes.
+    const stuck = setTimeout(() => listener.kill("SIGKILL"), 10_000);
+    const got = await received.finally(() => clearTimeout(stuck));
     equal(r.status, 0, r.stdout + r.stderr);
     match(r.stdout, /3 packets transmitted, 3 packets received, 0% packet loss/);
     ok(r.stdout.includes("sent-ok"), r.stdout);
