@@ -206,6 +206,8 @@ export function registerPci(
   vm: VmFd,
   unclaimed: (write: boolean, addr: number, size: number) => void,
   unclaimedPio: (write: boolean, addr: number, size: number) => void = () => {},
+  /** With --debug: interrupt-mode changes of passed-through devices. */
+  trace?: (line: string) => void,
 ): VirtioPciFunction[] {
   const bus = new PciBus(plan.busState);
   const hostBridge: PciFunction = {
@@ -242,8 +244,16 @@ export function registerPci(
     bus.add(
       v.slot,
       new VfioPciFunction(v, {
-        msixEnabled: (on) => modes.msix(on),
+        msixEnabled: (on) => {
+          trace?.(`vfio ${v.bdf}: MSI-X ${on ? "on" : "off"}`);
+          modes.msix(on);
+        },
         msiChanged: (vectors, messages) => {
+          trace?.(
+            `vfio ${v.bdf}: MSI ${vectors === 0 ? "off" : `on, ${vectors} vector(s)`}` +
+              messages.map((m) => ` 0x${m.address.toString(16)}/0x${m.data.toString(16)}`)
+                .join(""),
+          );
           // Routes before the device may fire; the device quiet before routes go.
           if (vectors === 0) modes.msi(0);
           v.msiGsis.forEach((gsi, i) => router.setMsi(gsi, messages[i]));

@@ -57,7 +57,7 @@ function runVcpu(init: VcpuWorkerInit) {
     if (init.debug) {
       log(`unclaimed port ${write ? "write" : "read"} at 0x${addr.toString(16)} size ${size}`);
     }
-  });
+  }, init.debug ? log : undefined);
   // The boot CPU must not run before every AP's thread is in KVM_RUN: an AP whose Worker is
   // still loading when Linux sends INIT/SIPI misses the kernel's bring-up timeout and later
   // runs a trampoline that has moved on, which ends the VM in a triple fault.
