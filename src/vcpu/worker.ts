@@ -45,7 +45,7 @@ function runVcpu(init: VcpuWorkerInit) {
     stop: (status) => stop.stop(status),
   });
   const log = (line: string) => console.error(`denovmm: vcpu${init.vcpuId}: ${line}`);
-  const stats = new ExitStats(init.stats);
+  const stats = new ExitStats(init.stats, init.vcpuId);
   // Nothing decodes there: counted and (--debug) logged like any other unclaimed access.
   registerPci(pio, mmio, init.pci, vm, (write, addr, size) => {
     stats.bump(write ? STAT.mmioWriteUnclaimed : STAT.mmioReadUnclaimed);
