@@ -7,9 +7,13 @@
  * Both modes put the kernel at .cache/guest/vmlinuz (+ kernel-release); the
  * initramfs goes to .cache/<mode>/initramfs.cpio.gz. A stamp next to it records
  * what it was built from, so a second run with the same inputs does nothing.
+ * `guest` also extracts the uncompressed kernel to .cache/guest/vmlinux (an ELF
+ * that `denovmm run -k` boots without the guest decompressing itself).
  */
 import { writeCpioGz } from "./lib/cpio.ts";
 import { readModinfo } from "./lib/modinfo.ts";
+import { bzImagePayload } from "../src/boot/bzimage.ts";
+import { parseElf } from "../src/boot/elf.ts";
 
 const MODULES: Record<string, string[]> = {
   // KVM-ENV.md "The nested guest": what the default guest's devices need.
@@ -124,6 +128,66 @@ async function sha256(...parts: Uint8Array[]): Promise<string> {
   return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/** xz's stream header magic: FD 37 7A 58 5A 00. */
+const XZ_MAGIC = [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00];
+
+/**
+ * Writes .cache/guest/vmlinux: the bzImage's payload (the kernel build's compressed vmlinux,
+ * xz on Debian) through `xz -dc`. A stamp with the bzImage's hash makes a second run a no-op.
+ */
+async function extractVmlinux(guestDir: string, release: string): Promise<void> {
+  const bzImage = await Deno.readFile(`${guestDir}/vmlinuz`);
+  const target = `${guestDir}/vmlinux`;
+  const stampPath = `${guestDir}/vmlinux.stamp`;
+  const stamp = `${release} ${await sha256(bzImage)}\n`;
+  if (await exists(target) && (await Deno.readTextFile(stampPath).catch(() => "")) === stamp) {
+    console.log(`build_guest: vmlinux up to date (Linux ${release})`);
+    return;
+  }
+  const payload = bzImagePayload(bzImage);
+  if (!XZ_MAGIC.every((b, i) => payload[i] === b)) {
+    throw new Error(`${guestDir}/vmlinuz: payload is not xz-compressed; only xz is supported`);
+  }
+  let xz: Deno.ChildProcess;
+  try {
+    // --single-stream: the kernel build appends the uncompressed size (4 bytes, size_append in
+    // scripts/Makefile.lib) after the stream, which plain xz -d rejects as a truncated second one.
+    xz = new Deno.Command("xz", {
+      args: ["-dc", "--single-stream"],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    throw new Error("xz not found: install xz-utils (scripts/setup.sh does)", { cause: e });
+  }
+  const feeding = (async () => {
+    const w = xz.stdin.getWriter();
+    await w.write(payload);
+    await w.close();
+  })();
+  const [out] = await Promise.all([xz.output(), feeding]);
+  if (!out.success) {
+    throw new Error(`xz -dc failed on the payload: ${new TextDecoder().decode(out.stderr).trim()}`);
+  }
+  const vmlinux = out.stdout;
+  const sizeAppended = new DataView(payload.buffer, payload.byteOffset + payload.length - 4, 4)
+    .getUint32(0, true);
+  if (vmlinux.length !== sizeAppended) {
+    throw new Error(`xz gave ${vmlinux.length} bytes; the bzImage says vmlinux is ${sizeAppended}`);
+  }
+  const kernel = parseElf(vmlinux); // what denovmm will check: fail here rather than at boot
+  const tmp = `${target}.tmp`;
+  await Deno.writeFile(tmp, vmlinux);
+  await Deno.rename(tmp, target);
+  await Deno.writeTextFile(stampPath, stamp);
+  console.log(
+    `build_guest: vmlinux extracted: ${(vmlinux.length / 1e6).toFixed(1)} MB, ` +
+      `${kernel.segments.length} segments, entry 0x${kernel.entryGpa.toString(16)}`,
+  );
+}
+
 async function main() {
   const release = await unpackKernel();
   const guestDir = `${cache}/guest`;
@@ -134,6 +198,7 @@ async function main() {
   // The kernel is shared by both modes: the sandbox boots the same one.
   await Deno.copyFile(`${cache}/kernel/boot/vmlinuz-${release}`, `${guestDir}/vmlinuz`);
   await Deno.writeTextFile(`${guestDir}/kernel-release`, `${release}\n`);
+  if (mode === "guest") await extractVmlinux(guestDir, release);
 
   const busybox = await Deno.readFile("/bin/busybox");
   const init = await Deno.readFile(`${root}/scripts/initramfs/${mode}-init.sh`);

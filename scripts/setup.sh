@@ -14,8 +14,9 @@ step() { printf 'setup: %s\n' "$*"; }
 
 # --- Debian packages: update the lists only when something is missing. gcc and the
 # kernel headers let the tests check ffi/'s struct layouts against <linux/kvm.h>;
-# bsdutils has script(1), which gives the console test a real terminal.
-want=(qemu-system-x86 busybox-static gcc libc6-dev linux-libc-dev bsdutils)
+# bsdutils has script(1), which gives the console test a real terminal; xz-utils
+# (priority standard, so not in every image) unpacks the guest's vmlinux.
+want=(qemu-system-x86 busybox-static gcc libc6-dev linux-libc-dev bsdutils xz-utils)
 command -v npm >/dev/null || want+=(nodejs npm)
 missing=()
 for p in "${want[@]}"; do

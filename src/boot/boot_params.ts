@@ -44,6 +44,8 @@ export const KERNEL_ALIGNMENT = 0x230; // __u32 kernel_alignment
 export const RELOCATABLE_KERNEL = 0x234; // __u8 relocatable_kernel
 export const XLOADFLAGS = 0x236; // __u16 xloadflags
 export const CMDLINE_SIZE = 0x238; // __u32 cmdline_size
+export const PAYLOAD_OFFSET = 0x248; // __u32 payload_offset (from the protected-mode code)
+export const PAYLOAD_LENGTH = 0x24c; // __u32 payload_length
 export const PREF_ADDRESS = 0x258; // __u64 pref_address
 export const INIT_SIZE = 0x260; // __u32 init_size
 /** Where boot_params' padding after the header (_pad7) ends: no header may reach past it. */
@@ -53,6 +55,8 @@ export const SETUP_HEADER_LIMIT = 0x290; // __u32 edd_mbr_sig_buffer[]
 export const HDRS_MAGIC = 0x5372_6448;
 export const BOOT_FLAG_MAGIC = 0xaa55;
 
+/** loadflags bit 0: the protected-mode code is loaded at 1 MiB or above (boot.rst, loadflags). */
+export const LOADED_HIGH = 0x01;
 /** loadflags bit 7: heap_end_ptr is valid (boot.rst, loadflags). */
 export const CAN_USE_HEAP = 0x80;
 /** xloadflags bit 0: the kernel has the 64-bit entry point at load address + 0x200. */
@@ -69,10 +73,25 @@ export const HEAP_END = 0xfe00;
 
 const TWO_32 = 0x1_0000_0000;
 
+/**
+ * The header fields written for a kernel that has no setup header of its own (an ELF vmlinux),
+ * as Firecracker does for one: enough for the kernel proper, which reads the loader's fields
+ * (command line, initrd) and the E820 map but none of the bzImage-only ones.
+ */
+export const NO_HEADER_VERSION = 0x020f; // protocol 2.15: every field written here is defined
+/** x86's COMMAND_LINE_SIZE is 2048; cmdline_size excludes the NUL. */
+export const NO_HEADER_CMDLINE_SIZE = 2047;
+/** CONFIG_PHYSICAL_ALIGN on x86-64 (and what Firecracker writes). */
+export const NO_HEADER_KERNEL_ALIGNMENT = 0x100_0000;
+
 /** What the loader tells the kernel besides its own header. */
 export interface BootParamsInput {
-  /** The bzImage's setup header (bytes from 0x1f1 to the header's end). */
-  setupHeader: Uint8Array;
+  /**
+   * The bzImage's setup header (bytes from 0x1f1 to the header's end). Absent for a kernel that
+   * has none (an ELF vmlinux): then boot_flag, "HdrS", version, loadflags, kernel_alignment and
+   * cmdline_size are written from the NO_HEADER_* values.
+   */
+  setupHeader?: Uint8Array;
   cmdlineGpa: number;
   initrd?: { gpa: number; size: number };
   e820: readonly E820Entry[];
@@ -84,7 +103,8 @@ export class BootParamsError extends Error {
 }
 
 /**
- * The 4096 bytes of struct boot_params for a 64-bit-entry boot.
+ * The 4096 bytes of struct boot_params for a 64-bit-entry boot (of startup_64 directly when
+ * `setupHeader` is absent).
  *
  * @example
  * ```ts
@@ -95,7 +115,7 @@ export class BootParamsError extends Error {
  */
 export function buildBootParams(input: BootParamsInput): Uint8Array {
   const { setupHeader, cmdlineGpa, initrd, e820 } = input;
-  if (SETUP_HEADER + setupHeader.length > SETUP_HEADER_LIMIT) {
+  if (setupHeader && SETUP_HEADER + setupHeader.length > SETUP_HEADER_LIMIT) {
     throw new BootParamsError(`setup header of ${setupHeader.length} bytes is too long`);
   }
   if (e820.length > E820_MAX_ENTRIES_ZEROPAGE) {
@@ -107,7 +127,8 @@ export function buildBootParams(input: BootParamsInput): Uint8Array {
   const view = new DataView(bytes.buffer);
 
   // boot.rst: copy the kernel's header, then fill in the fields marked "write".
-  bytes.set(setupHeader, SETUP_HEADER);
+  if (setupHeader) bytes.set(setupHeader, SETUP_HEADER);
+  else writeMinimalHeader(view);
   view.setUint8(TYPE_OF_LOADER, LOADER_TYPE_UNDEFINED);
   view.setUint8(LOADFLAGS, view.getUint8(LOADFLAGS) | CAN_USE_HEAP);
   view.setUint16(HEAP_END_PTR, HEAP_END, true);
@@ -124,6 +145,16 @@ export function buildBootParams(input: BootParamsInput): Uint8Array {
     view.setUint32(at + 16, entry.type, true);
   });
   return bytes;
+}
+
+/** The kernel-owned header fields a bzImage would have carried, for a kernel without one. */
+function writeMinimalHeader(view: DataView): void {
+  view.setUint16(BOOT_FLAG, BOOT_FLAG_MAGIC, true);
+  view.setUint32(HEADER, HDRS_MAGIC, true);
+  view.setUint16(VERSION, NO_HEADER_VERSION, true);
+  view.setUint8(LOADFLAGS, LOADED_HIGH);
+  view.setUint32(KERNEL_ALIGNMENT, NO_HEADER_KERNEL_ALIGNMENT, true);
+  view.setUint32(CMDLINE_SIZE, NO_HEADER_CMDLINE_SIZE, true);
 }
 
 /** A 64-bit value split into a low u32 field and its ext_* high u32 field. */

@@ -16,6 +16,8 @@ import {
   INITRD_ADDR_MAX,
   JUMP,
   KERNEL_ALIGNMENT,
+  PAYLOAD_LENGTH,
+  PAYLOAD_OFFSET,
   PREF_ADDRESS,
   RELOCATABLE_KERNEL,
   SETUP_HEADER,
@@ -120,6 +122,30 @@ export function parseBzImage(file: Uint8Array): BzImage {
     initrdAddrMax: view.getUint32(INITRD_ADDR_MAX, true),
     xloadflags,
   };
+}
+
+/**
+ * The compressed vmlinux inside a bzImage (protocol 2.08+): payload_length bytes at
+ * payload_offset into the protected-mode code. Its format is for the caller to sniff (xz on
+ * Debian); whatever follows it in the protected-mode code is not part of it.
+ *
+ * @example
+ * ```ts
+ * const xz = bzImagePayload(await Deno.readFile("vmlinuz")); // starts with FD 37 7A 58 5A 00
+ * ```
+ */
+export function bzImagePayload(file: Uint8Array): Uint8Array {
+  const image = parseBzImage(file);
+  const view = new DataView(file.buffer, file.byteOffset, file.byteLength);
+  const offset = view.getUint32(PAYLOAD_OFFSET, true);
+  const length = view.getUint32(PAYLOAD_LENGTH, true);
+  if (length === 0 || offset + length > image.protectedMode.length) {
+    throw new BootImageError(
+      `bzImage payload (offset 0x${offset.toString(16)}, ${length} bytes) is not inside its ` +
+        `${image.protectedMode.length}-byte protected-mode kernel`,
+    );
+  }
+  return image.protectedMode.subarray(offset, offset + length);
 }
 
 function requireLength(file: Uint8Array, needed: number): void {

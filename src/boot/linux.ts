@@ -1,6 +1,8 @@
 /**
- * Load a Linux bzImage for the 64-bit boot protocol (Documentation/x86/boot.rst): everything the
+ * Load a Linux kernel for the 64-bit boot protocol (Documentation/x86/boot.rst): everything the
  * kernel finds in guest memory when its first instruction runs, and the vCPU state to start it.
+ * The kernel is a bzImage, or the uncompressed vmlinux ELF (elf.ts), which skips the guest's
+ * decompression of itself; either way the vCPU enters a 64-bit startup_64 with %rsi = zero page.
  *
  * Guest-physical placement:
  *   0x000500..0x0005a7  GDT, IDT, TSS (x86_64.ts)
@@ -9,7 +11,8 @@
  *   0x009000..0x00efff  identity-mapped page tables
  *   0x020000            command line, NUL-terminated
  *   0x09fc00..0x09ffff  MP table (EBDA, E820-reserved)
- *   0x100000            protected-mode kernel; 64-bit entry at +0x200
+ *   0x100000            bzImage: protected-mode kernel; 64-bit entry at +0x200
+ *   0x1000000           vmlinux: PT_LOAD segments at their p_paddr; entry at e_entry
  *   high in low RAM     initrd, page-aligned, as high as the kernel allows
  *
  * @module
@@ -22,8 +25,9 @@ import {
   HIGH_MEMORY_START,
   type MemoryLayout,
 } from "../memory/layout.ts";
-import { buildBootParams } from "./boot_params.ts";
-import { parseBzImage } from "./bzimage.ts";
+import { buildBootParams, NO_HEADER_CMDLINE_SIZE } from "./boot_params.ts";
+import { type BzImage, parseBzImage } from "./bzimage.ts";
+import { checkElfPlacement, type ElfKernel, isElf, parseElf, writeElfSegments } from "./elf.ts";
 import { checkCpuCount, type PciIrqRoute, writeMpTable } from "./mptable.ts";
 import { longModeEntry, type VcpuEntryState, writeLongModeTables } from "./x86_64.ts";
 
@@ -33,8 +37,47 @@ export const CMDLINE_GPA = 0x2_0000;
 export const KERNEL_GPA = HIGH_MEMORY_START;
 /** boot.rst, 64-bit boot protocol: the entry is at the protected-mode kernel's start + 0x200. */
 export const KERNEL_64BIT_ENTRY_OFFSET = 0x200;
+/**
+ * A vmlinux has no header to say how high its initrd may go: use what every x86-64 bzImage
+ * declares (arch/x86/boot/header.S, initrd_addr_max), so both kinds place it alike.
+ */
+export const ELF_INITRD_ADDR_MAX = 0x7fff_ffff;
 const PAGE_SIZE = 0x1000;
 const MiB = 0x10_0000;
+
+/** A kernel file of either kind, as {@link parseKernel} found it. */
+export type KernelImage =
+  | { kind: "bzImage"; image: BzImage }
+  | { kind: "elf"; image: ElfKernel };
+
+/**
+ * Check a kernel file without knowing the machine: an ELF vmlinux if it starts with "\x7fELF",
+ * else it must be a bzImage. Throws BootImageError or ElfError with a line for the user.
+ *
+ * @example
+ * ```ts
+ * parseKernel(await Deno.readFile(".cache/guest/vmlinux")).kind; // "elf"
+ * ```
+ */
+export function parseKernel(file: Uint8Array): KernelImage {
+  return isElf(file)
+    ? { kind: "elf", image: parseElf(file) }
+    : { kind: "bzImage", image: parseBzImage(file) };
+}
+
+/** Either kind of kernel, checked against this machine's RAM, and how to write it there. */
+interface KernelPlacement {
+  /** First byte above everything the kernel touches before it reads the E820 map. */
+  end: number;
+  /** Longest command line, excluding the NUL. */
+  cmdlineSize: number;
+  /** Highest address the initrd may occupy (inclusive). */
+  initrdAddrMax: number;
+  /** The bzImage's header for the zero page; absent for a vmlinux, which has none. */
+  setupHeader?: Uint8Array;
+  entryGpa: number;
+  write(mem: GuestMemory): void;
+}
 
 /** A kernel, command line, initrd or vCPU count that does not fit this machine. */
 export class LinuxLoadError extends Error {
@@ -42,8 +85,9 @@ export class LinuxLoadError extends Error {
 }
 
 /**
- * Place kernel, command line, initrd, zero page, MP table and long-mode tables in `mem` and return
- * the state the boot vCPU starts in. Checks everything before writing anything.
+ * Place kernel (bzImage or vmlinux), command line, initrd, zero page, MP table and long-mode
+ * tables in `mem` and return the state the boot vCPU starts in. Checks everything before writing
+ * anything.
  *
  * @example
  * ```ts
@@ -62,24 +106,18 @@ export function loadLinux(
   cpus: number,
   pciIrqs: readonly PciIrqRoute[] = [],
 ): VcpuEntryState {
-  const image = parseBzImage(kernel);
+  const parsed = parseKernel(kernel);
   checkCpuCount(cpus);
-
-  const kernelEnd = kernelFootprintEnd(image, image.protectedMode.length);
-  if (kernelEnd > layout.lowRamEnd) {
-    throw new LinuxLoadError(
-      `kernel needs ${describeMiB(kernelEnd)} of RAM to decompress (init_size ` +
-        `${describeMiB(image.initSize)}); the machine has ${describeBytes(layout.lowRamEnd)} ` +
-        `below 3 GiB; use a larger -m`,
-    );
-  }
+  const placement = parsed.kind === "elf"
+    ? placeElf(parsed.image, kernel, layout)
+    : placeBzImage(parsed.image, layout);
 
   const cmdlineBytes = new TextEncoder().encode(cmdline);
   if (cmdlineBytes.includes(0)) {
     throw new LinuxLoadError("kernel command line contains a NUL byte");
   }
   // boot.rst: cmdline_size excludes the terminating NUL. The line must also end below the EBDA.
-  const cmdlineMax = Math.min(image.cmdlineSize, EBDA_START - CMDLINE_GPA - 1);
+  const cmdlineMax = Math.min(placement.cmdlineSize, EBDA_START - CMDLINE_GPA - 1);
   if (cmdlineBytes.length > cmdlineMax) {
     throw new LinuxLoadError(
       `kernel command line is ${cmdlineBytes.length} bytes; this kernel takes at most ${cmdlineMax}`,
@@ -87,17 +125,21 @@ export function loadLinux(
   }
 
   const initrdPlace = initrd && initrd.length > 0
-    ? placeInitrd(initrd.length, kernelEnd, Math.min(image.initrdAddrMax + 1, layout.lowRamEnd))
+    ? placeInitrd(
+      initrd.length,
+      placement.end,
+      Math.min(placement.initrdAddrMax + 1, layout.lowRamEnd),
+    )
     : undefined;
 
-  mem.write(KERNEL_GPA, image.protectedMode);
+  placement.write(mem);
   mem.write(CMDLINE_GPA, cmdlineBytes);
   mem.writeU8(CMDLINE_GPA + cmdlineBytes.length, 0);
   if (initrd && initrdPlace) mem.write(initrdPlace.gpa, initrd);
   mem.write(
     ZERO_PAGE_GPA,
     buildBootParams({
-      setupHeader: image.setupHeader,
+      setupHeader: placement.setupHeader,
       cmdlineGpa: CMDLINE_GPA,
       initrd: initrdPlace,
       e820: layout.e820(),
@@ -105,10 +147,48 @@ export function loadLinux(
   );
   writeMpTable(mem, cpus, pciIrqs);
   writeLongModeTables(mem);
-  return longModeEntry({
-    ripGpa: KERNEL_GPA + KERNEL_64BIT_ENTRY_OFFSET,
-    zeroPageGpa: ZERO_PAGE_GPA,
-  });
+  return longModeEntry({ ripGpa: placement.entryGpa, zeroPageGpa: ZERO_PAGE_GPA });
+}
+
+/** A bzImage at 1 MiB, with room above it for its decompressor; entry at +0x200. */
+function placeBzImage(image: BzImage, layout: MemoryLayout): KernelPlacement {
+  const end = kernelFootprintEnd(image, image.protectedMode.length);
+  if (end > layout.lowRamEnd) {
+    throw new LinuxLoadError(
+      `kernel needs ${describeMiB(end)} of RAM to decompress (init_size ` +
+        `${describeMiB(image.initSize)}); the machine has ${describeBytes(layout.lowRamEnd)} ` +
+        `below 3 GiB; use a larger -m`,
+    );
+  }
+  return {
+    end,
+    cmdlineSize: image.cmdlineSize,
+    initrdAddrMax: image.initrdAddrMax,
+    setupHeader: image.setupHeader,
+    entryGpa: KERNEL_GPA + KERNEL_64BIT_ENTRY_OFFSET,
+    write: (mem) => mem.write(KERNEL_GPA, image.protectedMode),
+  };
+}
+
+/**
+ * A vmlinux where its segments say, all in low RAM above the loader's own first MiB; nothing
+ * runs before the kernel proper, so its end is its highest segment's end. Entry at e_entry.
+ */
+function placeElf(image: ElfKernel, file: Uint8Array, layout: MemoryLayout): KernelPlacement {
+  if (image.end > layout.lowRamEnd) {
+    throw new LinuxLoadError(
+      `kernel needs ${describeMiB(image.end)} of RAM (its segments end there); the machine has ` +
+        `${describeBytes(layout.lowRamEnd)} below 3 GiB; use a larger -m`,
+    );
+  }
+  checkElfPlacement(image, KERNEL_GPA, layout.lowRamEnd);
+  return {
+    end: image.end,
+    cmdlineSize: NO_HEADER_CMDLINE_SIZE,
+    initrdAddrMax: ELF_INITRD_ADDR_MAX,
+    entryGpa: image.entryGpa,
+    write: (mem) => writeElfSegments(mem, file, image),
+  };
 }
 
 /**

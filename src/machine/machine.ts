@@ -5,8 +5,7 @@
 import { VcpuFd } from "../../ffi/kvm_fds.ts";
 import { KVM_CAP } from "../../ffi/kvm.ts";
 import { Serial8250, SERIAL_COM1_IRQ, SERIAL_RX_CAPACITY } from "../devices/serial.ts";
-import { loadLinux } from "../boot/linux.ts";
-import { parseBzImage } from "../boot/bzimage.ts";
+import { loadLinux, parseKernel } from "../boot/linux.ts";
 import { patchCpuidForVcpu } from "../vcpu/cpuid.ts";
 import { applyEntryState } from "../vcpu/entry.ts";
 import { createStats, ExitStats } from "../vcpu/exit_stats.ts";
@@ -68,7 +67,7 @@ export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
   const kernel = await readInputFile(cfg.kernelPath, "kernel");
   const initrd = cfg.initrdPath ? await readInputFile(cfg.initrdPath, "initrd") : undefined;
   // Bad input is reported as such before /dev/kvm is opened, so on any host, KVM or not.
-  parseBzImage(kernel);
+  parseKernel(kernel);
   const consoleIo = cfg.console === "virtio"
     ? { ring: InputRing.createState(), inputFd: EventFd.create().fd, outFd: STDOUT_FD }
     : undefined;

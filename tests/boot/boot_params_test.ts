@@ -83,3 +83,28 @@ Deno.test("boot_params: more than 128 E820 entries are refused", () => {
     BootParamsError,
   );
 });
+
+Deno.test("boot_params: without a setup header (vmlinux) the kernel's own fields are written", () => {
+  const bytes = buildBootParams({
+    cmdlineGpa: 0x20000,
+    initrd: { gpa: 0x0f00_0000, size: 0x10_0000 },
+    e820: memoryLayout(256 * MiB).e820(),
+  });
+  const zp = new DataView(bytes.buffer);
+  equal(zp.getUint16(0x1fe, true), 0xaa55); // boot_flag
+  equal(zp.getUint32(0x202, true), 0x5372_6448); // "HdrS"
+  equal(zp.getUint16(0x206, true), 0x020f); // version
+  equal(zp.getUint8(0x210), 0xff); // type_of_loader
+  equal(zp.getUint8(0x211), 0x81); // loadflags: LOADED_HIGH | CAN_USE_HEAP
+  equal(zp.getUint32(0x228, true), 0x20000); // cmd_line_ptr
+  equal(zp.getUint32(0x218, true), 0x0f00_0000); // ramdisk_image
+  equal(zp.getUint32(0x21c, true), 0x10_0000); // ramdisk_size
+  equal(zp.getUint32(0x230, true), 0x100_0000); // kernel_alignment
+  equal(zp.getUint32(0x238, true), 2047); // cmdline_size
+  equal(zp.getUint8(0x1e8), memoryLayout(256 * MiB).e820().length); // e820_entries
+  // Nothing a bzImage alone would say: no setup_sects, syssize, init_size or xloadflags.
+  equal(zp.getUint8(0x1f1), 0);
+  equal(zp.getUint32(0x1f4, true), 0);
+  equal(zp.getUint32(0x260, true), 0);
+  equal(zp.getUint16(0x236, true), 0);
+});

@@ -1,5 +1,5 @@
 import { deepEqual, equal, ok, throws } from "../assert.ts";
-import { BootImageError, parseBzImage } from "../../src/boot/bzimage.ts";
+import { BootImageError, bzImagePayload, parseBzImage } from "../../src/boot/bzimage.ts";
 import { syntheticBzImage, testKernel, testKernelPath } from "./test_kernel.ts";
 
 function kernelBytes(text: string): Uint8Array {
@@ -111,4 +111,47 @@ Deno.test("bzimage: a file shorter than setup + syssize*16 is truncated", () => 
     ),
   );
   throws(() => parseBzImage(file.subarray(0, 0x210)), /bzImage truncated: needs/);
+});
+
+Deno.test({
+  name: "bzimage: the real kernel's payload is an xz stream followed by vmlinux's size",
+  ignore: testKernel === undefined,
+  fn() {
+    const payload = bzImagePayload(testKernel!);
+    deepEqual([...payload.subarray(0, 6)], [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]);
+    // scripts/Makefile.lib size_append: the last 4 bytes are the uncompressed size, the
+    // stream before them ends with xz's footer magic "YZ".
+    deepEqual([...payload.subarray(payload.length - 6, payload.length - 4)], [0x59, 0x5a]);
+    const size = new DataView(payload.buffer, payload.byteOffset + payload.length - 4, 4)
+      .getUint32(0, true);
+    ok(size > payload.length, `vmlinux ${size} bytes from ${payload.length}`);
+  },
+});
+
+Deno.test("bzimage: the payload is payload_length bytes at payload_offset into the kernel", () => {
+  const file = syntheticBzImage(); // protected-mode code at 5 * 512, byte i there is i & 0xff
+  const view = new DataView(file.buffer);
+  view.setUint32(0x248, 0x100, true);
+  view.setUint32(0x24c, 0x20, true);
+  const payload = bzImagePayload(file);
+  equal(payload.length, 0x20);
+  equal(payload.byteOffset, 5 * 512 + 0x100);
+  equal(payload[1], 0x01);
+});
+
+Deno.test("bzimage: a payload outside the protected-mode kernel, or empty, is refused", () => {
+  const file = syntheticBzImage({ payloadSize: 4096 });
+  const view = new DataView(file.buffer);
+  view.setUint32(0x248, 0xf00, true);
+  view.setUint32(0x24c, 0x101, true);
+  throws(
+    () => bzImagePayload(file),
+    /^BootImageError: bzImage payload \(offset 0xf00, 257 bytes\) is not inside its 4096-byte/,
+  );
+  view.setUint32(0x248, 0xffff_ffff, true);
+  view.setUint32(0x24c, 0xffff_ffff, true);
+  throws(() => bzImagePayload(file), /not inside/);
+  view.setUint32(0x248, 0, true);
+  view.setUint32(0x24c, 0, true);
+  throws(() => bzImagePayload(file), /0 bytes/);
 });

@@ -1,9 +1,22 @@
 import { deepEqual, equal, ok, throws } from "../assert.ts";
-import { kernelFootprintEnd, LinuxLoadError, loadLinux } from "../../src/boot/linux.ts";
-import { parseBzImage } from "../../src/boot/bzimage.ts";
+import {
+  kernelFootprintEnd,
+  LinuxLoadError,
+  loadLinux,
+  parseKernel,
+} from "../../src/boot/linux.ts";
+import { BootImageError, parseBzImage } from "../../src/boot/bzimage.ts";
+import { ElfError, parseElf } from "../../src/boot/elf.ts";
 import { GuestMemory } from "../../src/memory/guest_memory.ts";
 import { memoryLayout } from "../../src/memory/layout.ts";
-import { syntheticBzImage, testKernel } from "./test_kernel.ts";
+import {
+  hasTestVmlinux,
+  readTestVmlinux,
+  SYNTHETIC_ELF_SEGMENTS,
+  syntheticBzImage,
+  syntheticElf,
+  testKernel,
+} from "./test_kernel.ts";
 
 const MiB = 1024 * 1024;
 
@@ -141,4 +154,78 @@ Deno.test("linux: a CPU count the MP table cannot hold is refused before loading
   const { layout, mem } = machine(64 * MiB);
   throws(() => loadLinux(mem, layout, syntheticBzImage(), undefined, "", 256), /from 1 to 255/);
   equal(mem.readU32(0x100000), 0);
+});
+
+Deno.test("linux: parseKernel takes \\x7fELF for a vmlinux and anything else for a bzImage", () => {
+  equal(parseKernel(syntheticElf()).kind, "elf");
+  equal(parseKernel(syntheticBzImage()).kind, "bzImage");
+  // An ELF is judged as an ELF, never as a bzImage that lacks HdrS.
+  throws(() => parseKernel(syntheticElf({ machine: 40 })), ElfError);
+  throws(() => parseKernel(new Uint8Array(1024)), BootImageError);
+});
+
+Deno.test("linux: a synthetic vmlinux enters at e_entry with a header-less zero page", () => {
+  const { layout, mem } = machine(64 * MiB);
+  const file = syntheticElf();
+  const state = loadLinux(mem, layout, file, fakeInitrd(MiB), "console=ttyS0", 1);
+  equal(state.regs.rip, 0x100_0000);
+  equal(state.regs.rsi, 0x7000);
+  equal(state.cs.l, 1, "long mode, as for a bzImage");
+  deepEqual(mem.read(0x100_0000, 0x1000), file.subarray(0x1000, 0x2000));
+  equal(mem.readU32(0x7000 + 0x202), 0x5372_6448); // "HdrS"
+  equal(mem.readU16(0x7000 + 0x1fe), 0xaa55);
+  equal(mem.readU32(0x7000 + 0x228), 0x20000);
+  equal(mem.readU8(0x7000 + 0x1f1), 0, "no bzImage header copied");
+  const placed = initrdFromZeroPage(mem);
+  equal(placed.gpa, 63 * MiB, "as high as possible");
+  equal(mem.readU32(0x9000), 0xa003, "page tables in place");
+});
+
+Deno.test("linux: a vmlinux refuses a machine smaller than its segments, writing nothing", () => {
+  const { layout, mem } = machine(32 * MiB);
+  const [text, data] = SYNTHETIC_ELF_SEGMENTS;
+  const file = syntheticElf({ segments: [text, { ...data, paddr: 0x1ff_f000 }] });
+  throws(
+    () => loadLinux(mem, layout, file, undefined, "", 1),
+    /^LinuxLoadError: kernel needs 32\.0 MiB of RAM \(its segments end there\); the machine has 32 MiB below 3 GiB; use a larger -m$/,
+  );
+  equal(mem.readU32(0x100_0000), 0);
+  equal(mem.readU32(0x7000 + 0x202), 0);
+});
+
+Deno.test("linux: a vmlinux's initrd must fit above its last segment", () => {
+  const { layout, mem } = machine(32 * MiB);
+  const [text, data] = SYNTHETIC_ELF_SEGMENTS;
+  const file = syntheticElf({ segments: [text, { ...data, paddr: 0x1e0_0000 }] });
+  loadLinux(mem, layout, file, fakeInitrd(MiB), "", 1);
+  equal(initrdFromZeroPage(mem).gpa, 31 * MiB);
+  throws(
+    () => loadLinux(mem, layout, file, fakeInitrd(2 * MiB), "", 1),
+    /initrd of 2 MiB does not fit in RAM below 32 MiB \(the kernel uses RAM up to 30\.0 MiB\)/,
+  );
+});
+
+Deno.test({
+  name: "linux: Debian's vmlinux with a 10 MiB initrd on 256 MiB: segments, entry, initrd above",
+  ignore: !hasTestVmlinux,
+  fn() {
+    const { layout, mem } = machine(256 * MiB);
+    const file = readTestVmlinux();
+    const kernel = parseElf(file);
+    const state = loadLinux(mem, layout, file, fakeInitrd(10 * MiB), "console=ttyS0", 1);
+    equal(state.regs.rip, kernel.entryGpa);
+    for (const s of kernel.segments) {
+      deepEqual(
+        mem.slice(s.gpa, s.fileSize),
+        file.subarray(s.fileOffset, s.fileOffset + s.fileSize),
+      );
+    }
+    const placed = initrdFromZeroPage(mem);
+    ok(placed.gpa >= kernel.end, "initrd clear of the kernel's end");
+    ok(placed.gpa + placed.size <= 256 * MiB);
+    throws(
+      () => loadLinux(machine(64 * MiB).mem, memoryLayout(64 * MiB), file, undefined, "", 1),
+      /kernel needs \d+(\.\d)? MiB of RAM \(its segments end there\).*use a larger -m$/,
+    );
+  },
 });

@@ -3,6 +3,7 @@
 // point DENOVMM_KVM_DEVICE at a path that does not exist, so reaching KVM first would show.
 import { equal, match, ok } from "../assert.ts";
 import { VERSION } from "../../src/cli/cli.ts";
+import { SYNTHETIC_ELF_SEGMENTS, syntheticElf } from "../boot/test_kernel.ts";
 
 const REPO = new URL("../..", import.meta.url).pathname;
 const NO_KVM = "/nonexistent-kvm";
@@ -24,6 +25,7 @@ function guestFile(name: string): string | undefined {
 }
 const kernelPath = guestFile("vmlinuz");
 const initrdPath = guestFile("initramfs.cpio.gz");
+const vmlinuxPath = guestFile("vmlinux");
 
 interface Ran {
   code: number;
@@ -141,6 +143,44 @@ Deno.test("main: a truncated kernel exits 1 with truncated, before KVM is touche
     const kernel = await Deno.readFile(kernelPath!);
     await Deno.writeFile(`${dir}/vmlinuz`, kernel.subarray(0, 100 * 1024));
     await fails(["run", "-k", `${dir}/vmlinuz`], 1, /truncated/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("main: an ELF kernel for another machine exits 1 naming e_machine, before KVM", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeFile(`${dir}/vmlinux`, syntheticElf({ machine: 183 })); // EM_AARCH64
+    await fails(["run", "-k", `${dir}/vmlinux`], 1, /not for x86-64 \(e_machine 183/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("main: an ELF segment with p_filesz > p_memsz exits 1 naming it, before KVM", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const [text, data] = SYNTHETIC_ELF_SEGMENTS;
+    const file = syntheticElf({ segments: [text, { ...data, filesz: 0x800, memsz: 0x400 }] });
+    await Deno.writeFile(`${dir}/vmlinux`, file);
+    await fails(["run", "-k", `${dir}/vmlinux`], 1, /segment 1: p_filesz 2048 exceeds p_memsz/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("main: a truncated vmlinux exits 1 with ELF truncated, before KVM is touched", {
+  ignore: vmlinuxPath === undefined,
+}, async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const kernel = await Deno.readFile(vmlinuxPath!);
+    await Deno.writeFile(`${dir}/vmlinux`, kernel.subarray(0, 1024 * 1024));
+    await fails(["run", "-k", `${dir}/vmlinux`], 1, /ELF truncated: segment 0 needs bytes/);
+    // Just the magic: an ELF that is too short is still judged as an ELF.
+    await Deno.writeFile(`${dir}/vmlinux`, kernel.subarray(0, 16));
+    await fails(["run", "-k", `${dir}/vmlinux`], 1, /ELF truncated: header needs 64 bytes/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

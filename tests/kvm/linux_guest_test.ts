@@ -2,7 +2,7 @@
 // to its shell, runs piped commands, sees the RAM and command line it was given, and its
 // exit status comes back to the host.
 import { equal, ok } from "../assert.ts";
-import { kernelRelease, memTotalKiB, runDenovmm } from "./guest_runner.ts";
+import { GUEST_DIR, kernelRelease, memTotalKiB, runDenovmm } from "./guest_runner.ts";
 
 const BANNER = "denovmm guest ready: Linux ";
 const MiB = 1024 * 1024;
@@ -39,4 +39,15 @@ Deno.test("linux: EOF on stdin ends the guest's shell, and the VM with status 0"
   const r = await runDenovmm({ args: ["run"], input: "echo no-exit-command\n" });
   equal(r.status, 0, r.stdout + r.stderr);
   ok(r.stdout.includes("no-exit-command"));
+});
+
+Deno.test("linux: the uncompressed vmlinux ELF boots to the shell and returns its exit status", async () => {
+  const r = await runDenovmm({
+    args: ["run", "-k", `${GUEST_DIR}/vmlinux`, "-i", `${GUEST_DIR}/initramfs.cpio.gz`],
+    input: "echo hi-from-$((6 * 7))-vmlinux; exit 0\n",
+  });
+  equal(r.status, 0, `status ${r.status}\n${r.stdout}\n${r.stderr}`);
+  ok(r.stdout.includes(BANNER + kernelRelease()), r.stdout);
+  // The shell's output, not the echo of the typed line: the arithmetic must have run.
+  ok(r.stdout.includes("hi-from-42-vmlinux"), r.stdout);
 });

@@ -1,0 +1,239 @@
+/**
+ * Load an uncompressed Linux kernel, the vmlinux ELF that a bzImage carries compressed, so that
+ * the guest skips decompressing itself. Only what that needs: ELF64, little-endian, x86-64,
+ * ET_EXEC, whose PT_LOAD segments go to their physical addresses (System V gABI, "Program
+ * Header"; the kernel's linker script sets p_paddr to where each segment runs before paging is
+ * set up, from CONFIG_PHYSICAL_START: 16 MiB on Debian).
+ *
+ * The entry point is e_entry, which the kernel links as phys_startup_64: the physical address
+ * of startup_64, entered by the 64-bit boot protocol like a bzImage's +0x200 (as Firecracker
+ * does). The Xen PVH note (XEN_ELFNOTE_PHYS32_ENTRY) in PT_NOTE is a 32-bit entry and not used.
+ *
+ * The file is as untrusted as any guest input: every offset and size in it is checked against
+ * the file and the RAM before any byte is copied.
+ *
+ * @module
+ */
+
+import type { GuestMemory } from "../memory/guest_memory.ts";
+
+/** "\x7fELF". */
+export const ELF_MAGIC = Object.freeze([0x7f, 0x45, 0x4c, 0x46]);
+const ELFCLASS64 = 2;
+const ELFDATA2LSB = 1;
+const EV_CURRENT = 1;
+const ET_EXEC = 2;
+export const EM_X86_64 = 62;
+export const PT_LOAD = 1;
+/** Segment flag: executable. */
+export const PF_X = 0x1;
+/** e_phnum's escape for "more than 0xfffe, see section header 0": no kernel needs it. */
+const PN_XNUM = 0xffff;
+
+// Elf64_Ehdr offsets.
+const EI_CLASS = 4;
+const EI_DATA = 5;
+const EI_VERSION = 6;
+const E_TYPE = 16; // Elf64_Half e_type
+const E_MACHINE = 18; // Elf64_Half e_machine
+const E_ENTRY = 24; // Elf64_Addr e_entry
+const E_PHOFF = 32; // Elf64_Off e_phoff
+const E_PHENTSIZE = 54; // Elf64_Half e_phentsize
+const E_PHNUM = 56; // Elf64_Half e_phnum
+export const ELF64_EHDR_SIZE = 64;
+
+// Elf64_Phdr offsets.
+const P_TYPE = 0; // Elf64_Word p_type
+const P_FLAGS = 4; // Elf64_Word p_flags
+const P_OFFSET = 8; // Elf64_Off p_offset
+const P_PADDR = 24; // Elf64_Addr p_paddr
+const P_FILESZ = 32; // Elf64_Xword p_filesz
+const P_MEMSZ = 40; // Elf64_Xword p_memsz
+export const ELF64_PHDR_SIZE = 56;
+
+/** One PT_LOAD segment, every number checked to be a safe integer inside the file. */
+export interface ElfSegment {
+  /** Index among all program headers, for messages. */
+  index: number;
+  fileOffset: number;
+  fileSize: number;
+  gpa: number;
+  memSize: number;
+  flags: number;
+}
+
+/** What the loader needs to know about a vmlinux. */
+export interface ElfKernel {
+  /** Guest-physical address of the 64-bit entry point (startup_64). */
+  entryGpa: number;
+  /** PT_LOAD segments in ascending gpa order, none overlapping another. */
+  segments: ElfSegment[];
+  /** Lowest gpa any segment occupies. */
+  start: number;
+  /** First byte above every segment (its p_paddr + p_memsz). */
+  end: number;
+}
+
+/** A file that is not an ELF kernel we can boot. The message is one line for the user. */
+export class ElfError extends Error {
+  override name = "ElfError";
+}
+
+/** Whether `file` starts with the ELF magic (and should be parsed as one rather than a bzImage). */
+export function isElf(file: Uint8Array): boolean {
+  return file.length >= ELF_MAGIC.length && ELF_MAGIC.every((b, i) => file[i] === b);
+}
+
+/**
+ * Check and dissect a vmlinux: everything that can be checked without knowing the RAM.
+ *
+ * @example
+ * ```ts
+ * const kernel = parseElf(await Deno.readFile(".cache/guest/vmlinux"));
+ * kernel.entryGpa; // 0x1000000
+ * ```
+ */
+export function parseElf(file: Uint8Array): ElfKernel {
+  if (!isElf(file)) throw new ElfError("not an ELF file (no \\x7fELF magic)");
+  if (file.length < ELF64_EHDR_SIZE) {
+    throw new ElfError(
+      `ELF truncated: header needs ${ELF64_EHDR_SIZE} bytes, file has ${file.length}`,
+    );
+  }
+  const view = new DataView(file.buffer, file.byteOffset, file.byteLength);
+  if (file[EI_CLASS] !== ELFCLASS64) throw new ElfError("ELF kernel is not 64-bit (ELFCLASS64)");
+  if (file[EI_DATA] !== ELFDATA2LSB) throw new ElfError("ELF kernel is not little-endian");
+  if (file[EI_VERSION] !== EV_CURRENT) {
+    throw new ElfError(`ELF version ${file[EI_VERSION]} is not 1 (EV_CURRENT)`);
+  }
+  const machine = view.getUint16(E_MACHINE, true);
+  if (machine !== EM_X86_64) {
+    throw new ElfError(`ELF kernel is not for x86-64 (e_machine ${machine}, expected 62)`);
+  }
+  const type = view.getUint16(E_TYPE, true);
+  if (type !== ET_EXEC) {
+    throw new ElfError(`ELF kernel is not an executable (e_type ${type}, expected 2 ET_EXEC)`);
+  }
+
+  const phoff = u64(view, E_PHOFF, "e_phoff");
+  const phentsize = view.getUint16(E_PHENTSIZE, true);
+  const phnum = view.getUint16(E_PHNUM, true);
+  if (phnum === 0 || phnum === PN_XNUM) {
+    throw new ElfError(`ELF kernel has ${phnum === 0 ? "no" : "too many"} program headers`);
+  }
+  // A larger entry is allowed by the gABI (later fields); a smaller one cannot hold ours.
+  if (phentsize < ELF64_PHDR_SIZE) {
+    throw new ElfError(`ELF program header size ${phentsize} is below ${ELF64_PHDR_SIZE}`);
+  }
+  const phEnd = phoff + phnum * phentsize; // see u64: compares correctly with the length
+  if (phEnd > file.length) {
+    throw new ElfError(
+      `ELF truncated: ${phnum} program headers end at byte ${phEnd}, file has ${file.length}`,
+    );
+  }
+
+  const segments: ElfSegment[] = [];
+  for (let index = 0; index < phnum; index++) {
+    const at = phoff + index * phentsize;
+    if (view.getUint32(at + P_TYPE, true) !== PT_LOAD) continue;
+    const segment = {
+      index,
+      fileOffset: u64(view, at + P_OFFSET, `segment ${index} p_offset`),
+      fileSize: u64(view, at + P_FILESZ, `segment ${index} p_filesz`),
+      gpa: u64(view, at + P_PADDR, `segment ${index} p_paddr`),
+      memSize: u64(view, at + P_MEMSZ, `segment ${index} p_memsz`),
+      flags: view.getUint32(at + P_FLAGS, true),
+    };
+    checkSegment(segment, file.length);
+    segments.push(segment);
+  }
+  if (segments.length === 0) throw new ElfError("ELF kernel has no PT_LOAD segment");
+
+  segments.sort((a, b) => a.gpa - b.gpa);
+  for (let i = 1; i < segments.length; i++) {
+    const [prev, next] = [segments[i - 1], segments[i]];
+    if (prev.gpa + prev.memSize > next.gpa) {
+      throw new ElfError(
+        `ELF segments ${prev.index} and ${next.index} overlap at ${hex(next.gpa)}`,
+      );
+    }
+  }
+
+  const entryGpa = u64(view, E_ENTRY, "e_entry");
+  const entrySegment = segments.find((s) =>
+    entryGpa >= s.gpa && entryGpa < s.gpa + s.fileSize && (s.flags & PF_X) !== 0
+  );
+  if (!entrySegment) {
+    throw new ElfError(`ELF entry point ${hex(entryGpa)} is not in an executable loaded segment`);
+  }
+
+  const last = segments[segments.length - 1];
+  return { entryGpa, segments, start: segments[0].gpa, end: last.gpa + last.memSize };
+}
+
+/**
+ * Check that every segment lies in [lowest, limit): guest RAM above what the loader uses for
+ * itself. Separate from parsing because only the machine knows its RAM.
+ */
+export function checkElfPlacement(kernel: ElfKernel, lowest: number, limit: number): void {
+  for (const s of kernel.segments) {
+    if (s.gpa < lowest || s.gpa + s.memSize > limit) {
+      throw new ElfError(
+        `ELF segment ${s.index} at ${hex(s.gpa)}..${hex(s.gpa + s.memSize)} is outside guest ` +
+          `RAM the kernel may use, ${hex(lowest)}..${hex(limit)}`,
+      );
+    }
+  }
+}
+
+/**
+ * Copy each segment's p_filesz bytes to p_paddr and zero the rest up to p_memsz (the .bss part).
+ * `kernel` must come from {@link parseElf} of this `file`, placed by {@link checkElfPlacement}.
+ *
+ * @example
+ * ```ts
+ * const kernel = parseElf(file);
+ * checkElfPlacement(kernel, 0x100000, layout.lowRamEnd);
+ * writeElfSegments(mem, file, kernel);
+ * ```
+ */
+export function writeElfSegments(mem: GuestMemory, file: Uint8Array, kernel: ElfKernel): void {
+  for (const s of kernel.segments) {
+    mem.write(s.gpa, file.subarray(s.fileOffset, s.fileOffset + s.fileSize));
+    mem.slice(s.gpa + s.fileSize, s.memSize - s.fileSize).fill(0);
+  }
+}
+
+/** The checks that need only the segment and the file's length. */
+function checkSegment(s: ElfSegment, fileLength: number): void {
+  if (s.fileSize > s.memSize) {
+    throw new ElfError(
+      `ELF segment ${s.index}: p_filesz ${s.fileSize} exceeds p_memsz ${s.memSize}`,
+    );
+  }
+  if (s.fileOffset + s.fileSize > fileLength) {
+    throw new ElfError(
+      `ELF truncated: segment ${s.index} needs bytes up to ${s.fileOffset + s.fileSize}, ` +
+        `file has ${fileLength}`,
+    );
+  }
+  if (!Number.isSafeInteger(s.gpa + s.memSize)) {
+    throw new ElfError(`ELF segment ${s.index}: p_paddr + p_memsz overflows`);
+  }
+}
+
+/**
+ * A u64 field as a number. Values of 2^53 and above are refused, which also makes every sum of
+ * two of them (below 2^54) compare correctly against the file's length and RAM sizes.
+ */
+function u64(view: DataView, offset: number, what: string): number {
+  const value = view.getBigUint64(offset, true);
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new ElfError(`ELF ${what} 0x${value.toString(16)} is too large`);
+  }
+  return Number(value);
+}
+
+function hex(n: number): string {
+  return `0x${n.toString(16)}`;
+}

@@ -1,0 +1,167 @@
+import { deepEqual, equal, ok, throws } from "../assert.ts";
+import {
+  checkElfPlacement,
+  ElfError,
+  isElf,
+  parseElf,
+  writeElfSegments,
+} from "../../src/boot/elf.ts";
+import { GuestMemory } from "../../src/memory/guest_memory.ts";
+import { memoryLayout } from "../../src/memory/layout.ts";
+import {
+  hasTestVmlinux,
+  readTestVmlinux,
+  SYNTHETIC_ELF_SEGMENTS,
+  syntheticElf,
+  type SyntheticSegment,
+} from "./test_kernel.ts";
+
+const MiB = 1024 * 1024;
+const [TEXT, DATA] = SYNTHETIC_ELF_SEGMENTS;
+
+/** parseElf must refuse `file` with an ElfError whose message matches `pattern`. */
+function refuses(file: Uint8Array, pattern: RegExp): void {
+  throws(() => parseElf(file), (e: Error) => {
+    ok(e instanceof ElfError, `${e.name}: ${e.message}`);
+    ok(pattern.test(e.message), `message ${JSON.stringify(e.message)} does not match ${pattern}`);
+    ok(!e.message.includes("\n"), "one line");
+    return true;
+  });
+}
+
+function withSegments(...segments: SyntheticSegment[]): Uint8Array {
+  return syntheticElf({ segments });
+}
+
+Deno.test("elf: a vmlinux-like file parses into its PT_LOAD segments, sorted, and its entry", () => {
+  // Data first in the file: the loader must not depend on program header order.
+  const kernel = parseElf(withSegments(DATA, TEXT));
+  equal(kernel.entryGpa, 0x100_0000);
+  deepEqual(kernel.segments.map((s) => [s.index, s.gpa, s.fileSize, s.memSize]), [
+    [1, 0x100_0000, 0x1000, 0x1000],
+    [0, 0x120_0000, 0x800, 0x3000],
+  ]);
+  equal(kernel.start, 0x100_0000);
+  equal(kernel.end, 0x120_3000);
+});
+
+Deno.test("elf: segments land at p_paddr with the .bss tail zeroed and nothing else touched", () => {
+  const file = syntheticElf();
+  const kernel = parseElf(file);
+  equal(kernel.segments.length, 2, "PT_NOTE is not loaded");
+  const layout = memoryLayout(64 * MiB);
+  const mem = new GuestMemory(new ArrayBuffer(layout.ramBytes), layout);
+  mem.slice(0x100_0000, 0x30_0000).fill(0xee); // stale bytes the loader must overwrite or leave
+  checkElfPlacement(kernel, MiB, layout.lowRamEnd);
+  writeElfSegments(mem, file, kernel);
+
+  deepEqual(mem.read(0x100_0000, 0x1000), file.subarray(0x1000, 0x2000));
+  equal(mem.readU8(0x100_00ff), 0xff);
+  deepEqual(mem.read(0x120_0000, 0x800), file.subarray(0x2000, 0x2800));
+  ok(mem.read(0x120_0800, 0x2800).every((b) => b === 0), "p_filesz..p_memsz is zeroed");
+  equal(mem.readU8(0x120_3000), 0xee, "nothing past p_memsz");
+  equal(mem.readU8(0x100_1000), 0xee, "nothing between segments");
+});
+
+Deno.test("elf: isElf sniffs the magic only", () => {
+  ok(isElf(syntheticElf()));
+  ok(isElf(new Uint8Array([0x7f, 0x45, 0x4c, 0x46])));
+  ok(!isElf(new Uint8Array([0x7f, 0x45, 0x4c])));
+  ok(!isElf(new TextEncoder().encode("MZ\0\0HdrS")));
+});
+
+Deno.test("elf: a header that is not ELF64 little-endian x86-64 ET_EXEC is refused, naming why", () => {
+  const mutated = (offset: number, value: number) => {
+    const file = syntheticElf();
+    file[offset] = value;
+    return file;
+  };
+  refuses(mutated(0, 0x7e), /^not an ELF file/);
+  refuses(mutated(4, 1), /not 64-bit/); // ELFCLASS32
+  refuses(mutated(5, 2), /not little-endian/); // ELFDATA2MSB
+  refuses(mutated(6, 0), /ELF version 0/);
+  refuses(syntheticElf({ machine: 183 }), /not for x86-64 \(e_machine 183, expected 62\)/);
+  refuses(syntheticElf({ machine: 3 }), /e_machine 3\b/); // EM_386
+  refuses(syntheticElf({ type: 3 }), /not an executable \(e_type 3/); // ET_DYN
+  refuses(syntheticElf().subarray(0, 40), /^ELF truncated: header needs 64 bytes, file has 40$/);
+});
+
+Deno.test("elf: program headers that are missing, too small or past the file are refused", () => {
+  refuses(syntheticElf({ segments: [] }), /no program headers/);
+  refuses(syntheticElf({ phnum: 0xffff }), /too many program headers/);
+  refuses(syntheticElf({ phentsize: 32 }), /program header size 32 is below 56/);
+  // Three headers declared, the file ends inside the second.
+  refuses(
+    syntheticElf({ length: 64 + 56 + 20 }),
+    /^ELF truncated: 3 program headers end at byte 232, file has 140$/,
+  );
+  // e_phoff far past the end (and past 2^53 once multiplied out).
+  const file = syntheticElf();
+  new DataView(file.buffer).setBigUint64(32, 0x1f_ffff_ffff_ffffn, true);
+  refuses(file, /ELF truncated: 3 program headers end at byte/);
+  new DataView(file.buffer).setBigUint64(32, 1n << 63n, true);
+  refuses(file, /e_phoff 0x8000000000000000 is too large/);
+  refuses(withSegments({ ...TEXT, type: 4 }), /no PT_LOAD segment/);
+});
+
+Deno.test("elf: every segment size and offset from the file is checked", () => {
+  refuses(
+    withSegments({ ...TEXT, filesz: 0x2000, memsz: 0x1000 }),
+    /segment 0: p_filesz 8192 exceeds p_memsz 4096/,
+  );
+  refuses(
+    syntheticElf({ segments: [TEXT, DATA], length: 0x2400 }),
+    /^ELF truncated: segment 1 needs bytes up to 10240, file has 9216$/,
+  );
+  refuses(withSegments({ ...TEXT, offset: 0x7fff_ffff_ffff_f000n }), /p_offset .* too large/);
+  refuses(withSegments({ ...TEXT, offset: 0x1f_ffff_ffff_f000n }), /segment 0 needs bytes up to/);
+  refuses(withSegments({ ...TEXT, filesz: 1n << 62n, memsz: 1n << 62n }), /p_filesz .* too large/);
+  refuses(withSegments({ ...TEXT, memsz: 0xffff_ffff_ffff_ffffn }), /p_memsz .* too large/);
+  refuses(withSegments({ ...TEXT, paddr: 1n << 60n }), /p_paddr .* too large/);
+  refuses(
+    withSegments({ ...TEXT, paddr: 0x1f_ffff_ffff_f000n, memsz: 0x1f_ffff_ffff_f000n }),
+    /segment 0: p_paddr \+ p_memsz overflows/,
+  );
+});
+
+Deno.test("elf: overlapping segments and an entry outside loaded code are refused", () => {
+  refuses(
+    withSegments(TEXT, { ...DATA, paddr: 0x100_0800 }),
+    /segments 0 and 1 overlap at 0x1000800/,
+  );
+  // Touching is not overlapping.
+  parseElf(withSegments(TEXT, { ...DATA, paddr: 0x100_1000 }));
+  refuses(
+    syntheticElf({ entry: 0x90_0000 }),
+    /entry point 0x900000 is not in an executable loaded segment/,
+  );
+  refuses(syntheticElf({ entry: 0x120_0000 }), /entry point 0x1200000/); // data, not executable
+  refuses(syntheticElf({ entry: 0x100_1000 }), /entry point 0x1001000/); // one past the text
+});
+
+Deno.test("elf: placement refuses segments below the loader's first MiB or past RAM", () => {
+  const layout = memoryLayout(32 * MiB);
+  const low = parseElf(
+    syntheticElf({ segments: [{ ...TEXT, paddr: 0x9_0000 }, DATA], entry: 0x9_0000 }),
+  );
+  throws(
+    () => checkElfPlacement(low, MiB, layout.lowRamEnd),
+    /^ElfError: ELF segment 0 at 0x90000..0x91000 is outside guest RAM the kernel may use, 0x100000..0x2000000$/,
+  );
+  const high = parseElf(withSegments(TEXT, { ...DATA, paddr: 0x1ff_f000 }));
+  throws(() => checkElfPlacement(high, MiB, layout.lowRamEnd), /segment 1 at 0x1fff000..0x2002000/);
+  checkElfPlacement(parseElf(syntheticElf()), MiB, layout.lowRamEnd);
+});
+
+Deno.test({
+  name: "elf: Debian's vmlinux enters at startup_64 at 16 MiB, the start of its first segment",
+  ignore: !hasTestVmlinux,
+  fn() {
+    const kernel = parseElf(readTestVmlinux());
+    equal(kernel.entryGpa, 0x100_0000); // LOAD_PHYSICAL_ADDR: phys_startup_64
+    equal(kernel.start, 0x100_0000);
+    equal(kernel.segments[0].gpa, kernel.entryGpa);
+    ok(kernel.segments.length >= 3, `${kernel.segments.length} segments`);
+    ok(kernel.end > 32 * MiB && kernel.end < 256 * MiB, `ends at 0x${kernel.end.toString(16)}`);
+  },
+});
