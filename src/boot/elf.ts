@@ -79,6 +79,26 @@ export class ElfError extends Error {
   override name = "ElfError";
 }
 
+/**
+ * A file's bytes read on demand: a vmlinux is tens of MiB of which the loader needs the headers,
+ * then each segment once, straight into guest RAM. Reading the whole file into a buffer first
+ * would cost its size again in the VMM's memory and a copy.
+ */
+export interface FileSource {
+  /** The file's length in bytes. */
+  readonly length: number;
+  /** Fill `into` with the file's bytes from `offset` (inside the file; checked by the caller). */
+  readInto(offset: number, into: Uint8Array): void;
+}
+
+/** A file already in memory, as a FileSource. */
+export function bytesSource(file: Uint8Array): FileSource {
+  return {
+    length: file.length,
+    readInto: (offset, into) => into.set(file.subarray(offset, offset + into.length)),
+  };
+}
+
 /** Whether `file` starts with the ELF magic (and should be parsed as one rather than a bzImage). */
 export function isElf(file: Uint8Array): boolean {
   return file.length >= ELF_MAGIC.length && ELF_MAGIC.every((b, i) => file[i] === b);
@@ -93,7 +113,7 @@ export function isElf(file: Uint8Array): boolean {
  * kernel.entryGpa; // 0x1000000
  * ```
  */
-export function parseElf(file: Uint8Array): ElfKernel {
+export function parseElf(file: Uint8Array, fileLength = file.length): ElfKernel {
   if (!isElf(file)) throw new ElfError("not an ELF file (no \\x7fELF magic)");
   if (file.length < ELF64_EHDR_SIZE) {
     throw new ElfError(
@@ -126,9 +146,15 @@ export function parseElf(file: Uint8Array): ElfKernel {
     throw new ElfError(`ELF program header size ${phentsize} is below ${ELF64_PHDR_SIZE}`);
   }
   const phEnd = phoff + phnum * phentsize; // see u64: compares correctly with the length
+  if (phEnd > fileLength) {
+    throw new ElfError(
+      `ELF truncated: ${phnum} program headers end at byte ${phEnd}, file has ${fileLength}`,
+    );
+  }
+  // `file` may be only the file's head (the loader reads segments later, from the file).
   if (phEnd > file.length) {
     throw new ElfError(
-      `ELF truncated: ${phnum} program headers end at byte ${phEnd}, file has ${file.length}`,
+      `ELF program headers end at byte ${phEnd}, past the first ${file.length} bytes read`,
     );
   }
 
@@ -144,7 +170,7 @@ export function parseElf(file: Uint8Array): ElfKernel {
       memSize: u64(view, at + P_MEMSZ, `segment ${index} p_memsz`),
       flags: view.getUint32(at + P_FLAGS, true),
     };
-    checkSegment(segment, file.length);
+    checkSegment(segment, fileLength);
     segments.push(segment);
   }
   if (segments.length === 0) throw new ElfError("ELF kernel has no PT_LOAD segment");
@@ -197,9 +223,14 @@ export function checkElfPlacement(kernel: ElfKernel, lowest: number, limit: numb
  * writeElfSegments(mem, file, kernel);
  * ```
  */
-export function writeElfSegments(mem: GuestMemory, file: Uint8Array, kernel: ElfKernel): void {
+export function writeElfSegments(
+  mem: GuestMemory,
+  file: Uint8Array | FileSource,
+  kernel: ElfKernel,
+): void {
+  const source = file instanceof Uint8Array ? bytesSource(file) : file;
   for (const s of kernel.segments) {
-    mem.write(s.gpa, file.subarray(s.fileOffset, s.fileOffset + s.fileSize));
+    source.readInto(s.fileOffset, mem.slice(s.gpa, s.fileSize));
     mem.slice(s.gpa + s.fileSize, s.memSize - s.fileSize).fill(0);
   }
 }

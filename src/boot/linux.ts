@@ -27,7 +27,15 @@ import {
 } from "../memory/layout.ts";
 import { buildBootParams, NO_HEADER_CMDLINE_SIZE } from "./boot_params.ts";
 import { type BzImage, parseBzImage } from "./bzimage.ts";
-import { checkElfPlacement, type ElfKernel, isElf, parseElf, writeElfSegments } from "./elf.ts";
+import {
+  bytesSource,
+  checkElfPlacement,
+  type ElfKernel,
+  type FileSource,
+  isElf,
+  parseElf,
+  writeElfSegments,
+} from "./elf.ts";
 import { checkCpuCount, type PciIrqRoute, writeMpTable } from "./mptable.ts";
 import { longModeEntry, type VcpuEntryState, writeLongModeTables } from "./x86_64.ts";
 
@@ -59,10 +67,26 @@ export type KernelImage =
  * parseKernel(await Deno.readFile(".cache/guest/vmlinux")).kind; // "elf"
  * ```
  */
-export function parseKernel(file: Uint8Array): KernelImage {
+export function parseKernel(file: KernelFile): KernelImage {
+  if (!(file instanceof Uint8Array)) {
+    if (isElf(file.head)) return { kind: "elf", image: parseElf(file.head, file.source.length) };
+    file = wholeFile(file.source);
+  }
   return isElf(file)
     ? { kind: "elf", image: parseElf(file) }
     : { kind: "bzImage", image: parseBzImage(file) };
+}
+
+/**
+ * A kernel file: all of it in memory, or its first bytes and a way to read the rest. The second
+ * is how a vmlinux should come: the loader reads its segments straight into guest RAM.
+ */
+export type KernelFile = Uint8Array | { head: Uint8Array; source: FileSource };
+
+function wholeFile(source: FileSource): Uint8Array {
+  const bytes = new Uint8Array(source.length);
+  source.readInto(0, bytes);
+  return bytes;
 }
 
 /** Either kind of kernel, checked against this machine's RAM, and how to write it there. */
@@ -100,8 +124,8 @@ export class LinuxLoadError extends Error {
 export function loadLinux(
   mem: GuestMemory,
   layout: MemoryLayout,
-  kernel: Uint8Array,
-  initrd: Uint8Array | undefined,
+  kernel: KernelFile,
+  initrd: Uint8Array | FileSource | undefined,
   cmdline: string,
   cpus: number,
   pciIrqs: readonly PciIrqRoute[] = [],
@@ -109,7 +133,11 @@ export function loadLinux(
   const parsed = parseKernel(kernel);
   checkCpuCount(cpus);
   const placement = parsed.kind === "elf"
-    ? placeElf(parsed.image, kernel, layout)
+    ? placeElf(
+      parsed.image,
+      kernel instanceof Uint8Array ? bytesSource(kernel) : kernel.source,
+      layout,
+    )
     : placeBzImage(parsed.image, layout);
 
   const cmdlineBytes = new TextEncoder().encode(cmdline);
@@ -135,7 +163,11 @@ export function loadLinux(
   placement.write(mem);
   mem.write(CMDLINE_GPA, cmdlineBytes);
   mem.writeU8(CMDLINE_GPA + cmdlineBytes.length, 0);
-  if (initrd && initrdPlace) mem.write(initrdPlace.gpa, initrd);
+  if (initrd && initrdPlace) {
+    const into = mem.slice(initrdPlace.gpa, initrd.length);
+    if (initrd instanceof Uint8Array) into.set(initrd);
+    else initrd.readInto(0, into);
+  }
   mem.write(
     ZERO_PAGE_GPA,
     buildBootParams({
@@ -174,7 +206,7 @@ function placeBzImage(image: BzImage, layout: MemoryLayout): KernelPlacement {
  * A vmlinux where its segments say, all in low RAM above the loader's own first MiB; nothing
  * runs before the kernel proper, so its end is its highest segment's end. Entry at e_entry.
  */
-function placeElf(image: ElfKernel, file: Uint8Array, layout: MemoryLayout): KernelPlacement {
+function placeElf(image: ElfKernel, file: FileSource, layout: MemoryLayout): KernelPlacement {
   if (image.end > layout.lowRamEnd) {
     throw new LinuxLoadError(
       `kernel needs ${describeMiB(image.end)} of RAM (its segments end there); the machine has ` +

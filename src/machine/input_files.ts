@@ -1,4 +1,7 @@
 /** Reading the files the user names (kernel, initrd), with one clear line when one is unfit. */
+import { type FileSource, isElf } from "../boot/elf.ts";
+import type { KernelFile } from "../boot/linux.ts";
+
 export class InputFileError extends Error {
   constructor(message: string) {
     super(message);
@@ -6,7 +9,67 @@ export class InputFileError extends Error {
   }
 }
 
-export async function readInputFile(path: string, what: string): Promise<Uint8Array> {
+/** An open input file read on demand (FileSource); `close` once the guest is loaded. */
+export interface OpenInputFile extends FileSource {
+  close(): void;
+}
+
+/** Open `path` for reads on demand, after the checks every input file gets. */
+export async function openInputFile(path: string, what: string): Promise<OpenInputFile> {
+  const size = await checkInputFile(path, what);
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path);
+  } catch (e) {
+    throw new InputFileError(`${what} ${path}: cannot read: ${(e as Error).message}`);
+  }
+  return {
+    length: size,
+    readInto(offset: number, into: Uint8Array): void {
+      file.seekSync(offset, Deno.SeekMode.Start);
+      for (let done = 0; done < into.length;) {
+        const n = file.readSync(into.subarray(done));
+        if (n === null || n === 0) {
+          throw new InputFileError(`${what} ${path}: ends early (changed while being read?)`);
+        }
+        done += n;
+      }
+    },
+    close: () => {
+      try {
+        file.close();
+      } catch { /* already closed */ }
+    },
+  };
+}
+
+/** How much of a kernel to read up front: the ELF and program headers, with room to spare. */
+const KERNEL_HEAD_BYTES = 64 * 1024;
+
+/**
+ * A kernel for loadLinux: a vmlinux (ELF) as its head plus the open file, whose segments are
+ * then read straight into guest RAM; a bzImage (a few MiB, parsed whole) read into memory.
+ */
+export async function openKernelFile(
+  path: string,
+): Promise<{ kernel: KernelFile; close(): void }> {
+  const file = await openInputFile(path, "kernel");
+  try {
+    const head = new Uint8Array(Math.min(KERNEL_HEAD_BYTES, file.length));
+    file.readInto(0, head);
+    if (isElf(head)) return { kernel: { head, source: file }, close: file.close };
+    const whole = new Uint8Array(file.length);
+    file.readInto(0, whole);
+    file.close();
+    return { kernel: whole, close: () => {} };
+  } catch (e) {
+    file.close();
+    throw e;
+  }
+}
+
+/** The checks every input file gets; returns its size. */
+async function checkInputFile(path: string, what: string): Promise<number> {
   let info: Deno.FileInfo;
   try {
     info = await Deno.stat(path);
@@ -21,9 +84,5 @@ export async function readInputFile(path: string, what: string): Promise<Uint8Ar
   }
   if (info.isDirectory) throw new InputFileError(`${what} ${path}: is a directory, not a file`);
   if (info.size === 0) throw new InputFileError(`${what} ${path}: file is empty`);
-  try {
-    return await Deno.readFile(path);
-  } catch (e) {
-    throw new InputFileError(`${what} ${path}: cannot read: ${(e as Error).message}`);
-  }
+  return info.size;
 }

@@ -5,7 +5,7 @@
 import { VcpuFd } from "../../ffi/kvm_fds.ts";
 import { KVM_CAP } from "../../ffi/kvm.ts";
 import { Serial8250, SERIAL_COM1_IRQ, SERIAL_RX_CAPACITY } from "../devices/serial.ts";
-import { loadLinux, parseKernel } from "../boot/linux.ts";
+import { type KernelFile, loadLinux, parseKernel } from "../boot/linux.ts";
 import { patchCpuidForVcpu } from "../vcpu/cpuid.ts";
 import { applyEntryState } from "../vcpu/entry.ts";
 import { createStats, ExitStats } from "../vcpu/exit_stats.ts";
@@ -15,9 +15,9 @@ import { isaLine } from "./legacy_devices.ts";
 import { type ConsoleInput, StdinPump } from "../console/stdin_pump.ts";
 import { InputRing } from "../console/input_ring.ts";
 import { EventFd } from "../../ffi/eventfd.ts";
-import { readInputFile } from "./input_files.ts";
+import { type OpenInputFile, openInputFile, openKernelFile } from "./input_files.ts";
 import { pciIrqRoutes, planPci } from "./pci_devices.ts";
-import { findHostDevice } from "../vfio/host_device.ts";
+import { findHostDevice, type HostPciDevice } from "../vfio/host_device.ts";
 import { mapGuestRam, openVfioDevice } from "../vfio/container.ts";
 import { type DiskOption, type NetOption, virtioRequests } from "./virtio_devices.ts";
 import type { IoWorkerInit, IoWorkerReport } from "../virtio/io_worker_protocol.ts";
@@ -64,15 +64,52 @@ const EOF_REPEAT_MS = 300;
 
 /** Set up the VM; throws (before any vCPU runs) on bad input or a host without KVM. */
 export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
-  const kernel = await readInputFile(cfg.kernelPath, "kernel");
-  const initrd = cfg.initrdPath ? await readInputFile(cfg.initrdPath, "initrd") : undefined;
-  // Bad input is reported as such before /dev/kvm is opened, so on any host, KVM or not.
-  parseKernel(kernel);
+  const { kernel, close: closeKernel } = await openKernelFile(cfg.kernelPath);
+  let initrd: OpenInputFile | undefined;
+  try {
+    initrd = cfg.initrdPath ? await openInputFile(cfg.initrdPath, "initrd") : undefined;
+    // Bad input is reported as such before /dev/kvm is opened, so on any host, KVM or not.
+    parseKernel(kernel);
+    const hosts = (cfg.vfio ?? []).map((v) => findHostDevice(v.bdf));
+    const withIo = (cfg.disks ?? []).length > 0 || (cfg.nets ?? []).length > 0 ||
+      cfg.rng === true || cfg.console === "virtio" || hosts.length > 0;
+    // A Worker takes a while to start (its own V8 isolate and module graph: seconds under an
+    // emulated CPU). Started now, they load while this thread builds the VM; each then waits
+    // for its init message.
+    const threads = new Threads(cfg.cpus, withIo);
+    try {
+      const tBuild = performance.now();
+      const setup = buildMachine(cfg, kernel, initrd, hosts);
+      if (cfg.debug) {
+        console.error(
+          `denovmm: VM built ${Math.round(performance.now())} ms after start ` +
+            `(${Math.round(performance.now() - tBuild)} ms to build it)`,
+        );
+      }
+      closeKernel();
+      initrd?.close();
+      return await threads.run(cfg, setup);
+    } catch (e) {
+      threads.terminate();
+      throw e;
+    }
+  } finally {
+    closeKernel();
+    initrd?.close();
+  }
+}
+
+/** Everything the threads need, built on the main thread. */
+function buildMachine(
+  cfg: MachineConfig,
+  kernel: KernelFile,
+  initrd: OpenInputFile | undefined,
+  hosts: HostPciDevice[],
+) {
   const consoleIo = cfg.console === "virtio"
     ? { ring: InputRing.createState(), inputFd: EventFd.create().fd, outFd: STDOUT_FD }
     : undefined;
   const requests = virtioRequests(cfg.disks ?? [], cfg.rng ?? false, cfg.nets ?? [], consoleIo);
-  const hosts = (cfg.vfio ?? []).map((v) => findHostDevice(v.bdf));
   const { kvm, vm, layout, memory, ramHva } = createVm(cfg.ramBytes);
   const passthrough = hosts.map((h) => {
     const d = openVfioDevice(h);
@@ -107,70 +144,90 @@ export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
     if (id === 0) applyEntryState(vcpu, entry);
     vcpuFds.push(fd);
   }
+  return { vm, ramHva, pci, consoleIo, runSize, vcpuFds };
+}
 
-  const serialState = Serial8250.createState();
-  const stats = createStats();
-  // The main thread's handle on the UART: it only feeds input and raises the RX interrupt.
-  const serial = new Serial8250(
-    serialState,
-    isaLine((gsi, high) => vm.irqLine(gsi, high), SERIAL_COM1_IRQ),
-    () => {},
-  );
+/** The vCPU Workers and the I/O Worker, from their start to the VM's end. */
+class Threads {
+  readonly #vcpus: Worker[] = [];
+  readonly #io: Worker | undefined;
+  #resolve: (r: MachineResult) => void = () => {};
+  readonly #ended = new Promise<MachineResult>((resolve) => this.#resolve = resolve);
 
-  const workers: Worker[] = [];
-  const gate = new Int32Array(new SharedArrayBuffer(4));
-  let ready = 0;
-  const t0 = performance.now();
-  const ended = new Promise<MachineResult>((resolve) => {
-    if (pci.devices.length > 0 || pci.vfio.length > 0) {
+  constructor(cpus: number, withIo: boolean) {
+    if (withIo) {
       const io = new Worker(new URL("../virtio/io_worker.ts", import.meta.url), { type: "module" });
       io.onmessage = (e: MessageEvent<IoWorkerReport>) => {
         if (e.data.type === "error") {
-          resolve({ status: 1, message: `I/O worker: ${e.data.message}` });
+          this.#resolve({ status: 1, message: `I/O worker: ${e.data.message}` });
         }
       };
       io.onerror = (e) => {
         e.preventDefault();
-        resolve({ status: 1, message: `I/O worker failed: ${e.message}` });
+        this.#resolve({ status: 1, message: `I/O worker failed: ${e.message}` });
       };
+      this.#io = io;
+    }
+    for (let id = 0; id < cpus; id++) {
+      const w = new Worker(new URL("../vcpu/worker.ts", import.meta.url), { type: "module" });
+      w.onerror = (e) => {
+        e.preventDefault();
+        this.#resolve({ status: 1, message: `vcpu${id} worker failed: ${e.message}` });
+      };
+      this.#vcpus.push(w);
+    }
+  }
+
+  terminate(): void {
+    for (const w of this.#vcpus) w.terminate();
+    this.#io?.terminate();
+  }
+
+  async run(cfg: MachineConfig, m: ReturnType<typeof buildMachine>): Promise<MachineResult> {
+    const { vm, pci, consoleIo } = m;
+    const serialState = Serial8250.createState();
+    const stats = createStats();
+    // The main thread's handle on the UART: it only feeds input and raises the RX interrupt.
+    const serial = new Serial8250(
+      serialState,
+      isaLine((gsi, high) => vm.irqLine(gsi, high), SERIAL_COM1_IRQ),
+      () => {},
+    );
+    const gate = new Int32Array(new SharedArrayBuffer(4));
+    let ready = 0;
+    const t0 = performance.now();
+    if (this.#io) {
       const ioInit: IoWorkerInit = {
-        ramHva,
+        ramHva: m.ramHva,
         ramBytes: cfg.ramBytes,
         controlFd: pci.controlFd,
         vmFd: vm.fd,
         devices: pci.devices,
         vfio: pci.vfio,
       };
-      io.postMessage(ioInit);
-      workers.push(io);
+      this.#io.postMessage(ioInit);
     }
-    for (let id = 0; id < cfg.cpus; id++) {
-      const w = new Worker(new URL("../vcpu/worker.ts", import.meta.url), { type: "module" });
+    this.#vcpus.forEach((w, id) => {
       w.onmessage = (e: MessageEvent<VcpuWorkerReport>) => {
         const r = e.data;
         if (r.type === "ready") {
           if (cfg.debug) {
             console.error(
-              `denovmm: vcpu${r.vcpuId} thread ready after ${
-                Math.round(performance.now() - t0)
-              } ms`,
+              `denovmm: vcpu${r.vcpuId} thread ready ${Math.round(performance.now())} ms after ` +
+                `start (${Math.round(performance.now() - t0)} ms after its init)`,
             );
           }
           if (++ready === cfg.cpus) {
             Atomics.store(gate, 0, 1);
             Atomics.notify(gate, 0);
           }
-        } else if (r.type === "done") resolve({ status: r.status, message: r.message });
-        else resolve({ status: 1, message: `vcpu${r.vcpuId}: ${r.message}` });
-      };
-      w.onerror = (e) => {
-        e.preventDefault();
-        resolve({ status: 1, message: `vcpu${id} worker failed: ${e.message}` });
+        } else if (r.type === "done") this.#resolve({ status: r.status, message: r.message });
+        else this.#resolve({ status: 1, message: `vcpu${r.vcpuId}: ${r.message}` });
       };
       const init: VcpuWorkerInit = {
         vcpuId: id,
-        vcpuFd: vcpuFds[id],
-        runSize,
+        vcpuFd: m.vcpuFds[id],
+        runSize: m.runSize,
         vmFd: vm.fd,
         serialState,
         stats,
@@ -180,29 +237,28 @@ export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
         startGate: gate.buffer as SharedArrayBuffer,
       };
       w.postMessage(init);
-      workers.push(w);
-    }
-  });
+    });
 
-  let quit: (r: MachineResult) => void = () => {};
-  const quitRequested = new Promise<MachineResult>((resolve) => quit = resolve);
-  const input: ConsoleInput = consoleIo ? virtioConsoleInput(consoleIo) : {
-    push: (b) => serial.pushInput(b),
-    pending: () => SERIAL_RX_CAPACITY - serial.rxSpace(),
-  };
-  const pump = new StdinPump(
-    input,
-    () => quit({ status: 0 }),
-    Deno.stdin,
-    EOF_REPEAT_MS,
-  );
-  pump.run().catch(() => {});
-  try {
-    const result = await Promise.race([ended, quitRequested]);
-    if (cfg.debug) console.error(`denovmm: exits: ${new ExitStats(stats).summary()}`);
-    return result;
-  } finally {
-    pump.restore();
+    let quit: (r: MachineResult) => void = () => {};
+    const quitRequested = new Promise<MachineResult>((resolve) => quit = resolve);
+    const input: ConsoleInput = consoleIo ? virtioConsoleInput(consoleIo) : {
+      push: (b) => serial.pushInput(b),
+      pending: () => SERIAL_RX_CAPACITY - serial.rxSpace(),
+    };
+    const pump = new StdinPump(
+      input,
+      () => quit({ status: 0 }),
+      Deno.stdin,
+      EOF_REPEAT_MS,
+    );
+    pump.run().catch(() => {});
+    try {
+      const result = await Promise.race([this.#ended, quitRequested]);
+      if (cfg.debug) console.error(`denovmm: exits: ${new ExitStats(stats).summary()}`);
+      return result;
+    } finally {
+      pump.restore();
+    }
   }
 }
 

@@ -165,3 +165,25 @@ Deno.test({
     ok(kernel.end > 32 * MiB && kernel.end < 256 * MiB, `ends at 0x${kernel.end.toString(16)}`);
   },
 });
+
+Deno.test("elf: from the file's head and a reader, segments are read straight into RAM", () => {
+  const file = syntheticElf();
+  const reads: Array<[number, number]> = [];
+  const source = {
+    length: file.length,
+    readInto: (offset: number, into: Uint8Array) => {
+      reads.push([offset, into.length]);
+      into.set(file.subarray(offset, offset + into.length));
+    },
+  };
+  const kernel = parseElf(file.subarray(0, 0x200), file.length);
+  const layout = memoryLayout(64 * MiB);
+  const mem = new GuestMemory(new ArrayBuffer(layout.ramBytes), layout);
+  writeElfSegments(mem, source, kernel);
+  deepEqual(reads, [[0x1000, 0x1000], [0x2000, 0x800]], "each segment's file bytes, once");
+  deepEqual(mem.read(0x120_0000, 0x800), file.subarray(0x2000, 0x2800));
+  // Sizes are checked against the whole file's length, not the head's.
+  throws(() => parseElf(file.subarray(0, 0x200), 0x2400), /ELF truncated: segment \d+ needs/);
+  // Program headers past the head read cannot be parsed from it.
+  throws(() => parseElf(file.subarray(0, 0x60), file.length), /past the first 96 bytes read/);
+});

@@ -1,0 +1,422 @@
+/**
+ * `deno task bench`: denovmm against QEMU (`-accel kvm`), measured in the same run on the same
+ * kernel, initramfs, command line, RAM and vCPUs, alternating A B A B over N rounds.
+ *
+ *   deno task bench [--rounds N] [--only boot,exits,disk,startup] [--out PATH]
+ *
+ * Figures (see README "Benchmarks"):
+ *   boot     VMM start → the guest /init's marker on the console (wall), and the guest's own
+ *            /proc/uptime at the marker; denovmm on the bzImage and on the extracted vmlinux,
+ *            QEMU -M microvm and -M pc on the bzImage; 1 and 2 vCPUs. Peak RSS (VmHWM) of the
+ *            VMM process at the marker, and that RSS less the guest RAM it has touched.
+ *   exits    µs per exit for N port writes to an unclaimed port and N MMIO writes to an
+ *            unclaimed address, timed inside the guest (QEMU -M microvm).
+ *   disk     O_DIRECT sequential 1 MiB reads of a 256 MiB image and 4 KiB random reads, in the
+ *            guest, virtio-blk-pci (QEMU -M pc, cache=none, aio=threads).
+ *   startup  `denovmm --version` from the compiled binary, cold (page cache dropped) and warm,
+ *            against `qemu-system-x86_64 --version`.
+ * Prints a table (median, min, max, ratio denovmm/QEMU per round) and writes every raw number
+ * as JSON (default .cache/bench/results.json).
+ */
+import { parseArgs } from "../src/cli/parse_args.ts";
+import { BASE_CMDLINE } from "../src/cli/cli.ts";
+import { writeCpioGz } from "./lib/cpio.ts";
+
+const REPO = new URL("../", import.meta.url).pathname;
+const OUT_DIR = `${REPO}.cache/bench`;
+const GUEST = `${REPO}.cache/guest`;
+const RAM = "256M";
+const QEMU = "qemu-system-x86_64";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    rounds: { type: "string", default: "5" },
+    only: { type: "string", default: "boot,exits,disk,startup" },
+    out: { type: "string", default: `${OUT_DIR}/results.json` },
+  },
+});
+const ROUNDS = Number(values.rounds);
+if (!Number.isInteger(ROUNDS) || ROUNDS < 1) {
+  console.error(`bench: --rounds ${values.rounds}: expected a positive integer`);
+  Deno.exit(2);
+}
+const ONLY = new Set(values.only!.split(","));
+
+// ---------------------------------------------------------------------------------------------
+// Guest payload: the default guest's initramfs with /init replaced by the benchmark program.
+
+async function sh(cmd: string): Promise<string> {
+  const r = await new Deno.Command("sh", { args: ["-c", cmd], stderr: "inherit" }).output();
+  if (r.code !== 0) throw new Error(`bench: ${cmd} failed (${r.code})`);
+  return new TextDecoder().decode(r.stdout);
+}
+
+async function prepare(): Promise<{ initrd: string; disk: string }> {
+  Deno.mkdirSync(OUT_DIR, { recursive: true });
+  for (const f of ["vmlinuz", "vmlinux", "initramfs.cpio.gz"]) {
+    try {
+      Deno.statSync(`${GUEST}/${f}`);
+    } catch {
+      throw new Error(`bench: no ${GUEST}/${f}; run scripts/setup.sh first`);
+    }
+  }
+  const bin = `${OUT_DIR}/guest_bench`;
+  await sh(`gcc -O2 -static -o ${bin} ${REPO}scripts/bench/guest_bench.c`);
+  const overlay = `${OUT_DIR}/overlay.cpio.gz`;
+  await writeCpioGz(overlay, [{ path: "init", mode: 0o100755, data: Deno.readFileSync(bin) }]);
+  // The kernel unpacks concatenated archives in order: the later /init wins.
+  const initrd = `${OUT_DIR}/initrd.cpio.gz`;
+  await sh(`cat ${GUEST}/initramfs.cpio.gz ${overlay} > ${initrd}`);
+  const disk = `${OUT_DIR}/disk.img`;
+  try {
+    if (Deno.statSync(disk).size !== 256 * 1024 * 1024) throw new Error();
+  } catch {
+    await sh(`head -c 256M /dev/urandom > ${disk}`);
+  }
+  return { initrd, disk };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running one VM: wall time to the marker, the guest's results, the process's memory.
+
+interface RunResult {
+  /** ms from spawn to the marker line on the console. */
+  wallMs: number;
+  /** The guest's /proc/uptime at the marker, in seconds. */
+  uptime: number;
+  /** VmHWM at the marker, KiB; and the guest RAM mapping's resident KiB. */
+  hwmKiB: number;
+  guestKiB: number;
+  /** BENCH key=value numbers the guest printed. */
+  values: Record<string, number>;
+}
+
+function guestResidentKiB(pid: number, ramBytes: number): number {
+  // The guest RAM mapping: the anonymous mapping of at least the guest's RAM size (QEMU's may
+  // be larger, with alignment). Its Rss is the guest pages the VMM has touched.
+  let best = 0;
+  try {
+    const smaps = Deno.readTextFileSync(`/proc/${pid}/smaps`);
+    for (const block of smaps.split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/)) {
+      const size = Number(/^Size:\s+(\d+) kB/m.exec(block)?.[1] ?? 0);
+      const rss = Number(/^Rss:\s+(\d+) kB/m.exec(block)?.[1] ?? 0);
+      if (size * 1024 >= ramBytes && size * 1024 <= ramBytes * 1.1 && rss > best) best = rss;
+    }
+  } catch { /* the process ended */ }
+  return best;
+}
+
+function vmHwmKiB(pid: number): number {
+  try {
+    return Number(/VmHWM:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${pid}/status`))?.[1]);
+  } catch {
+    return NaN;
+  }
+}
+
+async function runVm(cmd: string[], timeoutMs = 300_000): Promise<RunResult> {
+  const t0 = performance.now();
+  const child = new Deno.Command(cmd[0], {
+    args: cmd.slice(1),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  const errText = new Response(child.stderr).text();
+  let out = "";
+  let wallMs = NaN, hwmKiB = NaN, guestKiB = NaN;
+  const decoder = new TextDecoder();
+  for await (const chunk of child.stdout) {
+    out += decoder.decode(chunk, { stream: true });
+    if (Number.isNaN(wallMs) && out.includes("BENCH-MARKER")) {
+      wallMs = performance.now() - t0;
+      hwmKiB = vmHwmKiB(child.pid);
+      guestKiB = guestResidentKiB(child.pid, 256 * 1024 * 1024);
+    }
+  }
+  const status = await child.status;
+  clearTimeout(timer);
+  const err = await errText;
+  if (Number.isNaN(wallMs)) {
+    throw new Error(`bench: no marker from ${cmd.join(" ")} (status ${status.code})\n${out}${err}`);
+  }
+  const uptime = Number(/BENCH-MARKER uptime=([\d.]+)/.exec(out)?.[1]);
+  const values: Record<string, number> = {};
+  for (const m of out.matchAll(/^BENCH ([a-z_]+)=([\d.]+)/gm)) values[m[1]] = Number(m[2]);
+  return { wallMs, uptime, hwmKiB, guestKiB, values };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The two VMMs' command lines for the same guest.
+
+interface Guest {
+  kernel: string;
+  initrd: string;
+  params: string;
+  cpus: number;
+  disk?: string;
+}
+
+function denovmm(g: Guest): string[] {
+  return [
+    Deno.execPath(),
+    "run",
+    "-A",
+    `${REPO}main.ts`,
+    "run",
+    "-k",
+    g.kernel,
+    "-i",
+    g.initrd,
+    "-m",
+    RAM,
+    "-c",
+    `${g.cpus}`,
+    "-p",
+    g.params,
+    ...(g.disk ? ["-d", `${g.disk},ro`] : []),
+  ];
+}
+
+function qemu(machine: "microvm" | "pc", g: Guest): string[] {
+  return [
+    QEMU,
+    "-M",
+    machine,
+    "-accel",
+    "kvm",
+    "-cpu",
+    "host",
+    "-m",
+    RAM,
+    "-smp",
+    `${g.cpus}`,
+    "-kernel",
+    g.kernel,
+    "-initrd",
+    g.initrd,
+    "-append",
+    `${BASE_CMDLINE} ${g.params}`,
+    "-nodefaults",
+    "-no-user-config",
+    "-display",
+    "none",
+    "-serial",
+    "stdio",
+    "-monitor",
+    "none",
+    "-no-reboot",
+    // The guest ends the VM through port 0x501, as under denovmm.
+    "-device",
+    "isa-debug-exit,iobase=0x501,iosize=1",
+    ...(g.disk
+      ? [
+        "-drive",
+        `file=${g.disk},format=raw,if=none,id=d0,cache=none,aio=threads,readonly=on`,
+        "-device",
+        "virtio-blk-pci,drive=d0",
+      ]
+      : []),
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics and the report.
+
+interface Row {
+  figure: string;
+  unit: string;
+  /** Whether a higher number is better (throughput) or a lower one (time, memory). */
+  higherIsBetter: boolean;
+  denovmm: number[];
+  peer: string;
+  qemu: number[];
+  target?: string;
+}
+
+const rows: Row[] = [];
+function row(figure: string, unit: string, peer: string, higherIsBetter = false, target = "") {
+  const r: Row = { figure, unit, higherIsBetter, denovmm: [], peer, qemu: [], target };
+  rows.push(r);
+  return r;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function fmt(x: number): string {
+  if (!Number.isFinite(x)) return "-";
+  return Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 10 ? x.toFixed(1) : x.toFixed(2);
+}
+
+function report(): string {
+  const lines = [
+    `denovmm vs QEMU ${
+      new Date().toISOString()
+    } (${ROUNDS} rounds, A B alternating; ratio = denovmm/QEMU per round)`,
+    "",
+    [
+      "figure".padEnd(44),
+      "unit".padEnd(7),
+      "denovmm med [min-max]".padEnd(24),
+      "QEMU".padEnd(10),
+      "QEMU med [min-max]".padEnd(24),
+      "ratio med [min-max]".padEnd(22),
+      "target",
+    ].join(" "),
+  ];
+  for (const r of rows) {
+    if (r.denovmm.length === 0) continue;
+    const ratios = r.denovmm.map((d, i) => d / r.qemu[i]).filter(Number.isFinite);
+    const span = (xs: number[]) =>
+      xs.length ? `${fmt(median(xs))} [${fmt(Math.min(...xs))}-${fmt(Math.max(...xs))}]` : "-";
+    lines.push([
+      r.figure.padEnd(44),
+      r.unit.padEnd(7),
+      span(r.denovmm).padEnd(24),
+      r.peer.padEnd(10),
+      span(r.qemu).padEnd(24),
+      span(ratios).padEnd(22),
+      r.target ?? "",
+    ].join(" "));
+  }
+  return lines.join("\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const { initrd, disk } = await prepare();
+const bz = `${GUEST}/vmlinuz`;
+const elf = `${GUEST}/vmlinux`;
+const log = (s: string) => console.error(`bench: ${s}`);
+
+if (ONLY.has("boot")) {
+  for (const cpus of [1, 2]) {
+    const g = (kernel: string): Guest => ({ kernel, initrd, params: "quiet bench=boot", cpus });
+    const bzPc = row(`boot to /init, bzImage, ${cpus} vCPU (wall)`, "s", "-M pc", false, "≤0.50");
+    const bzMicro = row(
+      `boot to /init, bzImage, ${cpus} vCPU (wall)`,
+      "s",
+      "microvm",
+      false,
+      "≤0.40",
+    );
+    const elfPc = row(`boot to /init, vmlinux, ${cpus} vCPU (wall)`, "s", "-M pc", false, "≤0.50");
+    const elfMicro = row(
+      `boot to /init, vmlinux, ${cpus} vCPU (wall)`,
+      "s",
+      "microvm",
+      false,
+      "≤0.40",
+    );
+    const upPc = row(`  guest uptime at /init, vmlinux, ${cpus} vCPU`, "s", "-M pc");
+    const rss = row(`peak RSS, boot, ${cpus} vCPU (vmlinux)`, "MiB", "microvm", false, "≤0.75");
+    const rssNet = row(
+      `  RSS less guest pages touched, ${cpus} vCPU`,
+      "MiB",
+      "microvm",
+      false,
+      "≤64 MiB",
+    );
+    for (let round = 0; round < ROUNDS; round++) {
+      // A B A B: each denovmm run next to the QEMU run it is compared with.
+      const dBz = await runVm(denovmm(g(bz)));
+      const qPc = await runVm(qemu("pc", g(bz)));
+      const dElf = await runVm(denovmm(g(elf)));
+      const qMicro = await runVm(qemu("microvm", g(bz)));
+      bzPc.denovmm.push(dBz.wallMs / 1000), bzPc.qemu.push(qPc.wallMs / 1000);
+      bzMicro.denovmm.push(dBz.wallMs / 1000), bzMicro.qemu.push(qMicro.wallMs / 1000);
+      elfPc.denovmm.push(dElf.wallMs / 1000), elfPc.qemu.push(qPc.wallMs / 1000);
+      elfMicro.denovmm.push(dElf.wallMs / 1000), elfMicro.qemu.push(qMicro.wallMs / 1000);
+      upPc.denovmm.push(dElf.uptime), upPc.qemu.push(qPc.uptime);
+      rss.denovmm.push(dElf.hwmKiB / 1024), rss.qemu.push(qMicro.hwmKiB / 1024);
+      rssNet.denovmm.push((dElf.hwmKiB - dElf.guestKiB) / 1024);
+      rssNet.qemu.push((qMicro.hwmKiB - qMicro.guestKiB) / 1024);
+      log(
+        `boot ${cpus} vCPU round ${round + 1}: denovmm bz ${fmt(dBz.wallMs / 1000)} s, ` +
+          `vmlinux ${fmt(dElf.wallMs / 1000)} s; QEMU pc ${fmt(qPc.wallMs / 1000)} s, ` +
+          `microvm ${fmt(qMicro.wallMs / 1000)} s`,
+      );
+    }
+  }
+}
+
+if (ONLY.has("exits")) {
+  const n = 20000;
+  const g = (mode: string): Guest => ({
+    kernel: elf,
+    initrd,
+    params: `quiet bench=${mode} bench_n=${n}`,
+    cpus: 1,
+  });
+  const pio = row("exit round trip, port I/O write", "µs", "microvm", false, "≤0.80");
+  const mmio = row("exit round trip, MMIO write", "µs", "microvm", false, "≤0.80");
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [mode, r, key] of [[`pio`, pio, "pio_us"], ["mmio", mmio, "mmio_us"]] as const) {
+      const d = await runVm(denovmm(g(mode)));
+      const q = await runVm(qemu("microvm", { ...g(mode), kernel: bz }));
+      r.denovmm.push(d.values[key]);
+      r.qemu.push(q.values[key]);
+      log(
+        `exits ${mode} round ${round + 1}: denovmm ${d.values[key]} µs, QEMU ${q.values[key]} µs`,
+      );
+    }
+  }
+}
+
+if (ONLY.has("disk")) {
+  const g: Guest = { kernel: elf, initrd, params: "quiet bench=disk bench_n=2000", cpus: 1, disk };
+  const seq = row("disk sequential read 1 MiB O_DIRECT", "MiB/s", "-M pc", true, "≥1.0");
+  const rand = row("disk random read 4 KiB O_DIRECT", "IOPS", "-M pc", true, "≥0.9");
+  for (let round = 0; round < ROUNDS; round++) {
+    const d = await runVm(denovmm(g));
+    const q = await runVm(qemu("pc", { ...g, kernel: bz }));
+    seq.denovmm.push(d.values.seq_mib_s), seq.qemu.push(q.values.seq_mib_s);
+    rand.denovmm.push(d.values.rand_iops), rand.qemu.push(q.values.rand_iops);
+    log(
+      `disk round ${round + 1}: denovmm ${d.values.seq_mib_s} MiB/s ${d.values.rand_iops} IOPS; ` +
+        `QEMU ${q.values.seq_mib_s} MiB/s ${q.values.rand_iops} IOPS`,
+    );
+  }
+}
+
+if (ONLY.has("startup")) {
+  const binary = `${REPO}denovmm`;
+  try {
+    Deno.statSync(binary);
+  } catch {
+    await sh(`cd ${REPO} && bash scripts/compile.sh >/dev/null`);
+  }
+  const time = async (cmd: string[]) => {
+    const t0 = performance.now();
+    const r = await new Deno.Command(cmd[0], { args: cmd.slice(1), stdout: "null" }).output();
+    if (r.code !== 0) throw new Error(`bench: ${cmd.join(" ")} exited ${r.code}`);
+    return performance.now() - t0;
+  };
+  // Cold: the page cache dropped before each run (needs root; the sandbox is).
+  const drop = () => sh("sync; echo 3 > /proc/sys/vm/drop_caches").then(() => true, () => false);
+  // Once first: the self-extracting binary unpacks itself on its first run on a machine.
+  await time([binary, "--version"]);
+  const cold = row("--version, cold page cache", "ms", "QEMU");
+  const warm = row("--version, warm", "ms", "QEMU");
+  for (let round = 0; round < ROUNDS; round++) {
+    if (await drop()) cold.denovmm.push(await time([binary, "--version"]));
+    if (await drop()) cold.qemu.push(await time([QEMU, "--version"]));
+    warm.denovmm.push(await time([binary, "--version"]));
+    warm.qemu.push(await time([QEMU, "--version"]));
+  }
+}
+
+const text = report();
+console.log(text);
+Deno.mkdirSync(OUT_DIR, { recursive: true });
+Deno.writeTextFileSync(
+  values.out!,
+  JSON.stringify({ date: new Date().toISOString(), rounds: ROUNDS, rows, table: text }, null, 2),
+);
+console.error(`bench: raw numbers in ${values.out}`);
