@@ -6,6 +6,14 @@ import type { KvmCpuid2 } from "../../ffi/kvm_vm_structs.ts";
 
 /** Leaf 1: EBX[31:24] is the initial APIC id. */
 const LEAF_FEATURES = 0x1;
+/**
+ * Leaf 1 ECX bit 31, "running under a hypervisor". KVM_GET_SUPPORTED_CPUID leaves it clear
+ * (it describes the CPU, not the VM); without it Linux never looks at KVM's own leaves
+ * (0x40000000: "KVMKVMKVM" and the paravirtual features), so it has no kvm-clock: it then
+ * calibrates the TSC against the PIT, fails, marks the TSC unstable, calibrates a delay loop
+ * and keeps time on jiffies, which costs seconds of boot under an emulated CPU.
+ */
+const CPUID_1_ECX_HYPERVISOR = 1 << 31;
 /** Leaves 0xB and 0x1F (extended topology): EDX is the x2APIC id for every sub-leaf. */
 const LEAF_TOPOLOGY = 0xb;
 const LEAF_TOPOLOGY_V2 = 0x1f;
@@ -17,6 +25,7 @@ export function patchCpuidForVcpu(cpuid: KvmCpuid2, apicId: number): void {
     if (fn === LEAF_FEATURES) {
       const ebx = cpuid.reg(i, "ebx");
       cpuid.setReg(i, "ebx", ((ebx & 0x00ff_ffff) | (apicId << 24)) >>> 0);
+      cpuid.setReg(i, "ecx", (cpuid.reg(i, "ecx") | CPUID_1_ECX_HYPERVISOR) >>> 0);
     } else if (fn === LEAF_TOPOLOGY || fn === LEAF_TOPOLOGY_V2) {
       cpuid.setReg(i, "edx", apicId);
     }

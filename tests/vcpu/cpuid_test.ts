@@ -1,0 +1,27 @@
+import { equal } from "../assert.ts";
+import { KvmCpuid2 } from "../../ffi/kvm_vm_structs.ts";
+import { patchCpuidForVcpu } from "../../src/vcpu/cpuid.ts";
+
+/** Entries (function, ebx, ecx, edx) laid out as KVM_GET_SUPPORTED_CPUID would return them. */
+function cpuid(entries: Array<[number, number, number, number]>): KvmCpuid2 {
+  const c = new KvmCpuid2(entries.length);
+  const dv = new DataView(c.bytes.buffer, c.bytes.byteOffset);
+  entries.forEach(([fn, ebx, ecx, edx], i) => {
+    const at = 8 + 40 * i; // struct kvm_cpuid2 header, then kvm_cpuid_entry2 of 40 bytes
+    dv.setUint32(at, fn, true);
+    c.setReg(i, "ebx", ebx);
+    c.setReg(i, "ecx", ecx);
+    c.setReg(i, "edx", edx);
+  });
+  return c;
+}
+
+Deno.test("cpuid: leaf 1 gets the vCPU's APIC id and the hypervisor bit; topology leaves the x2APIC id", () => {
+  const c = cpuid([[0x1, 0x0801_0800, 0x7ed8_320b, 0x178b_fbff], [0xb, 0, 0, 0], [0x1f, 0, 0, 0]]);
+  patchCpuidForVcpu(c, 5);
+  equal(c.reg(0, "ebx"), 0x0501_0800, "APIC id in EBX[31:24], the rest kept");
+  equal(c.reg(0, "ecx"), 0xfed8_320b, "ECX bit 31: Linux then finds KVM's leaves (kvm-clock)");
+  equal(c.reg(0, "edx"), 0x178b_fbff);
+  equal(c.reg(1, "edx"), 5);
+  equal(c.reg(2, "edx"), 5);
+});
