@@ -97,15 +97,15 @@ interface RunResult {
 }
 
 function guestResidentKiB(pid: number, ramBytes: number): number {
-  // The guest RAM mapping: the anonymous mapping of at least the guest's RAM size (QEMU's may
-  // be larger, with alignment). Its Rss is the guest pages the VMM has touched.
+  // The guest RAM mapping: the largest resident mapping at least the guest's RAM in size (QEMU's
+  // may be larger, with alignment). Its Rss is the guest pages touched.
   let best = 0;
   try {
     const smaps = Deno.readTextFileSync(`/proc/${pid}/smaps`);
     for (const block of smaps.split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/)) {
       const size = Number(/^Size:\s+(\d+) kB/m.exec(block)?.[1] ?? 0);
       const rss = Number(/^Rss:\s+(\d+) kB/m.exec(block)?.[1] ?? 0);
-      if (size * 1024 >= ramBytes && size * 1024 <= ramBytes * 1.1 && rss > best) best = rss;
+      if (size * 1024 >= ramBytes && rss > best) best = rss;
     }
   } catch { /* the process ended */ }
   return best;
