@@ -4,6 +4,7 @@ import { equal, match, ok } from "../assert.ts";
 
 const REPO = new URL("../..", import.meta.url).pathname;
 const KERNEL = `${REPO}.cache/guest/vmlinuz`;
+const VMLINUX = `${REPO}.cache/guest/vmlinux`;
 const MiB = 1024 * 1024;
 
 async function failsWithOneLine(args: string[], pattern: RegExp): Promise<void> {
@@ -41,10 +42,15 @@ Deno.test("bad input: an initrd larger than RAM above the kernel exits 1 naming 
   }
 });
 
-Deno.test("bad input: RAM too small for the kernel to decompress exits 1 naming -m", async () => {
+Deno.test("bad input: RAM too small for the kernel exits 1 naming -m, for a bzImage and a vmlinux", async () => {
   await Deno.stat(KERNEL);
   await failsWithOneLine(
-    ["run", "-m", "40M"],
+    ["run", "-m", "40M", "-k", KERNEL],
     /kernel needs .* MiB of RAM to decompress.*larger -m/,
+  );
+  await Deno.stat(VMLINUX);
+  await failsWithOneLine(
+    ["run", "-m", "40M", "-k", VMLINUX],
+    /kernel needs 7\d MiB of RAM \(its segments end there\).*larger -m/,
   );
 });
