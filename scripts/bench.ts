@@ -119,7 +119,23 @@ function vmHwmKiB(pid: number): number {
   }
 }
 
-async function runVm(cmd: string[], timeoutMs = 300_000): Promise<RunResult> {
+const FAILED: RunResult = { wallMs: NaN, uptime: NaN, hwmKiB: NaN, guestKiB: NaN, values: {} };
+/** Runs that ended without the marker (hung or failed): counted and shown, not hidden. */
+const failures: string[] = [];
+
+/** One VM run; a run that fails or hangs is reported and counts as missing, not as a number. */
+async function runVm(cmd: string[], timeoutMs = 120_000): Promise<RunResult> {
+  try {
+    return await runVmOnce(cmd, timeoutMs);
+  } catch (e) {
+    const what = `${cmd[0].split("/").pop()} ${cmd.slice(1).join(" ")}`.slice(0, 160);
+    failures.push(`${what}: ${(e as Error).message.split("\n")[0]}`);
+    console.error(`bench: FAILED ${(e as Error).message.split("\n").slice(0, 3).join(" | ")}`);
+    return FAILED;
+  }
+}
+
+async function runVmOnce(cmd: string[], timeoutMs: number): Promise<RunResult> {
   const t0 = performance.now();
   const child = new Deno.Command(cmd[0], {
     args: cmd.slice(1),
@@ -277,8 +293,12 @@ function report(): string {
   for (const r of rows) {
     if (r.denovmm.length === 0) continue;
     const ratios = r.denovmm.map((d, i) => d / r.qemu[i]).filter(Number.isFinite);
-    const span = (xs: number[]) =>
-      xs.length ? `${fmt(median(xs))} [${fmt(Math.min(...xs))}-${fmt(Math.max(...xs))}]` : "-";
+    const span = (all: number[]) => {
+      const xs = all.filter(Number.isFinite);
+      return xs.length
+        ? `${fmt(median(xs))} [${fmt(Math.min(...xs))}-${fmt(Math.max(...xs))}]`
+        : "-";
+    };
     lines.push([
       r.figure.padEnd(44),
       r.unit.padEnd(7),
@@ -288,6 +308,10 @@ function report(): string {
       span(ratios).padEnd(22),
       r.target ?? "",
     ].join(" "));
+  }
+  if (failures.length > 0) {
+    lines.push("", `${failures.length} run(s) ended without a result (left out above):`);
+    for (const f of failures) lines.push(`  ${f}`);
   }
   return lines.join("\n");
 }
@@ -414,6 +438,10 @@ console.log(text);
 Deno.mkdirSync(OUT_DIR, { recursive: true });
 Deno.writeTextFileSync(
   values.out!,
-  JSON.stringify({ date: new Date().toISOString(), rounds: ROUNDS, rows, table: text }, null, 2),
+  JSON.stringify(
+    { date: new Date().toISOString(), rounds: ROUNDS, rows, failures, table: text },
+    null,
+    2,
+  ),
 );
 console.error(`bench: raw numbers in ${values.out}`);
