@@ -44,7 +44,13 @@ export async function runDenovmm(opts: BootOptions): Promise<GuestRun> {
     env: opts.env,
     clearEnv: opts.clearEnv,
   }).spawn();
-  const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 180_000);
+  let threads = "";
+  const timer = setTimeout(() => {
+    // A hung run says where each of denovmm's threads was: in KVM_RUN (the guest is stuck), in
+    // a write (the console pipe), or running (spinning in user space).
+    threads = threadStates(child.pid);
+    child.kill("SIGKILL");
+  }, opts.timeoutMs ?? 180_000);
   try {
     const w = child.stdin.getWriter();
     const send = async () => {
@@ -57,7 +63,7 @@ export async function runDenovmm(opts: BootOptions): Promise<GuestRun> {
       return {
         status: out.code,
         stdout: decoder.decode(out.stdout),
-        stderr: decoder.decode(out.stderr),
+        stderr: decoder.decode(out.stderr) + threads,
       };
     }
     const errText = new Response(child.stderr).text();
@@ -71,10 +77,32 @@ export async function runDenovmm(opts: BootOptions): Promise<GuestRun> {
       }
     }
     if (!sent) await send().catch(() => {});
-    return { status: (await child.status).code, stdout, stderr: await errText };
+    return { status: (await child.status).code, stdout, stderr: (await errText) + threads };
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Each thread of `pid`: name, state and the system call it is in (syscall 16 = ioctl). */
+export function threadStates(pid: number): string {
+  const lines = [`\n--- timed out; threads of ${pid}:`];
+  try {
+    for (const t of Deno.readDirSync(`/proc/${pid}/task`)) {
+      const at = `/proc/${pid}/task/${t.name}`;
+      const read = (f: string) => {
+        try {
+          return Deno.readTextFileSync(`${at}/${f}`).trim();
+        } catch {
+          return "?";
+        }
+      };
+      const state = read("stat").replace(/^.*\) /, "").split(" ")[0];
+      lines.push(`${t.name} ${read("comm")} state ${state} syscall ${read("syscall")}`);
+    }
+  } catch (e) {
+    lines.push(`(cannot read: ${(e as Error).message})`);
+  }
+  return lines.join("\n") + "\n";
 }
 
 export function kernelRelease(): string {
