@@ -425,6 +425,14 @@ export class PciConfigSpace {
     const io = space === "io";
     const s = this.#s;
     const sizes = this.#sizes;
+    // Which BARs exist is fixed at set-up, so this needs no lock: a function without a BAR of
+    // this kind (the host bridge) answers every window access without taking it.
+    let declared = false;
+    for (let i = 0; i < PCI_BAR_COUNT && !declared; i++) {
+      const kind = s[S_BAR_KIND + i];
+      declared = io ? kind === KIND_IO : kind === KIND_MEM32 || kind === KIND_MEM64;
+    }
+    if (!declared) return undefined;
     this.#lock();
     try {
       if ((this.#cfg[PCI_COMMAND] & (io ? PCI_COMMAND_IO : PCI_COMMAND_MEMORY)) === 0) {
