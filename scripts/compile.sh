@@ -27,22 +27,9 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/app"
 cp -L "$deno" "$work/app/deno"
 cp -r main.ts deno.json src ffi "$work/app/"
-# Bundled (deno bundle, esbuild from npm), the main program and each Worker are one module
-# each instead of ~60: under an emulated CPU that is a good part of a second at every start.
-# The main bundle sits where machine.ts was, so its Worker URLs (../vcpu/worker.ts,
-# ../virtio/io_worker.ts) name the Worker bundles written over those sources. Without bundles
-# (no npm registry, say) it runs the sources as they are.
+# The sources as they are: bundling them (deno bundle) made no difference to start-up that the
+# benchmark could tell from noise, and would add a download of esbuild to every build.
 entry=main.ts
-if "$deno" bundle --quiet --platform deno -o "$work/main.js" main.ts 2>/dev/null &&
-  "$deno" bundle --quiet --platform deno -o "$work/vcpu.js" src/vcpu/worker.ts 2>/dev/null &&
-  "$deno" bundle --quiet --platform deno -o "$work/io.js" src/virtio/io_worker.ts 2>/dev/null; then
-  cp "$work/main.js" "$work/app/src/machine/main.js"
-  cp "$work/vcpu.js" "$work/app/src/vcpu/worker.ts"
-  cp "$work/io.js" "$work/app/src/virtio/io_worker.ts"
-  entry=src/machine/main.js
-else
-  echo "compile: deno bundle failed; the executable runs the sources unbundled" >&2
-fi
 tar -C "$work/app" -czf "$work/payload.tgz" .
 hash=$(sha256sum "$work/payload.tgz" | cut -c1-16)
 
