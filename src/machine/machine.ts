@@ -133,11 +133,12 @@ function buildMachine(
   }
   const runSize = kvm.vcpuMmapSize();
   const cpuid = kvm.supportedCpuid();
+  const tscDeadline = kvm.checkExtension(KVM_CAP.TSC_DEADLINE_TIMER) > 0;
   const vcpuFds: number[] = [];
   for (let id = 0; id < cfg.cpus; id++) {
     const fd = vm.createVcpu(id);
     const vcpu = new VcpuFd(fd, runSize);
-    patchCpuidForVcpu(cpuid, id);
+    patchCpuidForVcpu(cpuid, id, { tscDeadline });
     vcpu.setCpuid(cpuid);
     // Only the boot processor starts at the kernel's entry; the others wait for INIT/SIPI
     // from the guest, which the in-kernel LAPIC handles.

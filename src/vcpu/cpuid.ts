@@ -14,18 +14,29 @@ const LEAF_FEATURES = 0x1;
  * and keeps time on jiffies, which costs seconds of boot under an emulated CPU.
  */
 const CPUID_1_ECX_HYPERVISOR = 1 << 31;
+/**
+ * Leaf 1 ECX bit 24, the TSC-deadline timer. KVM's in-kernel LAPIC emulates it when
+ * KVM_CAP_TSC_DEADLINE_TIMER says so, but KVM_GET_SUPPORTED_CPUID does not report it (the VMM
+ * decides). Without it Linux calibrates the LAPIC timer against another clock at every boot.
+ */
+const CPUID_1_ECX_TSC_DEADLINE = 1 << 24;
 /** Leaves 0xB and 0x1F (extended topology): EDX is the x2APIC id for every sub-leaf. */
 const LEAF_TOPOLOGY = 0xb;
 const LEAF_TOPOLOGY_V2 = 0x1f;
 
 /** Rewrite `cpuid` in place for the vCPU whose APIC id is `apicId`. */
-export function patchCpuidForVcpu(cpuid: KvmCpuid2, apicId: number): void {
+export function patchCpuidForVcpu(
+  cpuid: KvmCpuid2,
+  apicId: number,
+  opts: { tscDeadline?: boolean } = {},
+): void {
   for (let i = 0; i < cpuid.nent; i++) {
     const fn = cpuid.function(i);
     if (fn === LEAF_FEATURES) {
       const ebx = cpuid.reg(i, "ebx");
       cpuid.setReg(i, "ebx", ((ebx & 0x00ff_ffff) | (apicId << 24)) >>> 0);
-      cpuid.setReg(i, "ecx", (cpuid.reg(i, "ecx") | CPUID_1_ECX_HYPERVISOR) >>> 0);
+      const deadline = opts.tscDeadline ? CPUID_1_ECX_TSC_DEADLINE : 0;
+      cpuid.setReg(i, "ecx", (cpuid.reg(i, "ecx") | CPUID_1_ECX_HYPERVISOR | deadline) >>> 0);
     } else if (fn === LEAF_TOPOLOGY || fn === LEAF_TOPOLOGY_V2) {
       cpuid.setReg(i, "edx", apicId);
     }

@@ -25,3 +25,11 @@ Deno.test("cpuid: leaf 1 gets the vCPU's APIC id and the hypervisor bit; topolog
   equal(c.reg(1, "edx"), 5);
   equal(c.reg(2, "edx"), 5);
 });
+
+Deno.test("cpuid: the TSC-deadline timer bit only when KVM emulates it", () => {
+  const c = cpuid([[0x1, 0, 0x0000_0001, 0]]);
+  patchCpuidForVcpu(c, 0);
+  equal(c.reg(0, "ecx"), 0x8000_0001, "hypervisor bit, no deadline timer by default");
+  patchCpuidForVcpu(c, 0, { tscDeadline: true });
+  equal(c.reg(0, "ecx"), 0x8100_0001);
+});
