@@ -66,6 +66,8 @@ const EOF_REPEAT_MS = 300;
 export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
   const { kernel, close: closeKernel } = await openKernelFile(cfg.kernelPath);
   let initrd: OpenInputFile | undefined;
+  let threads: Threads | undefined;
+  let setup: ReturnType<typeof buildMachine>;
   try {
     initrd = cfg.initrdPath ? await openInputFile(cfg.initrdPath, "initrd") : undefined;
     // Bad input is reported as such before /dev/kvm is opened, so on any host, KVM or not.
@@ -76,27 +78,28 @@ export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
     // A Worker takes a while to start (its own V8 isolate and module graph: seconds under an
     // emulated CPU). Started now, they load while this thread builds the VM; each then waits
     // for its init message.
-    const threads = new Threads(cfg.cpus, withIo);
-    try {
-      const tBuild = performance.now();
-      const setup = buildMachine(cfg, kernel, initrd, hosts);
-      if (cfg.debug) {
-        console.error(
-          `denovmm: VM built ${Math.round(performance.now())} ms after start ` +
-            `(${Math.round(performance.now() - tBuild)} ms to build it)`,
-        );
-      }
-      closeKernel();
-      initrd?.close();
-      return await threads.run(cfg, setup);
-    } catch (e) {
-      threads.terminate();
-      throw e;
+    threads = new Threads(cfg.cpus, withIo);
+    const tBuild = performance.now();
+    setup = buildMachine(cfg, kernel, initrd, hosts);
+    if (cfg.debug) {
+      console.error(
+        `denovmm: VM built ${Math.round(performance.now())} ms after start ` +
+          `(${Math.round(performance.now() - tBuild)} ms to build it)`,
+      );
     }
+  } catch (e) {
+    threads?.terminate();
+    throw e;
   } finally {
+    // The guest is loaded (or will not be): the files are not needed while it runs.
     closeKernel();
     initrd?.close();
   }
+  const running = threads;
+  return await running.run(cfg, setup).catch((e) => {
+    running.terminate();
+    throw e;
+  });
 }
 
 /** Everything the threads need, built on the main thread. */
