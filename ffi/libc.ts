@@ -135,10 +135,7 @@ export function mmapAnonymous(sizeBytes: number): { hva: bigint; buffer: ArrayBu
     -1,
     0n,
   );
-  if (raw === null || Deno.UnsafePointer.value(raw) === 0xffff_ffff_ffff_ffffn) {
-    throw new SyscallError(`mmap of ${sizeBytes} bytes of guest RAM`, errno());
-  }
-  const start = BigInt(Deno.UnsafePointer.value(raw));
+  const start = mapped(raw, `mmap of ${sizeBytes} bytes of guest RAM`);
   const aligned = (start + BigInt(HUGE_PAGE - 1)) & ~BigInt(HUGE_PAGE - 1);
   const head = aligned - start;
   if (head > 0n) libc.munmap(raw, head);
@@ -147,10 +144,7 @@ export function mmapAnonymous(sizeBytes: number): { hva: bigint; buffer: ArrayBu
   if (tail > 0n) libc.munmap(Deno.UnsafePointer.create(aligned + BigInt(sizeBytes)), tail);
   libc.madvise(p, BigInt(sizeBytes), MADV_HUGEPAGE);
   libc.madvise(p, BigInt(sizeBytes), MADV_DONTFORK);
-  return {
-    hva: BigInt(Deno.UnsafePointer.value(p)),
-    buffer: Deno.UnsafePointerView.getArrayBuffer(p, sizeBytes),
-  };
+  return { hva: aligned, buffer: Deno.UnsafePointerView.getArrayBuffer(p, sizeBytes) };
 }
 
 /** A view of memory mapped by another thread, from the address it posted. */
@@ -170,8 +164,13 @@ export function mmapDevice(fd: number, offset: number, sizeBytes: number): bigin
     fd,
     BigInt(offset),
   );
+  return mapped(p, `mmap of ${sizeBytes} bytes of device fd ${fd}`);
+}
+
+/** mmap's result as an address, or the failure (MAP_FAILED, -1) as a SyscallError. */
+function mapped(p: Deno.PointerValue, what: string): bigint {
   if (p === null || Deno.UnsafePointer.value(p) === 0xffff_ffff_ffff_ffffn) {
-    throw new SyscallError(`mmap of ${sizeBytes} bytes of device fd ${fd}`, errno());
+    throw new SyscallError(what, errno());
   }
   return BigInt(Deno.UnsafePointer.value(p));
 }

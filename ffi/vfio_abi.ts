@@ -175,13 +175,12 @@ export class VfioIrqInfo extends ArgszView {
 }
 
 /** vfio_irq_set with `fds` eventfds (or none with DATA_NONE). */
-export class VfioIrqSet extends StructView {
+export class VfioIrqSet extends ArgszView {
   constructor(flags: number, index: number, start: number, fds: number[] | number) {
     const n = typeof fds === "number" ? fds : fds.length;
     const withData = typeof fds !== "number";
     super(VFIO_IRQ_SET_SIZE + (withData ? 4 * n : 0));
     const O = VFIO_IRQ_SET_OFFSETS;
-    this.setU32(O.argsz, this.bytes.length);
     this.setU32(O.flags, flags);
     this.setU32(O.index, index);
     this.setU32(O.start, start);
@@ -190,11 +189,10 @@ export class VfioIrqSet extends StructView {
   }
 }
 
-export class VfioDmaMap extends StructView {
+export class VfioDmaMap extends ArgszView {
   constructor(vaddr: bigint, iova: number, size: number) {
     super(VFIO_DMA_MAP_SIZE);
     const O = VFIO_DMA_MAP_OFFSETS;
-    this.setU32(O.argsz, VFIO_DMA_MAP_SIZE);
     this.setU32(O.flags, VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE);
     this.setU64(O.vaddr, vaddr);
     this.setU64n(O.iova, iova);

@@ -191,10 +191,12 @@ export function regionWrite(
  * 0, or turn it off with []. VFIO allows one index on at a time: turn the other off first.
  */
 export function setIrqEventfds(deviceFd: number, index: number, fds: number[]): void {
-  const set = fds.length > 0
-    ? new V.VfioIrqSet(V.VFIO_IRQ_SET_DATA_EVENTFD | V.VFIO_IRQ_SET_ACTION_TRIGGER, index, 0, fds)
-    : new V.VfioIrqSet(V.VFIO_IRQ_SET_DATA_NONE | V.VFIO_IRQ_SET_ACTION_TRIGGER, index, 0, 0);
-  check("VFIO_DEVICE_SET_IRQS", libc.ioctl(deviceFd, req(V.VFIO_DEVICE_SET_IRQS), set.pointer));
+  setIrqs(
+    deviceFd,
+    fds.length > 0
+      ? new V.VfioIrqSet(V.VFIO_IRQ_SET_DATA_EVENTFD | V.VFIO_IRQ_SET_ACTION_TRIGGER, index, 0, fds)
+      : new V.VfioIrqSet(V.VFIO_IRQ_SET_DATA_NONE | V.VFIO_IRQ_SET_ACTION_TRIGGER, index, 0, 0),
+  );
 }
 
 /**
@@ -202,11 +204,17 @@ export function setIrqEventfds(deviceFd: number, index: number, fds: number[]): 
  * signalled (by KVM's irqfd resampler once the guest has EOI'd the interrupt).
  */
 export function setIntxUnmaskEventfd(deviceFd: number, fd: number): void {
-  const set = new V.VfioIrqSet(
-    V.VFIO_IRQ_SET_DATA_EVENTFD | V.VFIO_IRQ_SET_ACTION_UNMASK,
-    V.VFIO_PCI_INTX_IRQ_INDEX,
-    0,
-    [fd],
+  setIrqs(
+    deviceFd,
+    new V.VfioIrqSet(
+      V.VFIO_IRQ_SET_DATA_EVENTFD | V.VFIO_IRQ_SET_ACTION_UNMASK,
+      V.VFIO_PCI_INTX_IRQ_INDEX,
+      0,
+      [fd],
+    ),
   );
+}
+
+function setIrqs(deviceFd: number, set: V.VfioIrqSet): void {
   check("VFIO_DEVICE_SET_IRQS", libc.ioctl(deviceFd, req(V.VFIO_DEVICE_SET_IRQS), set.pointer));
 }
