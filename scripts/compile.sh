@@ -29,7 +29,6 @@ cp -L "$deno" "$work/app/deno"
 cp -r main.ts deno.json src ffi "$work/app/"
 # The sources as they are: bundling them (deno bundle) made no difference to start-up that the
 # benchmark could tell from noise, and would add a download of esbuild to every build.
-entry=main.ts
 tar -C "$work/app" -czf "$work/payload.tgz" .
 hash=$(sha256sum "$work/payload.tgz" | cut -c1-16)
 
@@ -49,7 +48,7 @@ fi
 if [ -z "\${DENOVMM_GUEST_DIR:-}" ] && [ -f "\${self%/*}/.cache/guest/vmlinuz" ]; then
   export DENOVMM_GUEST_DIR="\${self%/*}/.cache/guest"
 fi
-DENO_DIR="\$dir/.deno" DENO_NO_UPDATE_CHECK=1 exec "\$dir/deno" run -A --no-lock --no-config "\$dir/$entry" "\$@"
+DENO_DIR="\$dir/.deno" DENO_NO_UPDATE_CHECK=1 exec "\$dir/deno" run -A --no-lock --no-config "\$dir/main.ts" "\$@"
 exit 1
 LAUNCH
 # The offset is a fixed-width number so that writing it does not move the payload.
