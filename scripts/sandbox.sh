@@ -4,24 +4,32 @@
 # the host's own root (9p, read-only) with the current git top (or cwd) shared
 # writable at the same path. See /work/shared/KVM-ENV.md for the measurements.
 #
-#   scripts/sandbox.sh [--vfio] [--mem SIZE] [--cpus N] -- CMD [ARGS...]
+#   scripts/sandbox.sh [--vfio] [--mem SIZE] [--cpus N] [--timeout S] -- CMD [ARGS...]
 #
-# Exit status: CMD's; 125 when the VM ended without reporting one.
+# --timeout S (or DENOVMM_SANDBOX_TIMEOUT=S): a command still running after S seconds is
+# stopped: the sandbox's own init prints what each of its processes is doing (and the kernel's
+# blocked-task and per-CPU backtraces), then ends the VM with status 124. If the sandbox's
+# kernel is too far gone for that, the host stops QEMU a minute later. CI runs under a hard
+# limit; a hung guest must fail with a reason instead of running into it.
+#
+# Exit status: CMD's; 124 when it timed out; 125 when the VM ended without reporting one.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
-mem=6G cpus=2 vfio=0
+mem=6G cpus=2 vfio=0 timeout=${DENOVMM_SANDBOX_TIMEOUT:-0}
 while (($#)); do
   case $1 in
   --vfio) vfio=1 ;;
   --mem) mem=$2 && shift ;;
   --cpus) cpus=$2 && shift ;;
+  --timeout) timeout=$2 && shift ;;
   --) shift && break ;;
   *) break ;;
   esac
   shift
 done
-(($#)) || { echo "usage: sandbox.sh [--vfio] [--mem SIZE] [--cpus N] -- CMD [ARGS...]" >&2; exit 2; }
+(($#)) || { echo "usage: sandbox.sh [--vfio] [--mem SIZE] [--cpus N] [--timeout S] -- CMD [ARGS...]" >&2; exit 2; }
+[[ $timeout =~ ^[0-9]+$ ]] || { echo "sandbox: --timeout takes whole seconds, not '$timeout'" >&2; exit 2; }
 
 kernel=$repo/.cache/guest/vmlinuz initrd=$repo/.cache/sandbox/initramfs.cpio.gz
 [[ -f $kernel && -f $initrd ]] || { echo "sandbox: run scripts/setup.sh first (no $initrd)" >&2; exit 125; }
@@ -35,7 +43,7 @@ trap 'rm -rf "$run"' EXIT
 work=$(git rev-parse --show-toplevel 2>/dev/null || pwd)
 [[ $work == / ]] && work=""
 {
-  echo "WORK=$(quote "$work") VFIO=$vfio"
+  echo "WORK=$(quote "$work") VFIO=$vfio TIMEOUT=$timeout"
   if [[ -t 0 ]]; then echo "TTY=1" && stty size | { read -r r c && ((r > 0)) && echo "ROWS=$r COLS=$c" || true; }; fi
   if [[ -t 1 ]]; then echo "OPOST=1"; fi
 } >"$run/config"
@@ -55,7 +63,9 @@ work=$(git rev-parse --show-toplevel 2>/dev/null || pwd)
 [[ -t 0 ]] || cat >"$run/stdin" 2>/dev/null || true
 touch "$run/stdin"
 
-append="console=ttyS0 quiet loglevel=0 panic=-1"
+# loglevel=4: quiet, except the kernel's own errors (a soft lockup, an RCU stall, a hung task),
+# which are what a stuck sandbox has to say for itself.
+append="console=ttyS0 quiet loglevel=4 panic=-1"
 args=()
 if ((vfio)); then
   # The IOMMU comes before every PCI device so they all sit behind it; addresses from 10.0 up,
@@ -76,12 +86,20 @@ args+=(
   -virtfs "local,path=/,mount_tag=root,security_model=none,readonly=on,multidevs=remap"
 )
 [[ -n $work ]] && args+=(-virtfs "local,path=$work,mount_tag=work,security_model=none")
-[[ ${DENOVMM_SANDBOX_DEBUG:-} == 1 ]] && append=${append/quiet loglevel=0/}
+[[ ${DENOVMM_SANDBOX_DEBUG:-} == 1 ]] && append=${append/quiet loglevel=4/}
 
+# The host's backstop, for a sandbox kernel that cannot even run its own watchdog.
+hard=()
+((timeout)) && hard=(timeout --kill-after=10 $((timeout + 60)))
+qemu_status=0
 if [[ -t 0 ]]; then
-  qemu-system-x86_64 "${args[@]}" -append "$append" || true
+  "${hard[@]}" qemu-system-x86_64 "${args[@]}" -append "$append" || qemu_status=$?
 else
-  qemu-system-x86_64 "${args[@]}" -append "$append" </dev/null || true
+  "${hard[@]}" qemu-system-x86_64 "${args[@]}" -append "$append" </dev/null || qemu_status=$?
+fi
+if ((timeout)) && ((qemu_status == 124 || qemu_status == 137)); then
+  echo "sandbox: the VM stopped responding; QEMU was stopped $((timeout + 60)) s after it started" >&2
+  exit 124
 fi
 
 if [[ -s $run/status ]]; then

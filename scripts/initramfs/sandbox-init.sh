@@ -70,6 +70,33 @@ stty -F $tty sane
 [ "$TTY" = 1 ] || stty -F $tty -echo
 [ -n "$ROWS" ] && stty -F $tty rows "$ROWS" cols "$COLS"
 
+# --timeout: past it, say what every process is doing, then end the VM with status 124.
+# The chroot's /proc is the same as ours, so this sees the command's processes.
+if [ "${TIMEOUT:-0}" -gt 0 ]; then
+  (
+    sleep "$TIMEOUT"
+    {
+      echo "sandbox: the command ran past ${TIMEOUT} s; its threads (state, kernel function, system call):"
+      for p in /proc/[0-9]*; do
+        [ -n "$(head -c 1 "$p/cmdline" 2>/dev/null)" ] || continue # a kernel thread: see sysrq w
+        for t in "$p"/task/*; do
+          read -r comm <"$t/comm" 2>/dev/null || continue
+          st=$(sed 's/^.*) //' "$t/stat" 2>/dev/null | cut -d' ' -f1)
+          sc=$(cut -d' ' -f1-3 "$t/syscall" 2>/dev/null)
+          echo "  ${p#/proc/}/${t##*/} $comm $st $(cat "$t/wchan" 2>/dev/null) [$sc]"
+        done
+      done
+    } >$tty 2>&1
+    echo 7 >/proc/sys/kernel/printk # sysrq prints its dumps at KERN_INFO
+    echo w >/proc/sysrq-trigger     # tasks blocked in the kernel, with their stacks
+    echo l >/proc/sysrq-trigger     # what each CPU is running
+    sleep 2
+    echo 124 >/run/sandbox/status
+    sync
+    poweroff -f
+  ) &
+fi
+
 # With a TTY the command leads its own session with the console as its
 # controlling terminal, so Ctrl-C reaches it; otherwise stdin is the saved file.
 if [ "$TTY" = 1 ]; then

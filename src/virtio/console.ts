@@ -48,6 +48,11 @@ export class VirtioConsole {
     return 0;
   }
 
+  /** Whether typed bytes wait for receive buffers. */
+  pending(): boolean {
+    return this.input.count() > 0;
+  }
+
   /** Guest input: bytes from the ring into receive buffers while both last; returns chains used. */
   receive(queue: SplitQueue): number {
     let used = 0;

@@ -123,19 +123,15 @@ class DeviceRunner {
     const queue = this.#queues[RX_QUEUE];
     const net = this.model.net;
     if (queue === undefined || net === undefined) return this.onRxStarved(true);
-    let result;
+    let starved;
     try {
-      result = net.receive(queue);
-      // With EVENT_IDX, ask to be notified as soon as the driver adds a buffer.
-      if (result.starved) queue.setAvailEvent();
+      starved = net.receive(queue).starved;
     } catch (e) {
       if (!(e instanceof VirtqueueError)) throw e;
       return this.#broken(e);
     }
-    if (result.frames > 0 && queue.needsNotification()) {
-      this.#interrupt(this.state.queueVector(RX_QUEUE), ISR_QUEUE);
-    }
-    this.onRxStarved(result.starved);
+    if (queue.needsNotification()) this.#interrupt(this.state.queueVector(RX_QUEUE), ISR_QUEUE);
+    this.onRxStarved(starved);
   }
 
   /** virtio-console: typed bytes into the receive queue. */
@@ -144,9 +140,12 @@ class DeviceRunner {
     const console = this.model.console;
     if (queue === undefined || console === undefined) return;
     try {
-      const used = console.receive(queue);
-      queue.setAvailEvent();
-      if (used > 0 && queue.needsNotification()) {
+      // As for the tap: publish avail_event, then re-check, while typed bytes wait.
+      do {
+        console.receive(queue);
+        queue.setAvailEvent();
+      } while (console.pending() && queue.hasAvailable());
+      if (queue.needsNotification()) {
         this.#interrupt(this.state.queueVector(CONSOLE_RX_QUEUE), ISR_QUEUE);
       }
     } catch (e) {

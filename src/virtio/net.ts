@@ -8,6 +8,9 @@ import { errno, libc, SyscallError } from "../../ffi/libc.ts";
 import type { GuestMemory } from "../memory/guest_memory.ts";
 import { type DescriptorChain, readChain, type SplitQueue, writeChain } from "./queue.ts";
 
+/** What receiving needs of the queue (a SplitQueue; a narrower type lets tests step in). */
+export type RxQueue = Pick<SplitQueue, "hasAvailable" | "pop" | "pushUsed" | "setAvailEvent">;
+
 export const VIRTIO_NET_HDR_BYTES = 12;
 export const VIRTIO_NET_F_MAC = 1n << 5n;
 export const VIRTIO_NET_F_STATUS = 1n << 16n;
@@ -64,12 +67,18 @@ export class TapNet {
   /**
    * Move frames from the tap into receive buffers until either runs out. Returns whether the
    * receive queue ran out of buffers (so the caller stops polling the tap until the driver
-   * adds some) and how many frames went in.
+   * adds some and notifies) and how many frames went in.
    */
-  receive(queue: SplitQueue): { starved: boolean; frames: number } {
+  receive(queue: RxQueue): { starved: boolean; frames: number } {
     let frames = 0;
     for (;;) {
-      if (!queue.hasAvailable()) return { starved: true, frames };
+      if (!queue.hasAvailable()) {
+        // Out of buffers: ask (EVENT_IDX) for a notify when the driver adds one, then look
+        // again. A buffer added before the driver saw that request brings no notify, and the
+        // tap is not polled while starved: without the second look, receive stops for good.
+        queue.setAvailEvent();
+        if (!queue.hasAvailable()) return { starved: true, frames };
+      }
       const n = Number(libc.read(this.tapFd, this.#packet, BigInt(MAX_PACKET)));
       if (n < 0) {
         const e = errno();

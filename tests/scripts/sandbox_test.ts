@@ -29,3 +29,20 @@ Deno.test("sandbox: piped stdin reaches the command, which sees EOF, /dev/kvm an
   match(stdout, /kvm-ok\n/, context);
   equal(out.code, 7, context);
 });
+
+Deno.test("sandbox: a command past --timeout is stopped with 124, its threads listed", async () => {
+  const out = await new Deno.Command("bash", {
+    args: ["scripts/sandbox.sh", "--timeout", "3", "--", "sleep", "600"],
+    cwd: repo,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(out.stdout);
+  const context = `stdout: ${stdout}\nstderr: ${new TextDecoder().decode(out.stderr)}`;
+  equal(out.code, 124, context);
+  match(stdout, /the command ran past 3 s/, context);
+  // The stuck command, with where it sleeps in the kernel and its system call (nanosleep).
+  match(stdout, /\d+\/\d+ sleep S \S+ \[230 /, context);
+  match(stdout, /sysrq: Show Blocked State/, context);
+});
