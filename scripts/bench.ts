@@ -111,7 +111,8 @@ function guestResidentKiB(pid: number, ramBytes: number): number {
       if (size * 1024 >= ramBytes && rss > best) best = rss;
     }
   } catch { /* the process ended */ }
-  return best;
+  // No guest mapping left: the VMM was already tearing down; no figure rather than a wrong one.
+  return best > 0 ? best : NaN;
 }
 
 function vmHwmKiB(pid: number): number {

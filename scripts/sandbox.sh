@@ -63,9 +63,10 @@ work=$(git rev-parse --show-toplevel 2>/dev/null || pwd)
 [[ -t 0 ]] || cat >"$run/stdin" 2>/dev/null || true
 touch "$run/stdin"
 
-# loglevel=4: quiet, except the kernel's own errors (a soft lockup, an RCU stall, a hung task),
-# which are what a stuck sandbox has to say for itself.
-append="console=ttyS0 quiet loglevel=4 panic=-1"
+# loglevel=3: quiet, except what is critical (a panic, a soft lockup). Errors (an RCU stall, a
+# hung task) stay in the kernel log, which --timeout prints; live they would be drowned in
+# KVM's complaints about the nested guests' performance-counter MSRs.
+append="console=ttyS0 quiet loglevel=3 panic=-1"
 args=()
 if ((vfio)); then
   # The IOMMU comes before every PCI device so they all sit behind it; addresses from 10.0 up,
@@ -86,7 +87,7 @@ args+=(
   -virtfs "local,path=/,mount_tag=root,security_model=none,readonly=on,multidevs=remap"
 )
 [[ -n $work ]] && args+=(-virtfs "local,path=$work,mount_tag=work,security_model=none")
-[[ ${DENOVMM_SANDBOX_DEBUG:-} == 1 ]] && append=${append/quiet loglevel=4/}
+[[ ${DENOVMM_SANDBOX_DEBUG:-} == 1 ]] && append=${append/quiet loglevel=3/}
 
 # The host's backstop, for a sandbox kernel that cannot even run its own watchdog.
 hard=()

@@ -1,7 +1,8 @@
 /*
  * /init of the benchmark guest (scripts/bench.ts), the same binary under every VMM.
  * What it does is chosen on the kernel command line with bench=MODE:
- *   boot  print the marker at once (with the guest's own uptime) and end the VM
+ *   boot  print the marker at once (with the guest's own uptime) and end the VM a second
+ *         later: the host reads the VMM's memory figures while the VM still exists
  *   pio   N writes to an I/O port that no VMM claims, timed in the guest
  *   mmio  N writes to an unclaimed guest-physical address through /dev/mem
  *   disk  sequential 1 MiB and random 4 KiB O_DIRECT reads of /dev/vda
@@ -20,6 +21,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
+#include <termios.h>
 #include <unistd.h>
 
 #define DEBUG_EXIT_PORT 0x501
@@ -34,6 +36,9 @@ static double now(void) {
 
 static void finish(int status) {
   fflush(stdout);
+  /* The tty has the output, the UART may not have sent it yet (its THRE interrupt may go to
+   * another vCPU): wait until it has, or the VM ends with the tail of the output unsent. */
+  tcdrain(STDOUT_FILENO);
   if (iopl(3) == 0) outb(status, DEBUG_EXIT_PORT);
   /* No debug-exit device: the reboot=k reset ends the VM. */
   syscall(SYS_reboot, 0xfee1dead, 672274793, 0x01234567, NULL);
@@ -140,5 +145,6 @@ int main(void) {
     exits_mmio(count, a ? strtoul(a, NULL, 0) : UNCLAIMED_MMIO);
   }
   else if (mode && !strcmp(mode, "disk")) disk(count);
+  else sleep(1);
   finish(0);
 }

@@ -33,6 +33,9 @@ echo "denovmm guest ready: Linux $(uname -r)"
 setsid cttyhack sh
 status=$?
 
+# The shell's last output may still sit in the tty: stty sets its mode with TCSADRAIN, which
+# waits until the UART has sent everything, so the VM does not end with it unsent.
+stty sane 2>/dev/null
 # One byte, the status, to port 0x501 (offset 1281 in /dev/port).
 printf "$(printf '\\%03o' "$status")" | dd of=/dev/port bs=1 seek=1281 count=1 2>/dev/null
 # No debug-exit device: reset (the VMM boots the kernel with reboot=k, so through the i8042).

@@ -87,6 +87,10 @@ if [ "${TIMEOUT:-0}" -gt 0 ]; then
         done
       done
     } >$tty 2>&1
+    {
+      echo "sandbox: the kernel's last warnings and errors:"
+      dmesg -r | grep '^<[0-4]>' | tail -n 40
+    } >$tty 2>&1
     echo 7 >/proc/sys/kernel/printk # sysrq prints its dumps at KERN_INFO
     echo w >/proc/sysrq-trigger     # tasks blocked in the kernel, with their stacks
     echo l >/proc/sysrq-trigger     # what each CPU is running
