@@ -30,12 +30,12 @@ echo "denovmm guest ready: Linux $(uname -r)"
 
 # setsid + cttyhack give the shell the console as its controlling TTY, so job
 # control and Ctrl-C work; on EOF (Ctrl-D) the shell exits with its last status.
-setsid cttyhack sh
+# When the shell, leading its session, exits, the kernel hangs up its terminal, and a hangup
+# discards output the UART has not sent yet (the tail of the last command's output). So the
+# shell's EXIT trap first waits for the UART: stty sets the mode with TCSADRAIN.
+echo "trap 'stty sane 2>/dev/null' EXIT" >/etc/shrc
+ENV=/etc/shrc setsid cttyhack sh
 status=$?
-
-# The shell's last output may still sit in the tty: stty sets its mode with TCSADRAIN, which
-# waits until the UART has sent everything, so the VM does not end with it unsent.
-stty sane 2>/dev/null
 # One byte, the status, to port 0x501 (offset 1281 in /dev/port).
 printf "$(printf '\\%03o' "$status")" | dd of=/dev/port bs=1 seek=1281 count=1 2>/dev/null
 # No debug-exit device: reset (the VMM boots the kernel with reboot=k, so through the i8042).

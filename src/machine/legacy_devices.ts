@@ -21,8 +21,8 @@ export interface LegacyWiring {
   irq: (gsi: number, high: boolean) => void;
   /** Where the guest's console bytes go. */
   consoleOut: (byte: number) => void;
-  /** End the VM with an exit status (debug-exit port, i8042 reset). */
-  stop: (status: number) => void;
+  /** End the VM with an exit status (debug-exit port, i8042 reset), saying which. */
+  stop: (status: number, why: string) => void;
 }
 
 export function isaLine(irq: LegacyWiring["irq"], gsi: number): IrqLine {
@@ -33,8 +33,8 @@ export function registerLegacyDevices(pio: Bus, w: LegacyWiring): void {
   const serial = new Serial8250(w.serialState, isaLine(w.irq, SERIAL_COM1_IRQ), w.consoleOut);
   pio.register(SERIAL_COM1_PORT, 8, serial, "serial (ttyS0)");
   // Reset through the keyboard controller is how `reboot=k` guests end: the VM is done.
-  pio.register(I8042_DATA_PORT, 5, new I8042(() => w.stop(0)), "i8042");
-  pio.register(DEBUG_EXIT_PORT, DEBUG_EXIT_LENGTH, new DebugExit((s) => w.stop(s)), "debug-exit");
+  pio.register(I8042_DATA_PORT, 5, new I8042(() => w.stop(0, "i8042 reset")), "i8042");
+  pio.register(DEBUG_EXIT_PORT, DEBUG_EXIT_LENGTH, new DebugExit((s) => w.stop(s, "debug-exit port")), "debug-exit");
   pio.register(CMOS_INDEX_PORT, 2, new CmosRtc(), "cmos-rtc");
   pio.register(POST_PORT, 1, new PortSink(), "post-code");
   pio.register(ALT_DELAY_PORT, 1, new PortSink(), "io-delay");

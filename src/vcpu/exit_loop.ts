@@ -95,6 +95,7 @@ export function runLoop(
     } else if (reason === KVM_EXIT.SYSTEM_EVENT) {
       const type = run.system_event_type;
       if (type === KVM_SYSTEM_EVENT_SHUTDOWN || type === KVM_SYSTEM_EVENT_RESET) {
+        if (opts.debug) opts.log(`KVM_EXIT_SYSTEM_EVENT type ${type}: the VM ends, status 0`);
         stop.stop(0);
       } else {
         stop.stop(1, fatal(vcpu, `KVM_EXIT_SYSTEM_EVENT type ${type}`));

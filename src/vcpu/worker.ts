@@ -36,15 +36,18 @@ function runVcpu(init: VcpuWorkerInit) {
   const vcpu = new VcpuFd(init.vcpuFd, init.runSize);
   const stop = new StopRequest();
   const out = new FdWriter(init.consoleFd);
+  const log = (line: string) => console.error(`denovmm: vcpu${init.vcpuId}: ${line}`);
   const pio = new Bus("port I/O", PIO_SPACE);
   const mmio = new Bus("MMIO", MMIO_SPACE);
   registerLegacyDevices(pio, {
     serialState: init.serialState,
     irq: (gsi, high) => vm.irqLine(gsi, high),
     consoleOut: (b) => out.writeByte(b),
-    stop: (status) => stop.stop(status),
+    stop: (status, why) => {
+      if (init.debug && stop.outcome === undefined) log(`${why}: the VM ends, status ${status}`);
+      stop.stop(status);
+    },
   });
-  const log = (line: string) => console.error(`denovmm: vcpu${init.vcpuId}: ${line}`);
   const stats = new ExitStats(init.stats, init.vcpuId);
   // Nothing decodes there: counted and (--debug) logged like any other unclaimed access.
   registerPci(pio, mmio, init.pci, vm, (write, addr, size) => {
