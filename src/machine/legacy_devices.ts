@@ -34,7 +34,12 @@ export function registerLegacyDevices(pio: Bus, w: LegacyWiring): void {
   pio.register(SERIAL_COM1_PORT, 8, serial, "serial (ttyS0)");
   // Reset through the keyboard controller is how `reboot=k` guests end: the VM is done.
   pio.register(I8042_DATA_PORT, 5, new I8042(() => w.stop(0, "i8042 reset")), "i8042");
-  pio.register(DEBUG_EXIT_PORT, DEBUG_EXIT_LENGTH, new DebugExit((s) => w.stop(s, "debug-exit port")), "debug-exit");
+  pio.register(
+    DEBUG_EXIT_PORT,
+    DEBUG_EXIT_LENGTH,
+    new DebugExit((s) => w.stop(s, "debug-exit port")),
+    "debug-exit",
+  );
   pio.register(CMOS_INDEX_PORT, 2, new CmosRtc(), "cmos-rtc");
   pio.register(POST_PORT, 1, new PortSink(), "post-code");
   pio.register(ALT_DELAY_PORT, 1, new PortSink(), "io-delay");
