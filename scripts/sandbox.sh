@@ -12,7 +12,13 @@
 # kernel is too far gone for that, the host stops QEMU a minute later. CI runs under a hard
 # limit; a hung guest must fail with a reason instead of running into it.
 #
-# Exit status: CMD's; 124 when it timed out; 125 when the VM ended without reporting one.
+# The sandbox's init touches run/heartbeat every 5 s. A kernel that stops doing so for 45 s
+# (QEMU's emulation of nested SVM can lose an interrupt and leave the only CPU halted for good)
+# gets an NMI through the monitor, which can wake it; 60 s more without a heartbeat and the VM is
+# stopped. (DENOVMM_SANDBOX_STALE_S=S changes the 45 s; the 60 s follow as S + 15.)
+#
+# Exit status: CMD's; 124 when it timed out; 125 when the VM ended without reporting one (its
+# kernel panicked or stopped).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,7 +45,7 @@ done
 [[ $timeout =~ ^[0-9]+$ ]] || { echo "sandbox: --timeout takes whole seconds, not '$timeout'" >&2; exit 2; }
 
 kernel=$repo/.cache/guest/vmlinuz initrd=$repo/.cache/sandbox/initramfs.cpio.gz
-[[ -f $kernel && -f $initrd ]] || { echo "sandbox: run scripts/setup.sh first (no $initrd)" >&2; exit 125; }
+[[ -f $kernel && -f $initrd ]] || { echo "sandbox: run scripts/setup.sh first (no $initrd)" >&2; exit 2; }
 
 # POSIX single quotes, which the chroot's /bin/sh (dash) reads back verbatim.
 quote() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
@@ -95,6 +101,39 @@ args+=(
 )
 [[ -n $work ]] && args+=(-virtfs "local,path=$work,mount_tag=work,security_model=none")
 [[ ${DENOVMM_SANDBOX_DEBUG:-} == 1 ]] && append=${append/quiet loglevel=3/}
+
+# The monitor, on a pipe pair (QEMU opens both ends read-write, and its few replies fit in the
+# pipe), for the watcher's NMI; QEMU's pid for the watcher.
+mkfifo "$run/monitor.in" "$run/monitor.out"
+args+=(-chardev "pipe,id=mon,path=$run/monitor" -mon chardev=mon,mode=readline -pidfile "$run/qemu.pid")
+
+# Runs beside QEMU (which keeps the terminal in the foreground): see the header.
+watch_heartbeat() {
+  local kicked=0 now age pid stale=${DENOVMM_SANDBOX_STALE_S:-45}
+  while sleep 5; do
+    pid=$(cat "$run/qemu.pid" 2>/dev/null) || continue
+    kill -0 "$pid" 2>/dev/null || return 0
+    [[ -e $run/heartbeat ]] || continue # still booting
+    now=$(date +%s)
+    age=$((now - $(stat -c %Y "$run/heartbeat")))
+    if ((age < stale)); then
+      kicked=0
+    elif ((kicked == 0)); then
+      echo "sandbox: no heartbeat from the VM for $age s; sending it an NMI" >&2
+      echo nmi >"$run/monitor.in"
+      kicked=$now
+    elif ((now - kicked > stale + 15)); then
+      echo "sandbox: the VM's kernel stopped (no heartbeat for $age s, an NMI did not help)" >&2
+      kill "$pid"
+      sleep 10
+      kill -KILL "$pid" 2>/dev/null
+      return 0
+    fi
+  done
+}
+watch_heartbeat &
+watcher=$!
+trap 'kill $watcher 2>/dev/null; rm -rf "$run"' EXIT
 
 # The host's backstop, for a sandbox kernel that cannot even run its own watchdog.
 hard=()

@@ -70,6 +70,9 @@ stty -F $tty sane
 [ "$TTY" = 1 ] || stty -F $tty -echo
 [ -n "$ROWS" ] && stty -F $tty rows "$ROWS" cols "$COLS"
 
+# A sign of life for sandbox.sh, which wakes or stops a kernel that stops giving one.
+(while :; do : >/run/sandbox/heartbeat; sleep 5; done) &
+
 # --timeout: past it, say what every process is doing, then end the VM with status 124.
 # The chroot's /proc is the same as ours, so this sees the command's processes.
 if [ "${TIMEOUT:-0}" -gt 0 ]; then

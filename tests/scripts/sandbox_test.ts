@@ -46,3 +46,54 @@ Deno.test("sandbox: a command past --timeout is stopped with 124, its threads li
   match(stdout, /\d+\/\d+ sleep S \S+ \[230 /, context);
   match(stdout, /sysrq: Show Blocked State/, context);
 });
+
+Deno.test("sandbox: a kernel that stops its heartbeat gets an NMI, then is stopped with 125", async () => {
+  // Killing init's heartbeat loop looks, from the host, like a kernel that stopped.
+  const out = await new Deno.Command("bash", {
+    args: ["scripts/sandbox.sh", "--", "sh", "-c", "pkill -x init; sleep 600"],
+    cwd: repo,
+    env: { DENOVMM_SANDBOX_STALE_S: "10" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(out.stdout);
+  const stderr = new TextDecoder().decode(out.stderr);
+  const context = `stdout: ${stdout}\nstderr: ${stderr}`;
+  equal(out.code, 125, context);
+  match(stderr, /no heartbeat from the VM for \d+ s; sending it an NMI/, context);
+  match(stdout, /NMI received/, context); // the sandbox's kernel got it
+  match(stderr, /the VM's kernel stopped/, context);
+});
+
+Deno.test("with-kvm: a sandbox whose kernel dies runs the command once more, on the same input", async () => {
+  const marker = `${repo}/.cache/with-kvm-retry-${Deno.pid}`;
+  const script = `read l; echo "got:$l"; if [ ! -e ${marker} ]; then touch ${marker}; sync; ` +
+    `echo c > /proc/sysrq-trigger; fi; echo second-run; exit 3`;
+  try {
+    const child = new Deno.Command("bash", {
+      args: ["scripts/with-kvm.sh", "sh", "-c", script],
+      cwd: repo,
+      env: { DENOVMM_SANDBOX: "1" },
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode("the-input\n"));
+    await w.close();
+    const out = await child.output();
+    const stdout = new TextDecoder().decode(out.stdout);
+    const stderr = new TextDecoder().decode(out.stderr);
+    const context = `stdout: ${stdout}\nstderr: ${stderr}`;
+    equal(out.code, 3, context); // the second run's own status
+    equal(stdout.match(/^got:the-input\r?$/gm)?.length, 2, context);
+    match(stdout, /^second-run\r?$/m, context);
+    match(
+      stderr,
+      /the sandbox's kernel died \(not a result of the command\); running it once more/,
+    );
+  } finally {
+    await Deno.remove(marker).catch(() => {});
+  }
+});
