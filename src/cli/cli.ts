@@ -7,7 +7,7 @@ import { parseArgs } from "./parse_args.ts";
 import { MAX_RAM_BYTES, MemoryLayoutError, MIN_RAM_BYTES, parseSize } from "../memory/layout.ts";
 import type { MachineConfig, VfioDeviceOption } from "../machine/machine.ts";
 import type { DiskOption, NetOption } from "../machine/virtio_devices.ts";
-import { parseMac } from "../virtio/net.ts";
+import { parseMac } from "../virtio/net_config.ts";
 import { isBdf } from "../vfio/host_device.ts";
 
 export const VERSION = "0.1.0";

@@ -15,11 +15,12 @@ export interface OpenInputFile extends FileSource {
 }
 
 /** Open `path` for reads on demand, after the checks every input file gets. */
-export async function openInputFile(path: string, what: string): Promise<OpenInputFile> {
-  const size = await checkInputFile(path, what);
+export function openInputFile(path: string, what: string): OpenInputFile {
+  const size = checkInputFile(path, what);
   let file: Deno.FsFile;
   try {
-    file = await Deno.open(path);
+    // Sync: an async open or stat would start Deno's blocking thread pool just for this.
+    file = Deno.openSync(path);
   } catch (e) {
     throw new InputFileError(`${what} ${path}: cannot read: ${(e as Error).message}`);
   }
@@ -50,10 +51,10 @@ const KERNEL_HEAD_BYTES = 64 * 1024;
  * A kernel for loadLinux: a vmlinux (ELF) as its head plus the open file, whose segments are
  * then read straight into guest RAM; a bzImage (a few MiB, parsed whole) read into memory.
  */
-export async function openKernelFile(
+export function openKernelFile(
   path: string,
-): Promise<{ kernel: KernelFile; close(): void }> {
-  const file = await openInputFile(path, "kernel");
+): { kernel: KernelFile; close(): void } {
+  const file = openInputFile(path, "kernel");
   try {
     const head = new Uint8Array(Math.min(KERNEL_HEAD_BYTES, file.length));
     file.readInto(0, head);
@@ -69,10 +70,10 @@ export async function openKernelFile(
 }
 
 /** The checks every input file gets; returns its size. */
-async function checkInputFile(path: string, what: string): Promise<number> {
+function checkInputFile(path: string, what: string): number {
   let info: Deno.FileInfo;
   try {
-    info = await Deno.stat(path);
+    info = Deno.statSync(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
       throw new InputFileError(`${what} ${path}: no such file`);

@@ -64,12 +64,12 @@ const EOF_REPEAT_MS = 300;
 
 /** Set up the VM; throws (before any vCPU runs) on bad input or a host without KVM. */
 export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
-  const { kernel, close: closeKernel } = await openKernelFile(cfg.kernelPath);
+  const { kernel, close: closeKernel } = openKernelFile(cfg.kernelPath);
   let initrd: OpenInputFile | undefined;
   let threads: Threads | undefined;
   let setup: ReturnType<typeof buildMachine>;
   try {
-    initrd = cfg.initrdPath ? await openInputFile(cfg.initrdPath, "initrd") : undefined;
+    initrd = cfg.initrdPath ? openInputFile(cfg.initrdPath, "initrd") : undefined;
     // Bad input is reported as such before /dev/kvm is opened, so on any host, KVM or not.
     parseKernel(kernel);
     const hosts = (cfg.vfio ?? []).map((v) => findHostDevice(v.bdf));

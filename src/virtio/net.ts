@@ -8,13 +8,13 @@ import { errno, libc, SyscallError } from "../../ffi/libc.ts";
 import type { GuestMemory } from "../memory/guest_memory.ts";
 import { type DescriptorChain, readChain, type SplitQueue, writeChain } from "./queue.ts";
 
+// The configuration side lives apart (the command line parses MACs without loading libc).
+export { netConfig, parseMac, VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS } from "./net_config.ts";
+
 /** What receiving needs of the queue (a SplitQueue; a narrower type lets tests step in). */
 export type RxQueue = Pick<SplitQueue, "hasAvailable" | "pop" | "pushUsed" | "setAvailEvent">;
 
 export const VIRTIO_NET_HDR_BYTES = 12;
-export const VIRTIO_NET_F_MAC = 1n << 5n;
-export const VIRTIO_NET_F_STATUS = 1n << 16n;
-const VIRTIO_NET_S_LINK_UP = 1;
 /** num_buffers sits at byte 10 of the header; without MRG_RXBUF it must say 1 (§5.1.6.3.1). */
 const NUM_BUFFERS_OFFSET = 10;
 /** Largest frame with its header: 64 KiB covers any frame the tap will hand over. */
@@ -24,23 +24,6 @@ const EINTR = 4;
 
 export const RX_QUEUE = 0;
 export const TX_QUEUE = 1;
-
-/** struct virtio_net_config: mac[6], status (VIRTIO_NET_F_STATUS). */
-export function netConfig(mac: Uint8Array): Uint8Array {
-  if (mac.length !== 6) throw new RangeError("a MAC address has 6 bytes");
-  const c = new Uint8Array(8);
-  c.set(mac);
-  new DataView(c.buffer).setUint16(6, VIRTIO_NET_S_LINK_UP, true);
-  return c;
-}
-
-/** Parse "52:54:00:12:34:56"; undefined when malformed. A multicast MAC is refused. */
-export function parseMac(text: string): Uint8Array | undefined {
-  const parts = text.split(":");
-  if (parts.length !== 6 || !parts.every((p) => /^[0-9a-fA-F]{2}$/.test(p))) return undefined;
-  const mac = new Uint8Array(parts.map((p) => parseInt(p, 16)));
-  return (mac[0] & 1) === 0 ? mac : undefined;
-}
 
 export class TapNet {
   readonly #packet = new Uint8Array(MAX_PACKET);

@@ -1,4 +1,4 @@
-import { deepEqual, equal, ok, rejects } from "../assert.ts";
+import { deepEqual, equal, ok, throws } from "../assert.ts";
 import { openInputFile, openKernelFile } from "../../src/machine/input_files.ts";
 import { syntheticElf } from "../boot/test_kernel.ts";
 
@@ -8,10 +8,10 @@ function temp(bytes: Uint8Array): string {
   return path;
 }
 
-Deno.test("input files: a vmlinux comes as its head and a reader; a bzImage whole", async () => {
+Deno.test("input files: a vmlinux comes as its head and a reader; a bzImage whole", () => {
   const elf = syntheticElf();
   const path = temp(elf);
-  const { kernel, close } = await openKernelFile(path);
+  const { kernel, close } = openKernelFile(path);
   ok(!(kernel instanceof Uint8Array));
   equal(kernel.source.length, elf.length);
   deepEqual(kernel.head, elf.subarray(0, Math.min(elf.length, 64 * 1024)));
@@ -21,20 +21,20 @@ Deno.test("input files: a vmlinux comes as its head and a reader; a bzImage whol
   close();
   close(); // closing twice is harmless
   const other = temp(new Uint8Array(1000).fill(7));
-  const whole = await openKernelFile(other);
+  const whole = openKernelFile(other);
   ok(whole.kernel instanceof Uint8Array && whole.kernel.length === 1000);
   whole.close();
 });
 
-Deno.test("input files: missing, empty, directory and short files get one line each", async () => {
-  await rejects(
-    openInputFile("/nonexistent/x", "initrd"),
+Deno.test("input files: missing, empty, directory and short files get one line each", () => {
+  throws(
+    () => openInputFile("/nonexistent/x", "initrd"),
     /^InputFileError: initrd \/nonexistent\/x: no such file$/,
   );
-  await rejects(openInputFile(temp(new Uint8Array()), "initrd"), /file is empty/);
-  await rejects(openKernelFile(Deno.makeTempDirSync()), /is a directory, not a file/);
+  throws(() => openInputFile(temp(new Uint8Array()), "initrd"), /file is empty/);
+  throws(() => openKernelFile(Deno.makeTempDirSync()), /is a directory, not a file/);
   const path = temp(new Uint8Array(10));
-  const f = await openInputFile(path, "initrd");
+  const f = openInputFile(path, "initrd");
   Deno.truncateSync(path, 4); // the file shrinks under us
   let error = "";
   try {
