@@ -37,16 +37,21 @@ echo "denovmm: $why, running in the KVM sandbox (QEMU TCG, slow)" >&2
 # sandbox.sh): a fault of QEMU's emulation of nested virtualisation, not anything CMD did or
 # reported. CMD then runs once more, in a fresh sandbox, on the same input. A second death, and
 # every status of CMD's own, stands.
-if [[ -t 0 ]]; then
-  "$repo/scripts/sandbox.sh" --vfio -- "$@" && exit 0 || status=$?
-  ((status == 125)) || exit "$status"
-  echo "denovmm: the sandbox's kernel died (not a result of the command); running it once more" >&2
-  exec "$repo/scripts/sandbox.sh" --vfio -- "$@"
+# A terminal is read live; piped or redirected input is saved, so a second run gets it again.
+input=""
+if [[ ! -t 0 ]]; then
+  input=$(mktemp /tmp/denovmm-input.XXXXXX)
+  trap 'rm -f "$input"' EXIT
+  cat >"$input"
 fi
-input=$(mktemp /tmp/denovmm-input.XXXXXX)
-trap 'rm -f "$input"' EXIT
-cat >"$input"
-"$repo/scripts/sandbox.sh" --vfio -- "$@" <"$input" && exit 0 || status=$?
+attempt() {
+  if [[ -n $input ]]; then
+    "$repo/scripts/sandbox.sh" --vfio -- "$@" <"$input"
+  else
+    "$repo/scripts/sandbox.sh" --vfio -- "$@"
+  fi
+}
+attempt "$@" && exit 0 || status=$?
 ((status == 125)) || exit "$status"
 echo "denovmm: the sandbox's kernel died (not a result of the command); running it once more" >&2
-"$repo/scripts/sandbox.sh" --vfio -- "$@" <"$input"
+attempt "$@"

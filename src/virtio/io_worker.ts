@@ -108,8 +108,7 @@ class DeviceRunner {
         for (let chain = queue.pop(); chain; chain = queue.pop()) {
           queue.pushUsed(chain.head, this.model.handle(chain));
         }
-        queue.setAvailEvent();
-      } while (queue.hasAvailable());
+      } while (queue.armAvailEvent());
     } catch (e) {
       if (!(e instanceof VirtqueueError || e instanceof BlkRequestError)) throw e;
       this.#broken(e);
@@ -125,7 +124,7 @@ class DeviceRunner {
     if (queue === undefined || net === undefined) return this.onRxStarved(true);
     let starved;
     try {
-      starved = net.receive(queue).starved;
+      starved = net.receive(queue);
     } catch (e) {
       if (!(e instanceof VirtqueueError)) throw e;
       return this.#broken(e);
@@ -140,11 +139,9 @@ class DeviceRunner {
     const console = this.model.console;
     if (queue === undefined || console === undefined) return;
     try {
-      // As for the tap: publish avail_event, then re-check, while typed bytes wait.
       do {
         console.receive(queue);
-        queue.setAvailEvent();
-      } while (console.pending() && queue.hasAvailable());
+      } while (queue.armAvailEvent() && console.pending());
       if (queue.needsNotification()) {
         this.#interrupt(this.state.queueVector(CONSOLE_RX_QUEUE), ISR_QUEUE);
       }

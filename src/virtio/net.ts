@@ -12,7 +12,7 @@ import { type DescriptorChain, readChain, type SplitQueue, writeChain } from "./
 export { netConfig, parseMac, VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS } from "./net_config.ts";
 
 /** What receiving needs of the queue (a SplitQueue; a narrower type lets tests step in). */
-export type RxQueue = Pick<SplitQueue, "hasAvailable" | "pop" | "pushUsed" | "setAvailEvent">;
+export type RxQueue = Pick<SplitQueue, "hasAvailable" | "pop" | "pushUsed" | "armAvailEvent">;
 
 export const VIRTIO_NET_HDR_BYTES = 12;
 /** num_buffers sits at byte 10 of the header; without MRG_RXBUF it must say 1 (§5.1.6.3.1). */
@@ -49,37 +49,29 @@ export class TapNet {
 
   /**
    * Move frames from the tap into receive buffers until either runs out. Returns whether the
-   * receive queue ran out of buffers (so the caller stops polling the tap until the driver
-   * adds some and notifies) and how many frames went in.
+   * receive queue ran out of buffers (starved: the caller stops polling the tap until the driver
+   * adds some and notifies, which armAvailEvent asked it to).
    */
-  receive(queue: RxQueue): { starved: boolean; frames: number } {
-    let frames = 0;
+  receive(queue: RxQueue): boolean {
     for (;;) {
-      if (!queue.hasAvailable()) {
-        // Out of buffers: ask (EVENT_IDX) for a notify when the driver adds one, then look
-        // again. A buffer added before the driver saw that request brings no notify, and the
-        // tap is not polled while starved: without the second look, receive stops for good.
-        queue.setAvailEvent();
-        if (!queue.hasAvailable()) return { starved: true, frames };
-      }
+      if (!queue.hasAvailable() && !queue.armAvailEvent()) return true;
       const n = Number(libc.read(this.tapFd, this.#packet, BigInt(MAX_PACKET)));
       if (n < 0) {
         const e = errno();
         if (e === EINTR) continue;
-        if (e === EAGAIN) return { starved: false, frames };
+        if (e === EAGAIN) return false;
         throw new SyscallError("read from tap", e);
       }
       if (n < VIRTIO_NET_HDR_BYTES) continue;
       new DataView(this.#packet.buffer).setUint16(NUM_BUFFERS_OFFSET, 1, true);
       const chain = queue.pop();
-      if (chain === undefined) return { starved: true, frames };
+      if (chain === undefined) return true;
       // A buffer too small for the frame gets nothing (the frame is dropped): a driver without
       // MRG_RXBUF must post buffers that hold any frame (§5.1.6.3.1).
       const written = chain.writableBytes >= n
         ? writeChain(this.mem, chain, this.#packet.subarray(0, n))
         : 0;
       queue.pushUsed(chain.head, written);
-      frames++;
     }
   }
 }

@@ -95,8 +95,7 @@ export function fullFence(): void {
  *   for (let chain = q.pop(); chain; chain = q.pop()) {
  *     q.pushUsed(chain.head, handleRngRequest(mem, chain));
  *   }
- *   q.setAvailEvent();
- * } while (q.hasAvailable());
+ * } while (q.armAvailEvent());
  * if (q.needsNotification()) interrupt();
  * ```
  */
@@ -213,17 +212,20 @@ export class SplitQueue {
   }
 
   /**
-   * With EVENT_IDX, ask the driver to notify when it makes the next chain available
-   * (avail_event = last_avail_idx, §2.7.10). Call it when {@link pop} ran dry, then check
-   * {@link hasAvailable} (or pop again): a chain made available before the driver saw the
-   * new avail_event brings no notification. Without EVENT_IDX it does nothing.
+   * Call when {@link pop} ran dry. With EVENT_IDX, asks the driver to notify when it makes the
+   * next chain available (avail_event = last_avail_idx, §2.7.10); then returns whether chains
+   * are available already. Those came before the driver saw the new avail_event and bring no
+   * notification: a caller that gets true must take them now, or they wait for good. Without
+   * EVENT_IDX only the check is made.
    */
-  setAvailEvent(): void {
+  armAvailEvent(): boolean {
     this.#throwIfBroken();
-    if (!this.eventIdx) return;
-    this.#mem.writeU16(this.#used + 4 + USED_ELEM_BYTES * this.size, this.#lastAvail);
-    // The re-check that follows reads avail.idx: order it after this store.
-    fullFence();
+    if (this.eventIdx) {
+      this.#mem.writeU16(this.#used + 4 + USED_ELEM_BYTES * this.size, this.#lastAvail);
+      // The check below reads avail.idx: order it after this store.
+      fullFence();
+    }
+    return this.hasAvailable();
   }
 
   #walk(head: number): DescriptorChain {

@@ -160,7 +160,7 @@ Deno.test("virtqueue: without EVENT_IDX, notify after pushes unless NO_INTERRUPT
   d.setAvailFlags(0);
   q.pushUsed(0, 0);
   equal(q.needsNotification(), true);
-  q.setAvailEvent(); // a no-op without EVENT_IDX
+  q.armAvailEvent(); // only the check without EVENT_IDX
   equal(d.availEvent(), 0);
 });
 
@@ -190,14 +190,14 @@ Deno.test("virtqueue: with EVENT_IDX, notify when used.idx passes used_event (an
   equal(q.needsNotification(), true);
 });
 
-Deno.test("virtqueue: setAvailEvent publishes last_avail_idx in avail_event", () => {
+Deno.test("virtqueue: armAvailEvent publishes last_avail_idx in avail_event", () => {
   const d = new FakeDriver(ram(), 4, true);
   const q = d.queue();
   d.publish(d.addChain([{ len: 4 }]));
   d.publish(d.addChain([{ len: 4 }]));
   q.pop();
   q.pop();
-  q.setAvailEvent();
+  equal(q.armAvailEvent(), false);
   equal(d.availEvent(), 2);
   equal(q.hasAvailable(), false);
   d.publish(d.addChain([{ len: 4 }]));
