@@ -40,16 +40,31 @@ const E_ENTRY = 24; // Elf64_Addr e_entry
 const E_PHOFF = 32; // Elf64_Off e_phoff
 const E_PHENTSIZE = 54; // Elf64_Half e_phentsize
 const E_PHNUM = 56; // Elf64_Half e_phnum
+const E_SHOFF = 40; // Elf64_Off e_shoff
+const E_SHENTSIZE = 58; // Elf64_Half e_shentsize
+const E_SHNUM = 60; // Elf64_Half e_shnum
 export const ELF64_EHDR_SIZE = 64;
 
 // Elf64_Phdr offsets.
 const P_TYPE = 0; // Elf64_Word p_type
 const P_FLAGS = 4; // Elf64_Word p_flags
 const P_OFFSET = 8; // Elf64_Off p_offset
+const P_VADDR = 16; // Elf64_Addr p_vaddr
 const P_PADDR = 24; // Elf64_Addr p_paddr
 const P_FILESZ = 32; // Elf64_Xword p_filesz
 const P_MEMSZ = 40; // Elf64_Xword p_memsz
 export const ELF64_PHDR_SIZE = 56;
+
+// Elf64_Shdr offsets, and the two values the loader looks for.
+const SH_TYPE = 4; // Elf64_Word sh_type
+const SH_FLAGS = 8; // Elf64_Xword sh_flags
+const SH_ADDR = 16; // Elf64_Addr sh_addr
+const SH_SIZE = 32; // Elf64_Xword sh_size
+export const ELF64_SHDR_SIZE = 64;
+export const SHT_NOBITS = 8;
+export const SHF_ALLOC = 0x2;
+/** A section header table larger than this is not read (Debian's vmlinux has 40 sections). */
+const MAX_SECTION_TABLE_BYTES = 1024 * 1024;
 
 /** One PT_LOAD segment, every number checked to be a safe integer inside the file. */
 export interface ElfSegment {
@@ -58,6 +73,8 @@ export interface ElfSegment {
   fileOffset: number;
   fileSize: number;
   gpa: number;
+  /** p_vaddr: a kernel's is in the top 2 GiB, past what a number holds exactly. */
+  vaddr: bigint;
   memSize: number;
   flags: number;
 }
@@ -72,6 +89,8 @@ export interface ElfKernel {
   start: number;
   /** First byte above every segment (its p_paddr + p_memsz). */
   end: number;
+  /** Where the section header table is, if the file has a usable one (see writeElfSegments). */
+  sectionTable?: { offset: number; entrySize: number; count: number };
 }
 
 /** A file that is not an ELF kernel we can boot. The message is one line for the user. */
@@ -167,6 +186,7 @@ export function parseElf(file: Uint8Array, fileLength = file.length): ElfKernel 
       fileOffset: u64(view, at + P_OFFSET, `segment ${index} p_offset`),
       fileSize: u64(view, at + P_FILESZ, `segment ${index} p_filesz`),
       gpa: u64(view, at + P_PADDR, `segment ${index} p_paddr`),
+      vaddr: view.getBigUint64(at + P_VADDR, true),
       memSize: u64(view, at + P_MEMSZ, `segment ${index} p_memsz`),
       flags: view.getUint32(at + P_FLAGS, true),
     };
@@ -194,7 +214,75 @@ export function parseElf(file: Uint8Array, fileLength = file.length): ElfKernel 
   }
 
   const last = segments[segments.length - 1];
-  return { entryGpa, segments, start: segments[0].gpa, end: last.gpa + last.memSize };
+  return {
+    entryGpa,
+    segments,
+    start: segments[0].gpa,
+    end: last.gpa + last.memSize,
+    sectionTable: sectionTable(view, fileLength),
+  };
+}
+
+/**
+ * The section header table's place, if it is one the loader can use. Sections are only a way
+ * to copy less (see writeElfSegments), so a table that is absent, odd or past the file is
+ * passed over rather than refused: the kernel's own decompressor never looks at it.
+ */
+function sectionTable(view: DataView, fileLength: number): ElfKernel["sectionTable"] {
+  const offset = view.getBigUint64(E_SHOFF, true);
+  const entrySize = view.getUint16(E_SHENTSIZE, true);
+  const count = view.getUint16(E_SHNUM, true);
+  if (offset === 0n || count === 0 || entrySize < ELF64_SHDR_SIZE) return undefined;
+  const bytes = entrySize * count;
+  if (bytes > MAX_SECTION_TABLE_BYTES || offset + BigInt(bytes) > BigInt(fileLength)) {
+    return undefined;
+  }
+  return { offset: Number(offset), entrySize, count };
+}
+
+/**
+ * Per segment, the parts of its file image that belong to NOBITS sections (.bss, .brk): sorted,
+ * merged [start, end) offsets into the segment. A vmlinux extracted from a bzImage carries its
+ * .bss as 17 MiB of zeros inside the last segment's p_filesz; NOBITS says those bytes have no
+ * content to load, and fresh guest RAM is zero already.
+ */
+function nobitsHoles(
+  source: FileSource,
+  kernel: ElfKernel,
+): Map<ElfSegment, Array<[number, number]>> {
+  const holes = new Map<ElfSegment, Array<[number, number]>>();
+  const table = kernel.sectionTable;
+  if (!table) return holes;
+  const bytes = new Uint8Array(table.entrySize * table.count);
+  source.readInto(table.offset, bytes);
+  const view = new DataView(bytes.buffer);
+  for (let i = 0; i < table.count; i++) {
+    const at = i * table.entrySize;
+    if (view.getUint32(at + SH_TYPE, true) !== SHT_NOBITS) continue;
+    if ((view.getBigUint64(at + SH_FLAGS, true) & BigInt(SHF_ALLOC)) === 0n) continue;
+    const addr = view.getBigUint64(at + SH_ADDR, true);
+    const size = view.getBigUint64(at + SH_SIZE, true);
+    for (const s of kernel.segments) {
+      // All in bigint until the numbers are known to lie inside the segment's file image.
+      const from = addr - s.vaddr;
+      if (size === 0n || from < 0n || from >= BigInt(s.fileSize)) continue;
+      const to = from + size < BigInt(s.fileSize) ? from + size : BigInt(s.fileSize);
+      const list = holes.get(s) ?? [];
+      list.push([Number(from), Number(to)]);
+      holes.set(s, list);
+    }
+  }
+  for (const [s, list] of holes) {
+    list.sort((a, b) => a[0] - b[0]);
+    const merged: Array<[number, number]> = [];
+    for (const [from, to] of list) {
+      const prev = merged.at(-1);
+      if (prev && from <= prev[1]) prev[1] = Math.max(prev[1], to);
+      else merged.push([from, to]);
+    }
+    holes.set(s, merged);
+  }
+  return holes;
 }
 
 /**
@@ -215,6 +303,8 @@ export function checkElfPlacement(kernel: ElfKernel, lowest: number, limit: numb
 /**
  * Copy each segment's p_filesz bytes to p_paddr and zero the rest up to p_memsz (the .bss part).
  * `kernel` must come from {@link parseElf} of this `file`, placed by {@link checkElfPlacement}.
+ * Bytes of the file image that NOBITS sections cover are not copied: RAM must be zero there
+ * already, as a new VM's is (an anonymous mapping). Copying less is most of what loading costs.
  *
  * @example
  * ```ts
@@ -229,8 +319,13 @@ export function writeElfSegments(
   kernel: ElfKernel,
 ): void {
   const source = file instanceof Uint8Array ? bytesSource(file) : file;
+  const holes = nobitsHoles(source, kernel);
   for (const s of kernel.segments) {
-    source.readInto(s.fileOffset, mem.slice(s.gpa, s.fileSize));
+    let at = 0;
+    for (const [from, to] of [...holes.get(s) ?? [], [s.fileSize, s.fileSize]]) {
+      if (from > at) source.readInto(s.fileOffset + at, mem.slice(s.gpa + at, from - at));
+      at = to;
+    }
     mem.slice(s.gpa + s.fileSize, s.memSize - s.fileSize).fill(0);
   }
 }

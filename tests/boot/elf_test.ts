@@ -4,6 +4,8 @@ import {
   ElfError,
   isElf,
   parseElf,
+  SHF_ALLOC,
+  SHT_NOBITS,
   writeElfSegments,
 } from "../../src/boot/elf.ts";
 import { GuestMemory } from "../../src/memory/guest_memory.ts";
@@ -31,6 +33,60 @@ function refuses(file: Uint8Array, pattern: RegExp): void {
 
 function withSegments(...segments: SyntheticSegment[]): Uint8Array {
   return syntheticElf({ segments });
+}
+
+const KERNEL_VADDR = 0xffff_ffff_8000_0000n;
+interface SyntheticSection {
+  type: number;
+  flags: number;
+  /** Guest-physical; the section's sh_addr is the kernel's virtual address for it. */
+  paddr: number;
+  size: number;
+}
+
+/**
+ * The synthetic ELF with a section header table appended (at `at`, or right after the file),
+ * 64-byte entries unless `entrySize` says otherwise.
+ */
+function withSections(
+  sections: SyntheticSection[],
+  table: { at?: number; entrySize?: number } = {},
+): Uint8Array {
+  const base = syntheticElf();
+  const entrySize = table.entrySize ?? 64;
+  const at = table.at ?? base.length;
+  const file = new Uint8Array(Math.max(base.length, at + sections.length * entrySize));
+  file.set(base);
+  const view = new DataView(file.buffer);
+  view.setBigUint64(40, BigInt(at), true); // e_shoff
+  view.setUint16(58, entrySize, true); // e_shentsize
+  view.setUint16(60, sections.length, true); // e_shnum
+  sections.forEach((sec, i) => {
+    const e = at + i * entrySize;
+    if (e + 64 > file.length) return;
+    view.setUint32(e + 4, sec.type, true); // sh_type
+    view.setBigUint64(e + 8, BigInt(sec.flags), true); // sh_flags
+    view.setBigUint64(e + 16, BigInt(sec.paddr) | KERNEL_VADDR, true); // sh_addr
+    view.setBigUint64(e + 32, BigInt(sec.size), true); // sh_size
+  });
+  return file;
+}
+
+/** Loads `file` into fresh RAM; returns the memory and the file bytes read. */
+function load(file: Uint8Array, ramBytes = 64 * MiB): { mem: GuestMemory; bytesRead: number } {
+  const kernel = parseElf(file);
+  const layout = memoryLayout(ramBytes);
+  const mem = new GuestMemory(new ArrayBuffer(layout.ramBytes), layout);
+  let bytesRead = 0;
+  const source = {
+    length: file.length,
+    readInto: (offset: number, into: Uint8Array) => {
+      bytesRead += into.length;
+      into.set(file.subarray(offset, offset + into.length));
+    },
+  };
+  writeElfSegments(mem, source, kernel);
+  return { mem, bytesRead };
 }
 
 Deno.test("elf: a vmlinux-like file parses into its PT_LOAD segments, sorted, and its entry", () => {
@@ -186,4 +242,80 @@ Deno.test("elf: from the file's head and a reader, segments are read straight in
   throws(() => parseElf(file.subarray(0, 0x200), 0x2400), /ELF truncated: segment \d+ needs/);
   // Program headers past the head read cannot be parsed from it.
   throws(() => parseElf(file.subarray(0, 0x60), file.length), /past the first 96 bytes read/);
+});
+
+Deno.test("elf: file bytes under NOBITS sections are not copied: fresh RAM is zero there", () => {
+  const ALLOC = SHF_ALLOC;
+  const file = withSections([
+    { type: SHT_NOBITS, flags: ALLOC, paddr: 0x120_0200, size: 0x100 }, // inside DATA's image
+    { type: SHT_NOBITS, flags: ALLOC, paddr: 0x120_0280, size: 0x100 }, // overlaps the first
+    { type: SHT_NOBITS, flags: ALLOC, paddr: 0x120_0700, size: 0x2000 }, // runs past p_filesz
+    { type: SHT_NOBITS, flags: 0, paddr: 0x100_0100, size: 0x100 }, // not loaded: ignored
+    { type: 1, flags: ALLOC, paddr: 0x100_0400, size: 0x100 }, // PROGBITS: copied
+  ]);
+  const { mem, bytesRead } = load(file);
+  const tableBytes = 5 * 64;
+  // DATA's 0x800 bytes less [0x200, 0x380) and [0x700, 0x800); TEXT whole; the table once.
+  equal(bytesRead, 0x1000 + 0x800 - 0x180 - 0x100 + tableBytes);
+  deepEqual(mem.read(0x100_0000, 0x1000), file.subarray(0x1000, 0x2000));
+  deepEqual(mem.read(0x120_0000, 0x200), file.subarray(0x2000, 0x2200));
+  ok(mem.read(0x120_0200, 0x180).every((b) => b === 0), "NOBITS bytes left zero");
+  deepEqual(mem.read(0x120_0380, 0x380), file.subarray(0x2380, 0x2700));
+  ok(mem.read(0x120_0700, 0x100).every((b) => b === 0), "NOBITS to the end of p_filesz");
+  ok(file.subarray(0x2200, 0x2380).some((b) => b !== 0), "the file has bytes there to skip");
+});
+
+Deno.test("elf: a section header table that cannot be used is passed over, and all is copied", () => {
+  const bss = [{ type: SHT_NOBITS, flags: SHF_ALLOC, paddr: 0x120_0200, size: 0x100 }];
+  const whole = 0x1000 + 0x800;
+  for (
+    const [why, file] of [
+      ["entries smaller than Elf64_Shdr", withSections(bss, { entrySize: 32 })],
+      [
+        "a table past the end of the file",
+        (() => {
+          const f = withSections(bss);
+          return f.subarray(0, f.length - 1);
+        })(),
+      ],
+      [
+        "e_shoff far past the file",
+        (() => {
+          const f = withSections(bss);
+          new DataView(f.buffer).setBigUint64(40, 0xffff_ffff_ffff_ff00n, true);
+          return f;
+        })(),
+      ],
+    ] as const
+  ) {
+    const { mem, bytesRead } = load(file);
+    equal(bytesRead, whole, why);
+    deepEqual(mem.read(0x120_0000, 0x800), file.subarray(0x2000, 0x2800), why);
+  }
+});
+
+Deno.test({
+  name: "elf: Debian's vmlinux loads without reading its .bss, which stays zero",
+  ignore: !hasTestVmlinux,
+  fn() {
+    const file = readTestVmlinux();
+    const kernel = parseElf(file);
+    const { mem, bytesRead } = load(file, 256 * MiB);
+    const image = kernel.segments.reduce((n, s) => n + s.fileSize, 0);
+    // .bss alone is 17 MiB on Debian 12's kernel; the section table is a few KiB.
+    ok(image - bytesRead > 16 * MiB, `read ${bytesRead} of ${image} bytes`);
+    for (const s of kernel.segments) {
+      const got = mem.read(s.gpa, s.fileSize);
+      const want = file.subarray(s.fileOffset, s.fileOffset + s.fileSize);
+      // Where a byte differs, the file had a non-zero byte and RAM a zero: never the reverse.
+      let differ = 0;
+      for (let i = 0; i < got.length; i++) {
+        if (got[i] !== want[i]) {
+          differ++;
+          ok(got[i] === 0, `segment ${s.index} byte ${i}`);
+        }
+      }
+      ok(differ === 0, `segment ${s.index}: ${differ} bytes of a NOBITS section were not zero`);
+    }
+  },
 });
