@@ -15,6 +15,8 @@ export interface PciConfigAccess {
   read(offset: number, size: number): number;
   write(offset: number, size: number, value: number): void;
   barContaining(addr: number, len: number, space: PciAddressSpace): Readonly<PciBarHit> | undefined;
+  /** Whether the function has any BAR in `space` (fixed once it is on the bus). */
+  declaresBars(space: PciAddressSpace): boolean;
 }
 
 export const PCI_CONF1_ADDRESS_PORT = 0xcf8;
@@ -36,6 +38,8 @@ export class PciBus {
   readonly #slots: Array<PciFunction | undefined> = new Array(PCI_MAX_SLOTS);
   readonly #present: PciFunction[] = [];
   readonly #address: Int32Array;
+  /** Windows list the functions present when they are made: none may come after. */
+  #windowsMade = false;
 
   /** The conf1 address latch is one register for the whole machine, shared by all vCPUs
    * (Linux serialises config accesses with its own lock, as it must on real hardware). */
@@ -51,6 +55,7 @@ export class PciBus {
     if (!Number.isInteger(slot) || slot < 0 || slot >= PCI_MAX_SLOTS || this.#slots[slot]) {
       throw new RangeError(`PCI slot ${slot} is not free`);
     }
+    if (this.#windowsMade) throw new RangeError("PCI functions are added before any window");
     this.#slots[slot] = fn;
     this.#present.push(fn);
   }
@@ -100,7 +105,10 @@ export class PciBus {
     unclaimed: (write: boolean, addr: number, size: number) => void,
   ): BusDevice {
     // Loops written out (no result object) because this is on the exit path of every access.
-    const fns = this.#present;
+    // Only the functions with a BAR in this space are asked: which those are is fixed once
+    // they are on the bus, and the host bridge, first on every bus, has none.
+    const fns = this.#present.filter((fn) => fn.config.declaresBars(space));
+    this.#windowsMade = true;
     return {
       read: (offset, data) => {
         for (const fn of fns) {

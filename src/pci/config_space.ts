@@ -411,6 +411,19 @@ export class PciConfigSpace {
   }
 
   /**
+   * Whether this function has any BAR in `space`. Which BARs exist is fixed at set-up, so this
+   * needs no lock, and its answer never changes once other threads use the state.
+   */
+  declaresBars(space: PciAddressSpace): boolean {
+    const io = space === "io";
+    for (let i = 0; i < PCI_BAR_COUNT; i++) {
+      const kind = this.#s[S_BAR_KIND + i];
+      if (io ? kind === KIND_IO : kind === KIND_MEM32 || kind === KIND_MEM64) return true;
+    }
+    return false;
+  }
+
+  /**
    * The BAR that holds all of [addr, addr + len) in `space`, if its decoder is enabled in the
    * command register and the BAR holds a real address (not 0, not the all-ones sizing value).
    *
@@ -425,14 +438,8 @@ export class PciConfigSpace {
     const io = space === "io";
     const s = this.#s;
     const sizes = this.#sizes;
-    // Which BARs exist is fixed at set-up, so this needs no lock: a function without a BAR of
-    // this kind (the host bridge) answers every window access without taking it.
-    let declared = false;
-    for (let i = 0; i < PCI_BAR_COUNT && !declared; i++) {
-      const kind = s[S_BAR_KIND + i];
-      declared = io ? kind === KIND_IO : kind === KIND_MEM32 || kind === KIND_MEM64;
-    }
-    if (!declared) return undefined;
+    // A function without a BAR of this kind (the host bridge) answers without taking the lock.
+    if (!this.declaresBars(space)) return undefined;
     this.#lock();
     try {
       if ((this.#cfg[PCI_COMMAND] & (io ? PCI_COMMAND_IO : PCI_COMMAND_MEMORY)) === 0) {

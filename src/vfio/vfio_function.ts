@@ -324,6 +324,7 @@ export class VfioPciFunction implements PciFunction {
         this.#configWrite(offset, size, value),
       barContaining: (addr: number, len: number, space: "memory" | "io") =>
         this.shadow.barContaining(addr, len, space),
+      declaresBars: (space: "memory" | "io") => this.shadow.declaresBars(space),
     };
   }
 

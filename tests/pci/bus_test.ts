@@ -1,4 +1,4 @@
-import { deepEqual, equal } from "../assert.ts";
+import { deepEqual, equal, ok, throws } from "../assert.ts";
 import { PciBus, type PciFunction } from "../../src/pci/bus.ts";
 import { PciConfigSpace } from "../../src/pci/config_space.ts";
 
@@ -103,4 +103,37 @@ Deno.test("pci bus: an I/O window reaches I/O BARs only while I/O decoding is on
   io.read(0xc044 - 0x1000, data);
   deepEqual(seen, [4]);
   deepEqual([...data], [7, 7]);
+});
+
+Deno.test("pci bus: a window asks only the functions with a BAR in its space, and is made last", () => {
+  const bus = new PciBus(PciBus.createState());
+  const asked: string[] = [];
+  const counted = (name: string, config: PciConfigSpace) => ({
+    config: {
+      read: (o: number, s: number) => config.read(o, s),
+      write: (o: number, s: number, v: number) => config.write(o, s, v),
+      declaresBars: (space: "memory" | "io") => config.declaresBars(space),
+      barContaining: (addr: number, len: number, space: "memory" | "io") => {
+        asked.push(name);
+        return config.barContaining(addr, len, space);
+      },
+    },
+    barRead: (_i: number, _o: number, d: Uint8Array) => d.fill(1),
+    barWrite: () => {},
+  });
+  const bridge = new PciConfigSpace(PciConfigSpace.createState()); // no BARs, like a host bridge
+  const nic = new PciConfigSpace(PciConfigSpace.createState());
+  nic.addBar(0, { kind: "mem32", size: 4096 });
+  bus.add(0, counted("bridge", bridge));
+  bus.add(1, counted("nic", nic));
+  let unclaimed = 0;
+  const memory = bus.window(0xc000_0000, "memory", () => unclaimed++);
+  const io = bus.window(0x1000, "io", () => unclaimed++);
+  memory.write(0x10, new Uint8Array(4));
+  io.write(0x10, new Uint8Array(1));
+  deepEqual(asked, ["nic"], "the bridge has no BAR at all, the NIC none in I/O space");
+  equal(unclaimed, 2);
+  ok(nic.declaresBars("memory") && !nic.declaresBars("io") && !bridge.declaresBars("memory"));
+  // A function added now would be missing from the windows already made: refused.
+  throws(() => bus.add(2, counted("late", nic)), /added before any window/);
 });
