@@ -262,10 +262,11 @@ function nobitsHoles(
     if ((view.getBigUint64(at + SH_FLAGS, true) & BigInt(SHF_ALLOC)) === 0n) continue;
     const addr = view.getBigUint64(at + SH_ADDR, true);
     const size = view.getBigUint64(at + SH_SIZE, true);
+    if (size === 0n) continue;
     for (const s of kernel.segments) {
       // All in bigint until the numbers are known to lie inside the segment's file image.
       const from = addr - s.vaddr;
-      if (size === 0n || from < 0n || from >= BigInt(s.fileSize)) continue;
+      if (from < 0n || from >= BigInt(s.fileSize)) continue;
       const to = from + size < BigInt(s.fileSize) ? from + size : BigInt(s.fileSize);
       const list = holes.get(s) ?? [];
       list.push([Number(from), Number(to)]);

@@ -115,6 +115,11 @@ const KIND_MEM64_HIGH = 3; // upper dword of the mem64 BAR below it
 const KIND_IO = 4;
 const KIND_NAMES: PciBarKind[] = ["mem32", "mem32", "mem64", "mem64", "io"];
 
+/** Whether a BAR of `kind` decodes in I/O space (`io`) or memory space: its lower dword. */
+function decodesIn(kind: number, io: boolean): boolean {
+  return io ? kind === KIND_IO : kind === KIND_MEM32 || kind === KIND_MEM64;
+}
+
 // Shared state: Int32 slots, then BAR sizes as Float64, then config bytes, then write masks.
 const S_LOCK = 0;
 const S_CAP_NEXT = 1; // where the next capability goes
@@ -417,8 +422,7 @@ export class PciConfigSpace {
   declaresBars(space: PciAddressSpace): boolean {
     const io = space === "io";
     for (let i = 0; i < PCI_BAR_COUNT; i++) {
-      const kind = this.#s[S_BAR_KIND + i];
-      if (io ? kind === KIND_IO : kind === KIND_MEM32 || kind === KIND_MEM64) return true;
+      if (decodesIn(this.#s[S_BAR_KIND + i], io)) return true;
     }
     return false;
   }
@@ -438,8 +442,8 @@ export class PciConfigSpace {
     const io = space === "io";
     const s = this.#s;
     const sizes = this.#sizes;
-    // A function without a BAR of this kind (the host bridge) answers without taking the lock.
-    if (!this.declaresBars(space)) return undefined;
+    // Windows only ask functions that declare a BAR in `space` (PciBus.window), so a function
+    // without one, like the host bridge, is never asked on the exit path.
     this.#lock();
     try {
       if ((this.#cfg[PCI_COMMAND] & (io ? PCI_COMMAND_IO : PCI_COMMAND_MEMORY)) === 0) {
@@ -447,7 +451,7 @@ export class PciConfigSpace {
       }
       for (let i = 0; i < PCI_BAR_COUNT; i++) {
         const kind = s[S_BAR_KIND + i];
-        if (io ? kind !== KIND_IO : kind !== KIND_MEM32 && kind !== KIND_MEM64) continue;
+        if (!decodesIn(kind, io)) continue;
         if (!this.#barAssigned(i, kind)) continue;
         const base = this.#barAddress(i, kind);
         if (addr >= base && addr + len <= base + sizes[i]) {
