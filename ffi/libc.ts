@@ -19,6 +19,13 @@ const symbols = {
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" }, // ssize_t write(int fd, const void *buf, size_t n)
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32" }, // int poll(struct pollfd *fds, nfds_t n, int timeout)
   pread: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" }, // ssize_t pread(int fd, void *buf, size_t n, off_t off)
+  // The same call run on Deno's blocking thread pool (a Promise); errno is that thread's, unread.
+  pread_async: {
+    name: "pread",
+    parameters: ["i32", "pointer", "usize", "i64"],
+    result: "isize",
+    nonblocking: true,
+  },
   pwrite: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" }, // ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
   fdatasync: { parameters: ["i32"], result: "i32" }, // int fdatasync(int fd)
   sysconf: { parameters: ["i32"], result: "i64" }, // long sysconf(int name)

@@ -36,7 +36,14 @@ cat >"$work/launcher" <<LAUNCH
 #!/bin/sh
 # denovmm: a self-extracting executable (the Deno runtime and denovmm's sources).
 set -e
-self=\$(readlink -f "\$0")
+# Where this file is, for its payload and for the default guest next to it. Resolving it forks
+# readlink, which shows in start-up under an emulated CPU: only when \$0 is not already an
+# absolute path to the file itself (as a PATH lookup or an absolute command gives it).
+case \$0 in
+  /*) self=\$0 ;;
+  *) self=\$(readlink -f "\$0") ;;
+esac
+[ -L "\$self" ] && self=\$(readlink -f "\$self")
 dir="\${XDG_CACHE_HOME:-\${HOME:-/tmp}/.cache}/denovmm/$hash"
 if [ ! -x "\$dir/deno" ]; then
   tmp="\$dir.tmp.\$\$"

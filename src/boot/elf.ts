@@ -301,11 +301,43 @@ export function checkElfPlacement(kernel: ElfKernel, lowest: number, limit: numb
   }
 }
 
+/** One run of file bytes a segment loads: `length` bytes from `fileOffset` to `gpa`. */
+export interface ElfLoadPiece {
+  fileOffset: number;
+  gpa: number;
+  length: number;
+}
+
 /**
- * Copy each segment's p_filesz bytes to p_paddr and zero the rest up to p_memsz (the .bss part).
- * `kernel` must come from {@link parseElf} of this `file`, placed by {@link checkElfPlacement}.
- * Bytes of the file image that NOBITS sections cover are not copied: RAM must be zero there
- * already, as a new VM's is (an anonymous mapping). Copying less is most of what loading costs.
+ * What loading copies: each segment's p_filesz bytes, less those NOBITS sections cover (RAM must
+ * be zero there already, as a new VM's is: an anonymous mapping). Copying less is most of what
+ * loading costs. `kernel` must come from {@link parseElf} of this `file`, placed by
+ * {@link checkElfPlacement}; the pieces then lie inside the file and inside the segments.
+ */
+export function elfLoadPieces(file: Uint8Array | FileSource, kernel: ElfKernel): ElfLoadPiece[] {
+  const source = file instanceof Uint8Array ? bytesSource(file) : file;
+  const holes = nobitsHoles(source, kernel);
+  const pieces: ElfLoadPiece[] = [];
+  for (const s of kernel.segments) {
+    let at = 0;
+    for (const [from, to] of [...holes.get(s) ?? [], [s.fileSize, s.fileSize]]) {
+      if (from > at) {
+        pieces.push({ fileOffset: s.fileOffset + at, gpa: s.gpa + at, length: from - at });
+      }
+      at = to;
+    }
+  }
+  return pieces;
+}
+
+/** Zero each segment's part past p_filesz up to p_memsz (the .bss part). */
+export function zeroElfTails(mem: GuestMemory, kernel: ElfKernel): void {
+  for (const s of kernel.segments) mem.slice(s.gpa + s.fileSize, s.memSize - s.fileSize).fill(0);
+}
+
+/**
+ * Copy each segment's p_filesz bytes to p_paddr (the {@link elfLoadPieces}) and zero the rest up
+ * to p_memsz.
  *
  * @example
  * ```ts
@@ -320,15 +352,10 @@ export function writeElfSegments(
   kernel: ElfKernel,
 ): void {
   const source = file instanceof Uint8Array ? bytesSource(file) : file;
-  const holes = nobitsHoles(source, kernel);
-  for (const s of kernel.segments) {
-    let at = 0;
-    for (const [from, to] of [...holes.get(s) ?? [], [s.fileSize, s.fileSize]]) {
-      if (from > at) source.readInto(s.fileOffset + at, mem.slice(s.gpa + at, from - at));
-      at = to;
-    }
-    mem.slice(s.gpa + s.fileSize, s.memSize - s.fileSize).fill(0);
+  for (const p of elfLoadPieces(source, kernel)) {
+    source.readInto(p.fileOffset, mem.slice(p.gpa, p.length));
   }
+  zeroElfTails(mem, kernel);
 }
 
 /** The checks that need only the segment and the file's length. */

@@ -31,10 +31,13 @@ import {
   bytesSource,
   checkElfPlacement,
   type ElfKernel,
+  type ElfLoadPiece,
+  elfLoadPieces,
   type FileSource,
   isElf,
   parseElf,
   writeElfSegments,
+  zeroElfTails,
 } from "./elf.ts";
 import { checkCpuCount, type PciIrqRoute, writeMpTable } from "./mptable.ts";
 import { longModeEntry, type VcpuEntryState, writeLongModeTables } from "./x86_64.ts";
@@ -103,6 +106,26 @@ interface KernelPlacement {
   write(mem: GuestMemory): void;
 }
 
+export interface LoadOptions {
+  /**
+   * The caller has already copied the vmlinux's {@link elfCopies} into RAM (on another thread,
+   * while the VM was being set up): loadLinux writes everything else. Ignored for a bzImage.
+   */
+  elfPiecesWritten?: boolean;
+}
+
+/**
+ * The copies from file to RAM that loading a vmlinux makes (see elfLoadPieces), after the checks
+ * loadLinux makes of its segments against this machine's RAM; undefined for a bzImage (read
+ * whole, and copied by loadLinux). The bulk of loading, and the part that may run elsewhere.
+ */
+export function elfCopies(kernel: KernelFile, layout: MemoryLayout): ElfLoadPiece[] | undefined {
+  const parsed = parseKernel(kernel);
+  if (parsed.kind !== "elf") return undefined;
+  checkElfFits(parsed.image, layout);
+  return elfLoadPieces(kernel instanceof Uint8Array ? kernel : kernel.source, parsed.image);
+}
+
 /** A kernel, command line, initrd or vCPU count that does not fit this machine. */
 export class LinuxLoadError extends Error {
   override name = "LinuxLoadError";
@@ -129,6 +152,7 @@ export function loadLinux(
   cmdline: string,
   cpus: number,
   pciIrqs: readonly PciIrqRoute[] = [],
+  opts: LoadOptions = {},
 ): VcpuEntryState {
   const parsed = parseKernel(kernel);
   checkCpuCount(cpus);
@@ -137,6 +161,7 @@ export function loadLinux(
       parsed.image,
       kernel instanceof Uint8Array ? bytesSource(kernel) : kernel.source,
       layout,
+      opts.elfPiecesWritten === true,
     )
     : placeBzImage(parsed.image, layout);
 
@@ -206,7 +231,23 @@ function placeBzImage(image: BzImage, layout: MemoryLayout): KernelPlacement {
  * A vmlinux where its segments say, all in low RAM above the loader's own first MiB; nothing
  * runs before the kernel proper, so its end is its highest segment's end. Entry at e_entry.
  */
-function placeElf(image: ElfKernel, file: FileSource, layout: MemoryLayout): KernelPlacement {
+function placeElf(
+  image: ElfKernel,
+  file: FileSource,
+  layout: MemoryLayout,
+  piecesWritten: boolean,
+): KernelPlacement {
+  checkElfFits(image, layout);
+  return {
+    end: image.end,
+    cmdlineSize: NO_HEADER_CMDLINE_SIZE,
+    initrdAddrMax: ELF_INITRD_ADDR_MAX,
+    entryGpa: image.entryGpa,
+    write: (mem) => piecesWritten ? zeroElfTails(mem, image) : writeElfSegments(mem, file, image),
+  };
+}
+
+function checkElfFits(image: ElfKernel, layout: MemoryLayout): void {
   if (image.end > layout.lowRamEnd) {
     throw new LinuxLoadError(
       `kernel needs ${describeMiB(image.end)} of RAM (its segments end there); the machine has ` +
@@ -214,13 +255,6 @@ function placeElf(image: ElfKernel, file: FileSource, layout: MemoryLayout): Ker
     );
   }
   checkElfPlacement(image, KERNEL_GPA, layout.lowRamEnd);
-  return {
-    end: image.end,
-    cmdlineSize: NO_HEADER_CMDLINE_SIZE,
-    initrdAddrMax: ELF_INITRD_ADDR_MAX,
-    entryGpa: image.entryGpa,
-    write: (mem) => writeElfSegments(mem, file, image),
-  };
 }
 
 /**

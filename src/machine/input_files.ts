@@ -1,6 +1,7 @@
 /** Reading the files the user names (kernel, initrd), with one clear line when one is unfit. */
 import { type FileSource, isElf } from "../boot/elf.ts";
 import type { KernelFile } from "../boot/linux.ts";
+import { cString, errno, libc, O_CLOEXEC, O_RDONLY, strerror } from "../../ffi/libc.ts";
 
 export class InputFileError extends Error {
   constructor(message: string) {
@@ -11,35 +12,40 @@ export class InputFileError extends Error {
 
 /** An open input file read on demand (FileSource); `close` once the guest is loaded. */
 export interface OpenInputFile extends FileSource {
+  /** The path as the user gave it, for messages. */
+  readonly path: string;
+  /** The open descriptor: reads at an offset (pread) may also run on another thread. */
+  readonly fd: number;
   close(): void;
 }
 
 /** Open `path` for reads on demand, after the checks every input file gets. */
 export function openInputFile(path: string, what: string): OpenInputFile {
   const size = checkInputFile(path, what);
-  let file: Deno.FsFile;
-  try {
-    // Sync: an async open or stat would start Deno's blocking thread pool just for this.
-    file = Deno.openSync(path);
-  } catch (e) {
-    throw new InputFileError(`${what} ${path}: cannot read: ${(e as Error).message}`);
-  }
+  // libc's open, not Deno's: reads at an offset need the descriptor itself (see kernel_copy.ts).
+  const fd = libc.open(cString(path), O_RDONLY | O_CLOEXEC, 0);
+  if (fd < 0) throw new InputFileError(`${what} ${path}: cannot read: ${strerror(errno())}`);
+  let open = true;
   return {
+    path,
+    fd,
     length: size,
     readInto(offset: number, into: Uint8Array): void {
-      file.seekSync(offset, Deno.SeekMode.Start);
       for (let done = 0; done < into.length;) {
-        const n = file.readSync(into.subarray(done));
-        if (n === null || n === 0) {
+        const rest = into.subarray(done);
+        const n = Number(libc.pread(fd, rest, BigInt(rest.length), BigInt(offset + done)));
+        if (n < 0) {
+          throw new InputFileError(`${what} ${path}: cannot read: ${strerror(errno())}`);
+        }
+        if (n === 0) {
           throw new InputFileError(`${what} ${path}: ends early (changed while being read?)`);
         }
         done += n;
       }
     },
     close: () => {
-      try {
-        file.close();
-      } catch { /* already closed */ }
+      if (open) libc.close(fd);
+      open = false;
     },
   };
 }
@@ -53,12 +59,12 @@ const KERNEL_HEAD_BYTES = 64 * 1024;
  */
 export function openKernelFile(
   path: string,
-): { kernel: KernelFile; close(): void } {
+): { kernel: KernelFile; file?: OpenInputFile; close(): void } {
   const file = openInputFile(path, "kernel");
   try {
     const head = new Uint8Array(Math.min(KERNEL_HEAD_BYTES, file.length));
     file.readInto(0, head);
-    if (isElf(head)) return { kernel: { head, source: file }, close: file.close };
+    if (isElf(head)) return { kernel: { head, source: file }, file, close: file.close };
     const whole = new Uint8Array(file.length);
     file.readInto(0, whole);
     file.close();

@@ -5,12 +5,13 @@
 import { VcpuFd } from "../../ffi/kvm_fds.ts";
 import { KVM_CAP } from "../../ffi/kvm.ts";
 import { Serial8250, SERIAL_COM1_IRQ, SERIAL_RX_CAPACITY } from "../devices/serial.ts";
-import { type KernelFile, loadLinux, parseKernel } from "../boot/linux.ts";
+import { elfCopies, type KernelFile, loadLinux, parseKernel } from "../boot/linux.ts";
 import { patchCpuidForVcpu } from "../vcpu/cpuid.ts";
 import { applyEntryState } from "../vcpu/entry.ts";
 import { createStats, ExitStats } from "../vcpu/exit_stats.ts";
 import type { VcpuWorkerInit, VcpuWorkerReport } from "../vcpu/worker_protocol.ts";
-import { createVm } from "./vm.ts";
+import { allocateGuestRam, createVm, type GuestRam } from "./vm.ts";
+import { KernelCopy } from "./kernel_copy.ts";
 import { isaLine } from "./legacy_devices.ts";
 import { type ConsoleInput, StdinPump } from "../console/stdin_pump.ts";
 import { InputRing } from "../console/input_ring.ts";
@@ -64,9 +65,10 @@ const EOF_REPEAT_MS = 300;
 
 /** Set up the VM; throws (before any vCPU runs) on bad input or a host without KVM. */
 export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
-  const { kernel, close: closeKernel } = openKernelFile(cfg.kernelPath);
+  const { kernel, file: kernelFile, close: closeKernel } = openKernelFile(cfg.kernelPath);
   let initrd: OpenInputFile | undefined;
   let threads: Threads | undefined;
+  let copy: KernelCopy | undefined;
   let setup: ReturnType<typeof buildMachine>;
   try {
     initrd = cfg.initrdPath ? openInputFile(cfg.initrdPath, "initrd") : undefined;
@@ -75,12 +77,18 @@ export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
     const hosts = (cfg.vfio ?? []).map((v) => findHostDevice(v.bdf));
     const withIo = (cfg.disks ?? []).length > 0 || (cfg.nets ?? []).length > 0 ||
       cfg.rng === true || cfg.console === "virtio" || hosts.length > 0;
+    // A vmlinux's segments (tens of MiB) go into RAM on a pool thread from now on, while this
+    // thread is held starting the Workers (kernel_copy.ts). The VM itself comes after that.
+    const ram = allocateGuestRam(cfg.ramBytes);
+    const pieces = kernelFile ? elfCopies(kernel, ram.layout) : undefined;
+    if (kernelFile && pieces) copy = new KernelCopy(kernelFile, pieces, ram.memory);
     // A Worker takes a while to start (its own V8 isolate and module graph: seconds under an
     // emulated CPU). Started now, they load while this thread builds the VM; each then waits
     // for its init message.
     threads = new Threads(cfg.cpus, withIo);
     const tBuild = performance.now();
-    setup = buildMachine(cfg, kernel, initrd, hosts);
+    setup = buildMachine(cfg, ram, kernel, initrd, hosts, copy !== undefined);
+    await copy?.done();
     if (cfg.debug) {
       console.error(
         `denovmm: VM built ${Math.round(performance.now())} ms after start ` +
@@ -91,7 +99,9 @@ export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
     threads?.terminate();
     throw e;
   } finally {
-    // The guest is loaded (or will not be): the files are not needed while it runs.
+    // The guest is loaded (or will not be): the files are not needed while it runs. Not before
+    // the pool's reads into RAM are over, though: a closed descriptor's number is soon reused.
+    await copy?.settled();
     closeKernel();
     initrd?.close();
   }
@@ -105,15 +115,17 @@ export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
 /** Everything the threads need, built on the main thread. */
 function buildMachine(
   cfg: MachineConfig,
+  ram: GuestRam,
   kernel: KernelFile,
   initrd: OpenInputFile | undefined,
   hosts: HostPciDevice[],
+  elfPiecesWritten: boolean,
 ) {
   const consoleIo = cfg.console === "virtio"
     ? { ring: InputRing.createState(), inputFd: EventFd.create().fd, outFd: STDOUT_FD }
     : undefined;
   const requests = virtioRequests(cfg.disks ?? [], cfg.rng ?? false, cfg.nets ?? [], consoleIo);
-  const { kvm, vm, layout, memory, ramHva } = createVm(cfg.ramBytes);
+  const { kvm, vm, layout, memory, ramHva } = createVm(ram);
   const passthrough = hosts.map((h) => {
     const d = openVfioDevice(h);
     mapGuestRam(d, layout.regions, ramHva);
@@ -128,6 +140,7 @@ function buildMachine(
     cfg.cmdline,
     cfg.cpus,
     pciIrqRoutes(pci),
+    { elfPiecesWritten },
   );
 
   const maxVcpus = kvm.checkExtension(KVM_CAP.MAX_VCPUS);

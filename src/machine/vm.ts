@@ -25,20 +25,36 @@ export const REQUIRED_CAPS = [
   "SET_IDENTITY_MAP_ADDR",
 ] as const;
 
-export interface CreatedVm {
-  kvm: Kvm;
-  vm: VmFd;
+/** Guest RAM, mapped but not yet given to a VM. */
+export interface GuestRam {
   layout: MemoryLayout;
   memory: GuestMemory;
   ramHva: bigint;
 }
 
-/** `DENOVMM_KVM_DEVICE` overrides the device path (for tests of a missing or unusable one). */
+export interface CreatedVm extends GuestRam {
+  kvm: Kvm;
+  vm: VmFd;
+}
+
+/**
+ * Map guest RAM. Apart from creating the VM so that the kernel can be copied into it before
+ * KVM is asked for anything (machine.ts does that on another thread while the vCPU threads start).
+ */
+export function allocateGuestRam(ramBytes: number): GuestRam {
+  const layout = memoryLayout(ramBytes);
+  const { hva, buffer } = mmapAnonymous(ramBytes);
+  return { layout, memory: new GuestMemory(buffer, layout), ramHva: hva };
+}
+
+/**
+ * A VM with `ram` (or that many bytes of new RAM) as its memory.
+ * `DENOVMM_KVM_DEVICE` overrides the device path (for tests of a missing or unusable one).
+ */
 export function createVm(
-  ramBytes: number,
+  ram: GuestRam | number,
   kvmPath = Deno.env.get("DENOVMM_KVM_DEVICE") ?? "/dev/kvm",
 ): CreatedVm {
-  const layout = memoryLayout(ramBytes);
   const kvm = Kvm.open([...REQUIRED_CAPS], kvmPath);
   const vm = kvm.createVm();
   vm.setTssAddr(TSS_GPA);
@@ -46,9 +62,9 @@ export function createVm(
   vm.createIrqchip();
   // A dummy speaker port (0x61) keeps Linux's PIT calibration inside the kernel.
   vm.createPit2(KVM_PIT_SPEAKER_DUMMY);
-  const { hva, buffer } = mmapAnonymous(ramBytes);
-  layout.regions.forEach((r, slot) => {
-    vm.setUserMemoryRegion(slot, r.gpa, r.size, hva + BigInt(r.hostOffset));
+  const guest = typeof ram === "number" ? allocateGuestRam(ram) : ram;
+  guest.layout.regions.forEach((r, slot) => {
+    vm.setUserMemoryRegion(slot, r.gpa, r.size, guest.ramHva + BigInt(r.hostOffset));
   });
-  return { kvm, vm, layout, memory: new GuestMemory(buffer, layout), ramHva: hva };
+  return { ...guest, kvm, vm };
 }

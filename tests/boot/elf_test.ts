@@ -2,6 +2,7 @@ import { deepEqual, equal, ok, throws } from "../assert.ts";
 import {
   checkElfPlacement,
   ElfError,
+  elfLoadPieces,
   isElf,
   parseElf,
   SHF_ALLOC,
@@ -263,6 +264,24 @@ Deno.test("elf: file bytes under NOBITS sections are not copied: fresh RAM is ze
   deepEqual(mem.read(0x120_0380, 0x380), file.subarray(0x2380, 0x2700));
   ok(mem.read(0x120_0700, 0x100).every((b) => b === 0), "NOBITS to the end of p_filesz");
   ok(file.subarray(0x2200, 0x2380).some((b) => b !== 0), "the file has bytes there to skip");
+});
+
+Deno.test("elf: the load pieces are the file image less the NOBITS holes, in segment order", () => {
+  const file = withSections([
+    { type: SHT_NOBITS, flags: SHF_ALLOC, paddr: 0x120_0200, size: 0x100 },
+    { type: SHT_NOBITS, flags: SHF_ALLOC, paddr: 0x120_0700, size: 0x2000 },
+  ]);
+  const pieces = elfLoadPieces(file, parseElf(file));
+  deepEqual(pieces, [
+    { fileOffset: 0x1000, gpa: 0x100_0000, length: 0x1000 }, // TEXT whole
+    { fileOffset: 0x2000, gpa: 0x120_0000, length: 0x200 }, // DATA up to the first hole
+    { fileOffset: 0x2300, gpa: 0x120_0300, length: 0x400 }, // between the holes
+  ]);
+  // Without a section table every segment is one piece: its whole p_filesz.
+  deepEqual(elfLoadPieces(syntheticElf(), parseElf(syntheticElf())), [
+    { fileOffset: 0x1000, gpa: TEXT.paddr, length: 0x1000 },
+    { fileOffset: 0x2000, gpa: DATA.paddr, length: 0x800 },
+  ]);
 });
 
 Deno.test("elf: a section header table that cannot be used is passed over, and all is copied", () => {

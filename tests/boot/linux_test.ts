@@ -1,5 +1,6 @@
 import { deepEqual, equal, ok, throws } from "../assert.ts";
 import {
+  elfCopies,
   kernelFootprintEnd,
   LinuxLoadError,
   loadLinux,
@@ -178,6 +179,25 @@ Deno.test("linux: a synthetic vmlinux enters at e_entry with a header-less zero 
   equal(mem.readU8(0x7000 + 0x1f1), 0, "no bzImage header copied");
   const placed = initrdFromZeroPage(mem);
   equal(placed.gpa, 63 * MiB, "as high as possible");
+  equal(mem.readU32(0x9000), 0xa003, "page tables in place");
+});
+
+Deno.test("linux: elfCopies plans a vmlinux's copies after loadLinux's checks; loadLinux can skip them", () => {
+  const { layout, mem } = machine(64 * MiB);
+  const file = syntheticElf();
+  const copies = elfCopies(file, layout)!;
+  deepEqual(copies.map((c) => c.gpa), [0x100_0000, 0x120_0000]);
+  equal(elfCopies(syntheticBzImage(), layout), undefined, "a bzImage is copied by loadLinux");
+  const [text, data] = SYNTHETIC_ELF_SEGMENTS;
+  throws(
+    () => elfCopies(syntheticElf({ segments: [text, { ...data, paddr: 0x3ff_f000 }] }), layout),
+    /^LinuxLoadError: kernel needs 64\.0 MiB of RAM/,
+  );
+  // The caller wrote the pieces: loadLinux writes the rest (zero page, tables), not the segments.
+  const state = loadLinux(mem, layout, file, undefined, "", 1, [], { elfPiecesWritten: true });
+  equal(state.regs.rip, 0x100_0000);
+  equal(mem.readU32(0x100_0000), 0, "segment bytes left to the caller");
+  equal(mem.readU32(0x7000 + 0x202), 0x5372_6448, "zero page written");
   equal(mem.readU32(0x9000), 0xa003, "page tables in place");
 });
 
