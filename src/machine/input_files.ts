@@ -54,8 +54,9 @@ export function openInputFile(path: string, what: string): OpenInputFile {
 const KERNEL_HEAD_BYTES = 64 * 1024;
 
 /**
- * A kernel for loadLinux: a vmlinux (ELF) as its head plus the open file, whose segments are
- * then read straight into guest RAM; a bzImage (a few MiB, parsed whole) read into memory.
+ * A kernel for loadLinux: a vmlinux (ELF) as its head plus the open file (also returned as
+ * `file`), whose segments are then read straight into guest RAM; a bzImage (a few MiB, parsed
+ * whole) read into memory.
  */
 export function openKernelFile(
   path: string,

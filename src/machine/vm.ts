@@ -38,8 +38,8 @@ export interface CreatedVm extends GuestRam {
 }
 
 /**
- * Map guest RAM. Apart from creating the VM so that the kernel can be copied into it before
- * KVM is asked for anything (machine.ts does that on another thread while the vCPU threads start).
+ * Map guest RAM, apart from creating the VM: machine.ts starts copying the kernel into it (on a
+ * pool thread) before KVM is asked for anything, and hands it to createVm afterwards.
  */
 export function allocateGuestRam(ramBytes: number): GuestRam {
   const layout = memoryLayout(ramBytes);
