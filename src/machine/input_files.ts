@@ -1,6 +1,5 @@
 /** Reading the files the user names (kernel, initrd), with one clear line when one is unfit. */
 import { type FileSource, isElf } from "../boot/elf.ts";
-import type { KernelFile } from "../boot/linux.ts";
 import { cString, errno, libc, O_CLOEXEC, O_RDONLY, strerror } from "../../ffi/libc.ts";
 
 export class InputFileError extends Error {
@@ -12,8 +11,6 @@ export class InputFileError extends Error {
 
 /** An open input file read on demand (FileSource); `close` once the guest is loaded. */
 export interface OpenInputFile extends FileSource {
-  /** The path as the user gave it, for messages. */
-  readonly path: string;
   /** The open descriptor: reads at an offset (pread) may also run on another thread. */
   readonly fd: number;
   close(): void;
@@ -27,7 +24,6 @@ export function openInputFile(path: string, what: string): OpenInputFile {
   if (fd < 0) throw new InputFileError(`${what} ${path}: cannot read: ${strerror(errno())}`);
   let open = true;
   return {
-    path,
     fd,
     length: size,
     readInto(offset: number, into: Uint8Array): void {
@@ -54,18 +50,17 @@ export function openInputFile(path: string, what: string): OpenInputFile {
 const KERNEL_HEAD_BYTES = 64 * 1024;
 
 /**
- * A kernel for loadLinux: a vmlinux (ELF) as its head plus the open file (also returned as
- * `file`), whose segments are then read straight into guest RAM; a bzImage (a few MiB, parsed
- * whole) read into memory.
+ * A kernel for loadLinux: a vmlinux (ELF) as its head plus the open file, whose segments are
+ * then read straight into guest RAM; a bzImage (a few MiB, parsed whole) read into memory.
  */
 export function openKernelFile(
   path: string,
-): { kernel: KernelFile; file?: OpenInputFile; close(): void } {
+): { kernel: Uint8Array | { head: Uint8Array; source: OpenInputFile }; close(): void } {
   const file = openInputFile(path, "kernel");
   try {
     const head = new Uint8Array(Math.min(KERNEL_HEAD_BYTES, file.length));
     file.readInto(0, head);
-    if (isElf(head)) return { kernel: { head, source: file }, file, close: file.close };
+    if (isElf(head)) return { kernel: { head, source: file }, close: file.close };
     const whole = new Uint8Array(file.length);
     file.readInto(0, whole);
     file.close();

@@ -65,7 +65,7 @@ const EOF_REPEAT_MS = 300;
 
 /** Set up the VM; throws (before any vCPU runs) on bad input or a host without KVM. */
 export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
-  const { kernel, file: kernelFile, close: closeKernel } = openKernelFile(cfg.kernelPath);
+  const { kernel, close: closeKernel } = openKernelFile(cfg.kernelPath);
   let initrd: OpenInputFile | undefined;
   let threads: Threads | undefined;
   let copy: KernelCopy | undefined;
@@ -80,8 +80,10 @@ export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
     // A vmlinux's segments (tens of MiB) go into RAM on a pool thread from now on, while this
     // thread is held starting the Workers (kernel_copy.ts). The VM itself comes after that.
     const ram = allocateGuestRam(cfg.ramBytes);
-    const pieces = kernelFile ? elfCopies(kernel, ram.layout) : undefined;
-    if (kernelFile && pieces) copy = new KernelCopy(kernelFile, pieces, ram.memory);
+    if (!(kernel instanceof Uint8Array)) {
+      const pieces = elfCopies(kernel, ram.layout);
+      if (pieces) copy = new KernelCopy(kernel.source, pieces, ram.memory);
+    }
     // A Worker takes a while to start (its own V8 isolate and module graph: seconds under an
     // emulated CPU). Started now, they load while this thread builds the VM; each then waits
     // for its init message.
