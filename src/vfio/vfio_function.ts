@@ -186,12 +186,14 @@ export function planVfioFunction(
       const table = dv.getUint32(at + 4, true);
       const pba = dv.getUint32(at + 8, true);
       const vectors = (control & 0x7ff) + 1;
+      // Offsets are unsigned 32-bit (bit 31 set is a table 2 GiB or more into a large BAR):
+      // `& ~7` alone would make them negative.
       const layout = {
         vectors,
         tableBar: table & 7,
-        tableOffset: table & ~7,
+        tableOffset: (table & ~7) >>> 0,
         pbaBar: pba & 7,
-        pbaOffset: pba & ~7,
+        pbaOffset: (pba & ~7) >>> 0,
       };
       // Refuses a table or PBA outside its BAR; sizes exact, never rounded to pageSize.
       const regions = msixRegions({ ...layout, barSizes, pageSize });

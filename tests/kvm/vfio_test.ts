@@ -29,9 +29,9 @@ function msixFromDump(hex: string): MsixCap | undefined {
         enabled: (control & 0x8000) !== 0,
         count: (control & 0x7ff) + 1,
         tableBar: u32(at + 4) & 7,
-        tableOffset: u32(at + 4) & ~7,
+        tableOffset: (u32(at + 4) & ~7) >>> 0,
         pbaBar: u32(at + 8) & 7,
-        pbaOffset: u32(at + 8) & ~7,
+        pbaOffset: (u32(at + 8) & ~7) >>> 0,
       };
     }
   }

@@ -188,3 +188,22 @@ Deno.test("vfio function: on 64 KiB pages the 16 KiB BAR 4 is all trapped, its M
   fn.barRead(4, 0x3ff8, d); // the BAR's last qword: the device's
   deepEqual([...d], [...Array(8).keys()].map((i) => (64 + 0x3ff8 + i) & 0xff));
 });
+
+Deno.test("vfio function: MSI-X table and PBA offsets with bit 31 set are taken as they are", () => {
+  // An 8 GiB BAR 4 with its table at 2 GiB and PBA at 2 GiB + 4 KiB (offsets are unsigned).
+  const { fn, plan: p, dev } = plan({}, 4 * KiB, {
+    bar4Size: 8 * 1024 * 1024 * KiB,
+    msixTable: 0x8000_0000 | 4,
+    msixPba: 0x8000_1000 | 4,
+  });
+  equal(p.msix?.tableOffset, 0x8000_0000);
+  equal(p.msix?.pbaOffset, 0x8000_1000);
+  equal(fn.config.read(0xb4, 4), 0x8000_0004, "the guest sees the device's offset/BIR dwords");
+  equal(fn.config.read(0xb8, 4), 0x8000_1004);
+  fn.barWrite(4, 0x8000_0000, Uint8Array.of(0x00, 0x10, 0xe0, 0xfe));
+  equal(fn.msix?.entry(0)?.address, 0xfee0_1000, "a table write lands in the emulated table");
+  const d = new Uint8Array(4);
+  fn.barRead(4, 0x8000_000c, d);
+  deepEqual([...d], [1, 0, 0, 0], "vector 0 starts masked");
+  dev.close();
+});
