@@ -40,6 +40,9 @@ const BAR_END = 0x28;
 const ROM = 0x30;
 const CAP_PTR = 0x34;
 const INTERRUPT_PIN = 0x3d;
+/** Where a config byte written by the guest goes, when not to a shadow offset. */
+const TO_DEVICE = -1;
+const DROPPED = -2;
 
 export interface VfioMsixPlan {
   vectors: number;
@@ -387,18 +390,55 @@ export class VfioPciFunction implements PciFunction {
     return regionRead(this.plan.deviceFd, this.plan.config, at, b) ? b[0] : 0xff;
   }
 
+  /**
+   * A guest config write, any width and alignment: each byte goes where it is answered (the
+   * shadow, the device, or nowhere for the hidden ROM and patched pointers), in runs, so an
+   * emulated register gets one write for the bytes it covers even when the access starts
+   * before it (a dword at a capability's ID carries its Message Control).
+   */
   #configWrite(offset: number, size: number, value: number): void {
-    if (![1, 2, 4].includes(size) || offset < 0 || offset + size > 256) return;
-    const s = this.#shadowOffset(offset);
-    if (s !== undefined) {
-      if (s < ROM || s >= ROM + 4) this.shadow.write(s, size, value);
-      return;
+    if ((size !== 1 && size !== 2 && size !== 4) || !Number.isInteger(offset)) return;
+    if (offset < 0 || offset + size > 256) return;
+    const v = value >>> 0;
+    for (let i = 0; i < size;) {
+      const at = offset + i;
+      const where = this.#writeTarget(at);
+      let n = 1;
+      while (
+        i + n < size &&
+        (where >= 0 ? this.#writeTarget(at + n) === where + n : this.#writeTarget(at + n) === where)
+      ) n++;
+      const bits = n === 4 ? v : (v >>> (8 * i)) & (2 ** (8 * n) - 1);
+      if (where >= 0) this.#shadowWrite(where, n, bits);
+      else if (where === TO_DEVICE) this.#deviceWrite(at, n, bits);
+      i += n;
     }
-    if (this.#patch.has(offset)) return;
-    if (offset === 0x04) this.shadow.write(offset, size, value); // decode bits for BAR routing
-    const b = this.#one.subarray(0, size);
-    for (let i = 0; i < size; i++) b[i] = (value >>> (8 * i)) & 0xff;
-    regionWrite(this.plan.deviceFd, this.plan.config, offset, b);
+  }
+
+  /** A shadow offset (>= 0), TO_DEVICE, or DROPPED (the ROM, a patched pointer). */
+  #writeTarget(at: number): number {
+    const s = this.#shadowOffset(at);
+    if (s !== undefined) return s >= ROM && s < ROM + 4 ? DROPPED : s;
+    return this.#patch.has(at) ? DROPPED : TO_DEVICE;
+  }
+
+  /** `n` (1 to 4) bytes into the shadow, in the widths PciConfigSpace takes. */
+  #shadowWrite(at: number, n: number, bits: number): void {
+    if (n === 3) {
+      this.shadow.write(at, 2, bits & 0xffff);
+      this.shadow.write(at + 2, 1, bits >>> 16);
+    } else this.shadow.write(at, n, bits);
+  }
+
+  #deviceWrite(at: number, n: number, bits: number): void {
+    // The command register's decode bits also go to the shadow, for BAR routing.
+    const cmdFirst = Math.max(at, 0x04), cmdEnd = Math.min(at + n, 0x06);
+    if (cmdFirst < cmdEnd) {
+      this.shadow.write(cmdFirst, cmdEnd - cmdFirst, bits >>> (8 * (cmdFirst - at)));
+    }
+    const b = this.#one.subarray(0, n);
+    for (let i = 0; i < n; i++) b[i] = (bits >>> (8 * i)) & 0xff;
+    regionWrite(this.plan.deviceFd, this.plan.config, at, b);
   }
 
   /** Which part of a BAR an access falls in: the emulated MSI-X table or PBA, or the device. */

@@ -207,3 +207,34 @@ Deno.test("vfio function: MSI-X table and PBA offsets with bit 31 set are taken 
   deepEqual([...d], [1, 0, 0, 0], "vector 0 starts masked");
   dev.close();
 });
+
+Deno.test("vfio function: a write at a capability's start reaches the emulated Message Control", () => {
+  const { fn, events, dev } = plan();
+  const before = dev.config();
+  // A dword at the MSI-X capability's ID: ID and next pointer (read-only), then Message
+  // Control with MSI-X Enable.
+  fn.config.write(0xb0, 4, 0x8000_0000 | 0x0011);
+  deepEqual(events, [["msix", true]]);
+  equal(fn.config.read(0xb2, 2) & 0x8000, 0x8000, "the guest reads its enable bit back");
+  equal(fn.msix?.enabled(), true);
+  // A word over the next pointer and Message Control's low byte, then its high byte alone.
+  fn.config.write(0xb1, 2, 0x0000);
+  fn.config.write(0xb3, 1, 0x00);
+  deepEqual(events, [["msix", true], ["msix", false]]);
+  // MSI the same way: address and data, then Enable in a dword at the capability's ID.
+  fn.config.write(0x54, 4, 0xfee0_0000);
+  fn.config.write(0x5c, 2, 0x0041);
+  fn.config.write(0x50, 4, 0x0001_7005); // ID and next pointer as they read
+  deepEqual(events.slice(2), [["msi", [1, [{ address: 0xfee0_0000, data: 0x41 }]]]]);
+  equal(fn.config.read(0x52, 2), 0x0081);
+  // A dword that straddles the MSI-X capability's end: its emulated bytes (the PBA
+  // offset/BIR, read-only) stay, the two after it are the device's.
+  fn.config.write(0xba, 4, 0xabcd_ffff);
+  equal(fn.config.read(0xb8, 4), 0x804);
+  const after = dev.config();
+  deepEqual([after[0xbc], after[0xbd]], [0xcd, 0xab], "bytes past the capability reach the device");
+  // The device's own MSI and MSI-X Message Control never saw the guest's writes.
+  deepEqual(after.subarray(0x50, 0x70), before.subarray(0x50, 0x70));
+  deepEqual(after.subarray(0xb2, 0xbc), before.subarray(0xb2, 0xbc));
+  dev.close();
+});
