@@ -28,7 +28,10 @@ const symbols = {
   },
   pwrite: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" }, // ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
   fdatasync: { parameters: ["i32"], result: "i32" }, // int fdatasync(int fd)
+  lseek: { parameters: ["i32", "i64", "i32"], result: "i64" }, // off_t lseek(int fd, off_t off, int whence)
   sysconf: { parameters: ["i32"], result: "i64" }, // long sysconf(int name)
+  gettid: { parameters: [], result: "i32" }, // pid_t gettid(void)
+  tgkill: { parameters: ["i32", "i32", "i32"], result: "i32" }, // int tgkill(pid_t tgid, pid_t tid, int sig)
   __errno_location: { parameters: [], result: "pointer" }, // int *__errno_location(void)
   strerror: { parameters: ["i32"], result: "pointer" }, // char *strerror(int errnum)
 } as const satisfies Deno.ForeignLibraryInterface;
@@ -48,6 +51,9 @@ export const libc = load().symbols;
 export const O_RDONLY = 0;
 export const O_RDWR = 2;
 export const O_CLOEXEC = 0o2000000;
+/** Opening a FIFO does not wait for a writer; no effect on regular files and block devices. */
+export const O_NONBLOCK = 0o4000;
+export const SEEK_END = 2;
 export const PROT_READ = 1;
 export const PROT_WRITE = 2;
 export const MAP_SHARED = 0x01;

@@ -59,3 +59,12 @@ export const rateLimitedLog = new RateLimitedLog();
 export function logRateLimited(cause: string, message: string): boolean {
   return rateLimitedLog.log(cause, message);
 }
+
+/**
+ * An error as the one line that ends the VM: its message, or with --debug its stack (where a
+ * device handler threw, for the bug report).
+ */
+export function describeError(err: unknown, debug: boolean): string {
+  if (!(err instanceof Error)) return String(err);
+  return debug && err.stack ? err.stack : err.message;
+}

@@ -2,7 +2,8 @@
  * Byte output to a file descriptor straight from a vCPU thread (the console's THR writes),
  * without going through the main thread's event loop.
  */
-import { errno, libc, SyscallError } from "../../ffi/libc.ts";
+import { errno, errnoName, libc, strerror } from "../../ffi/libc.ts";
+import { logRateLimited } from "../log.ts";
 
 const EAGAIN = 11;
 const EINTR = 4;
@@ -23,7 +24,14 @@ export class FdWriter {
     this.write(this.#one);
   }
 
-  /** Write all of `bytes`, waiting when the fd is non-blocking and full. */
+  /** Bytes that could not be written (the reader went away, the terminal hung up). */
+  dropped = 0;
+
+  /**
+   * Write all of `bytes`, waiting when the fd is non-blocking and full. A failing write (EPIPE
+   * when the reader is gone, EIO when the terminal hung up) drops the bytes, with a line on
+   * stderr at most once a second: guest output must never end the VM.
+   */
   write(bytes: Uint8Array): void {
     let done = 0;
     while (done < bytes.length) {
@@ -34,7 +42,15 @@ export class FdWriter {
       }
       const e = errno();
       if (e === EINTR) continue;
-      if (e !== EAGAIN) throw new SyscallError(`write to fd ${this.fd}`, e);
+      if (e !== EAGAIN) {
+        this.dropped += bytes.length - done;
+        logRateLimited(
+          `console fd ${this.fd}`,
+          `console output dropped: write to fd ${this.fd}: ${errnoName(e)} (${strerror(e)}); ` +
+            `${this.dropped} bytes so far`,
+        );
+        return;
+      }
       libc.poll(this.#pollfd, 1n, 100);
     }
   }

@@ -22,14 +22,20 @@ import {
   errno,
   libc,
   O_CLOEXEC,
+  O_NONBLOCK,
   O_RDONLY,
   O_RDWR,
+  SEEK_END,
   strerror,
 } from "../../ffi/libc.ts";
+import { logRateLimited } from "../log.ts";
+import type { VirtioDevice } from "./device_runner.ts";
 import type { GuestMemory } from "../memory/guest_memory.ts";
+import { DeviceFault } from "./device_fault.ts";
 import { type DescriptorChain, forEachSlice, readChain, writeChain } from "./queue.ts";
 
 /** §5.2.3 feature bits (device-specific; the transport adds VERSION_1, EVENT_IDX, ...). */
+export const VIRTIO_BLK_F_SIZE_MAX = 1;
 export const VIRTIO_BLK_F_SEG_MAX = 2;
 export const VIRTIO_BLK_F_RO = 5;
 export const VIRTIO_BLK_F_BLK_SIZE = 6;
@@ -55,6 +61,14 @@ export const BLK_ID_BYTES = 20;
  * seg_max + 2 descriptors, which fits a 128-entry queue without indirect descriptors.
  */
 export const BLK_SEG_MAX = 126;
+/** The largest data segment we advertise (size_max): Linux sizes its segments to it. */
+export const BLK_SIZE_MAX = 1024 * 1024;
+/**
+ * The largest request served: seg_max segments of size_max. Anything larger (a hostile chain
+ * of many big buffers) completes with IOERR without touching the disk; it also keeps the
+ * bytes written, reported in the used ring's 32 bits, far below 4 GiB.
+ */
+export const BLK_MAX_REQUEST_BYTES = BLK_SEG_MAX * BLK_SIZE_MAX;
 /** Size of the config space {@link blkConfig} returns: struct virtio_blk_config through the
  * write-zeroes fields (§5.2.4), all of it zero except what we advertise. */
 export const BLK_CONFIG_BYTES = 60;
@@ -79,7 +93,7 @@ export class BlockBackendError extends Error {
 }
 
 /** A request the device cannot even answer (no status byte): the queue needs a reset. */
-export class BlkRequestError extends Error {
+export class BlkRequestError extends DeviceFault {
   override name = "BlkRequestError";
 }
 
@@ -105,16 +119,22 @@ export class FileBackend implements BlockBackend {
   constructor(path: string, options: { readOnly?: boolean } = {}) {
     this.path = path;
     this.readOnly = options.readOnly ?? false;
-    const flags = (this.readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+    // O_NONBLOCK: a FIFO would otherwise block the open until a writer came.
+    const flags = (this.readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK;
     const fd = libc.open(cString(path), flags, 0);
     if (fd === -1) {
       throw new BlockBackendError(`disk ${path}: ${lowerFirst(strerror(errno()))}`);
     }
     this.#fd = fd;
     try {
-      const info = Deno.statSync(path);
-      if (!info.isFile) throw new BlockBackendError(`disk ${path}: not a regular file`);
-      this.sizeBytes = info.size;
+      // What was opened, not what the path names now: /proc/self/fd follows to it.
+      const info = Deno.statSync(`/proc/self/fd/${fd}`);
+      if (info.isFile) this.sizeBytes = info.size;
+      else if (info.isBlockDevice) this.sizeBytes = Number(libc.lseek(fd, 0n, SEEK_END));
+      else throw new BlockBackendError(`disk ${path}: not a regular file or block device`);
+      if (!(this.sizeBytes >= 0)) {
+        throw new BlockBackendError(`disk ${path}: cannot tell its size`);
+      }
     } catch (e) {
       libc.close(fd);
       this.#fd = -1;
@@ -205,7 +225,8 @@ function lowerFirst(s: string): string {
  * ```
  */
 export function blkFeatures(readOnly: boolean): bigint {
-  let f = (1n << BigInt(VIRTIO_BLK_F_SEG_MAX)) | (1n << BigInt(VIRTIO_BLK_F_BLK_SIZE)) |
+  let f = (1n << BigInt(VIRTIO_BLK_F_SIZE_MAX)) | (1n << BigInt(VIRTIO_BLK_F_SEG_MAX)) |
+    (1n << BigInt(VIRTIO_BLK_F_BLK_SIZE)) |
     (1n << BigInt(VIRTIO_BLK_F_FLUSH));
   if (readOnly) f |= 1n << BigInt(VIRTIO_BLK_F_RO);
   return f;
@@ -213,7 +234,8 @@ export function blkFeatures(readOnly: boolean): bigint {
 
 /**
  * The device config space (§5.2.4): capacity in 512-byte sectors at 0 (a trailing partial
- * sector of the image is not exposed), seg_max at 12, blk_size (512) at 20; the rest zero.
+ * sector of the image is not exposed), size_max at 8, seg_max at 12, blk_size (512) at 20;
+ * the rest zero.
  *
  * @example
  * ```ts
@@ -224,6 +246,7 @@ export function blkConfig(capacityBytes: number): Uint8Array {
   const bytes = new Uint8Array(BLK_CONFIG_BYTES);
   const view = new DataView(bytes.buffer);
   view.setBigUint64(0, BigInt(Math.floor(capacityBytes / SECTOR_BYTES)), true);
+  view.setUint32(8, BLK_SIZE_MAX, true);
   view.setUint32(12, BLK_SEG_MAX, true);
   view.setUint32(20, SECTOR_BYTES, true);
   return bytes;
@@ -280,7 +303,13 @@ export function handleBlkRequest(
   const dataBytes = chain.writableBytes - 1; // writable bytes before the status byte
   let status: number = VIRTIO_BLK_S_IOERR;
   let written = 0;
-  if (readChain(mem, chain, header) === HEADER_BYTES) {
+  if (!withinLimits(chain)) {
+    logRateLimited(
+      `${deviceId}: limits`,
+      `${deviceId}: request of ${chain.readable.length + chain.writable.length} buffers, ` +
+        `${chain.readableBytes + chain.writableBytes} bytes is over the advertised limits: IOERR`,
+    );
+  } else if (readChain(mem, chain, header) === HEADER_BYTES) {
     const type = headerView.getUint32(0, true);
     // sector as a Number: exact below 2^53, and anything larger is past any disk anyway.
     const sector = headerView.getUint32(12, true) * 2 ** 32 + headerView.getUint32(8, true);
@@ -342,6 +371,8 @@ export function handleBlkRequest(
       }
     } catch (e) {
       if (!(e instanceof BlockBackendError)) throw e;
+      // A host-side failure (EIO, a full file system): the guest sees an I/O error.
+      logRateLimited(`${deviceId}: backend`, `${deviceId}: ${e.message}: IOERR to the guest`);
       status = VIRTIO_BLK_S_IOERR;
       written = 0;
     }
@@ -349,6 +380,36 @@ export function handleBlkRequest(
   statusByte[0] = status;
   writeChain(mem, chain, statusByte, dataBytes);
   return written + 1;
+}
+
+/**
+ * Whether a request keeps to what the device advertises (§5.2.4 seg_max, size_max): at most
+ * seg_max data buffers besides the header and status, none longer than size_max (plus the
+ * header and status a driver may lay out in the same buffer), and at most
+ * {@link BLK_MAX_REQUEST_BYTES} in all.
+ */
+function withinLimits(chain: DescriptorChain): boolean {
+  if (chain.readable.length + chain.writable.length > BLK_SEG_MAX + 2) return false;
+  if (chain.readableBytes + chain.writableBytes > BLK_MAX_REQUEST_BYTES + HEADER_BYTES + 1) {
+    return false;
+  }
+  const segmentMax = BLK_SIZE_MAX + HEADER_BYTES + 1;
+  for (const s of chain.readable) if (s.len > segmentMax) return false;
+  for (const s of chain.writable) if (s.len > segmentMax) return false;
+  return true;
+}
+
+/** virtio-blk as a device model for the I/O Worker: one request queue. */
+export class BlkDevice implements VirtioDevice {
+  constructor(
+    private readonly mem: GuestMemory,
+    readonly backend: BlockBackend,
+    readonly deviceId: string,
+  ) {}
+
+  handle(_queue: number, chain: DescriptorChain): number {
+    return handleBlkRequest(this.mem, chain, this.backend, this.deviceId);
+  }
 }
 
 /**

@@ -6,10 +6,18 @@
 import type { GuestMemory } from "../memory/guest_memory.ts";
 import type { InputRing } from "../console/input_ring.ts";
 import { type DescriptorChain, readChain, type SplitQueue, writeChain } from "./queue.ts";
+import type { FillResult, VirtioDevice } from "./device_runner.ts";
+import { logRateLimited } from "../log.ts";
 
 export const CONSOLE_RX_QUEUE = 0;
 export const CONSOLE_TX_QUEUE = 1;
 const MAX_CHUNK = 4096;
+/**
+ * Output bytes taken from one transmit chain at most; the rest is dropped (and counted). Linux's
+ * hvc driver sends a page at a time; a guest that chains a gigabyte would otherwise hold the
+ * I/O Worker for hundreds of thousands of writes.
+ */
+export const CONSOLE_TX_MAX_CHAIN_BYTES = 64 * 1024;
 
 /** struct virtio_console_config: cols, rows, max_nr_ports, emerg_wr (sizes unused without
  * VIRTIO_CONSOLE_F_SIZE, but present so the driver reads a full struct). */
@@ -22,8 +30,10 @@ export function consoleConfig(): Uint8Array {
   return c;
 }
 
-export class VirtioConsole {
+export class VirtioConsole implements VirtioDevice {
   readonly #buf = new Uint8Array(MAX_CHUNK);
+  /** Output bytes dropped past {@link CONSOLE_TX_MAX_CHAIN_BYTES}. */
+  droppedBytes = 0;
 
   constructor(
     private readonly mem: GuestMemory,
@@ -31,19 +41,45 @@ export class VirtioConsole {
     private readonly write: (bytes: Uint8Array) => void,
   ) {}
 
-  /** Guest output: the chain's bytes to the console. */
+  isFillQueue(queue: number): boolean {
+    return queue === CONSOLE_RX_QUEUE;
+  }
+
+  handle(queue: number, chain: DescriptorChain): number {
+    return queue === CONSOLE_TX_QUEUE ? this.transmit(chain) : 0;
+  }
+
+  fill(_queue: number, q: SplitQueue, budget: number): FillResult {
+    let used = 0;
+    do {
+      used += this.receive(q, budget - used);
+    } while (used < budget && this.pending() && q.armAvailEvent());
+    if (!this.pending()) return "idle";
+    return used >= budget ? "more" : "starved";
+  }
+
+  /** Guest output: the chain's bytes to the console, up to the per-chain cap. */
   transmit(chain: DescriptorChain): number {
+    const total = Math.min(chain.readableBytes, CONSOLE_TX_MAX_CHAIN_BYTES);
     let skip = 0;
-    while (skip < chain.readableBytes) {
+    while (skip < total) {
       const n = readChain(
         this.mem,
         chain,
-        this.#buf.subarray(0, Math.min(MAX_CHUNK, chain.readableBytes - skip)),
+        this.#buf.subarray(0, Math.min(MAX_CHUNK, total - skip)),
         skip,
       );
       if (n === 0) break;
       this.write(this.#buf.subarray(0, n));
       skip += n;
+    }
+    if (chain.readableBytes > total) {
+      this.droppedBytes += chain.readableBytes - total;
+      logRateLimited(
+        "virtio-console: long chain",
+        `virtio-console: output chain of ${chain.readableBytes} bytes cut to ${total} ` +
+          `(${this.droppedBytes} bytes dropped so far)`,
+      );
     }
     return 0;
   }
@@ -53,10 +89,11 @@ export class VirtioConsole {
     return this.input.count() > 0;
   }
 
-  /** Guest input: bytes from the ring into receive buffers while both last; returns chains used. */
-  receive(queue: SplitQueue): number {
+  /** Guest input: bytes from the ring into receive buffers while both last (at most `budget`
+   * chains); returns chains used. */
+  receive(queue: SplitQueue, budget = Infinity): number {
     let used = 0;
-    while (this.input.count() > 0 && queue.hasAvailable()) {
+    while (used < budget && this.input.count() > 0 && queue.hasAvailable()) {
       const chain = queue.pop();
       if (chain === undefined) break;
       const n = this.input.pop(this.#buf.subarray(0, Math.min(MAX_CHUNK, chain.writableBytes)));

@@ -27,6 +27,8 @@ export interface IoWorkerInit {
   devices: IoDevicePlan[];
   /** Passed-through devices whose MSI-X signals the worker relays (masking, pending). */
   vfio: VfioPlan[];
+  /** --debug: an error that ends the VM is reported with its stack. */
+  debug?: boolean;
 }
 
 export type IoWorkerReport = { type: "ready" } | { type: "error"; message: string };

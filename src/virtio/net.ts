@@ -4,7 +4,9 @@
  * TUNSETVNETHDRSZ 12), so frames pass through with their header and no copy in between
  * beyond guest memory. No offloads are offered: the host kernel sees complete frames.
  */
-import { errno, libc, SyscallError } from "../../ffi/libc.ts";
+import { errno, errnoName, libc, strerror } from "../../ffi/libc.ts";
+import { logRateLimited } from "../log.ts";
+import type { FillResult, VirtioDevice } from "./device_runner.ts";
 import type { GuestMemory } from "../memory/guest_memory.ts";
 import { type DescriptorChain, readChain, type SplitQueue, writeChain } from "./queue.ts";
 
@@ -25,53 +27,119 @@ const EINTR = 4;
 export const RX_QUEUE = 0;
 export const TX_QUEUE = 1;
 
-export class TapNet {
+/** Why a frame was dropped: each counted, each logged at most once a second. */
+export interface NetDrops {
+  /** Transmit: the tap refused the frame (down: EIO; deleted: EBADFD; ...). */
+  txTapError: number;
+  /** Transmit: the tap's queue was full (EAGAIN), as a congested link drops. */
+  txFull: number;
+  /** Transmit: shorter than an Ethernet header or longer than any frame. */
+  txMalformed: number;
+  /** Receive: a read from the tap failed with something other than EAGAIN. */
+  rxTapError: number;
+  /** Receive: the driver's buffer was too small for the frame. */
+  rxTooSmall: number;
+}
+
+/** An Ethernet header: the least a frame must carry after its virtio header. */
+const ETH_HLEN = 14;
+
+export class TapNet implements VirtioDevice {
   readonly #packet = new Uint8Array(MAX_PACKET);
+  readonly #packetView = new DataView(this.#packet.buffer);
+  readonly drops: NetDrops = {
+    txTapError: 0,
+    txFull: 0,
+    txMalformed: 0,
+    rxTapError: 0,
+    rxTooSmall: 0,
+  };
 
-  constructor(readonly tapFd: number, private readonly mem: GuestMemory) {}
+  constructor(
+    readonly tapFd: number,
+    private readonly mem: GuestMemory,
+    readonly name = "virtio-net",
+  ) {}
 
-  /** A transmit chain: the header and frame the driver placed, out to the tap. */
+  isFillQueue(queue: number): boolean {
+    return queue === RX_QUEUE;
+  }
+
+  handle(queue: number, chain: DescriptorChain): number {
+    return queue === TX_QUEUE ? this.transmit(chain) : 0;
+  }
+
+  fill(_queue: number, q: SplitQueue, budget: number): FillResult {
+    return this.receive(q, budget);
+  }
+
+  /**
+   * A transmit chain: the header and frame the driver placed, out to the tap. Whatever goes
+   * wrong on the host side (the tap down or deleted, its queue full) drops this frame only.
+   */
   transmit(chain: DescriptorChain): number {
     const len = chain.readableBytes;
-    if (len <= VIRTIO_NET_HDR_BYTES || len > MAX_PACKET) return 0; // nothing sensible: drop it
+    if (len < VIRTIO_NET_HDR_BYTES + ETH_HLEN || len > MAX_PACKET) {
+      this.#drop("txMalformed", `transmit chain of ${len} bytes is not a frame`);
+      return 0;
+    }
     const buf = this.#packet.subarray(0, len);
     readChain(this.mem, chain, buf);
+    // No offload was offered (§5.1.6.2): flags, gso_type, hdr_len, gso_size and the checksum
+    // fields mean nothing, and the tap would refuse a frame for them. Zero them.
+    buf.fill(0, 0, NUM_BUFFERS_OFFSET);
     for (;;) {
       const n = Number(libc.write(this.tapFd, buf, BigInt(len)));
       if (n >= 0) return 0;
       const e = errno();
       if (e === EINTR) continue;
-      // A full tap queue drops the frame, as a congested link would.
-      if (e === EAGAIN) return 0;
-      throw new SyscallError("write to tap", e);
+      if (e === EAGAIN) this.#drop("txFull", "tap queue full");
+      else this.#drop("txTapError", `write to tap: ${errnoName(e)} (${strerror(e)})`);
+      return 0;
     }
   }
 
   /**
-   * Move frames from the tap into receive buffers until either runs out. Returns whether the
-   * receive queue ran out of buffers (starved: the caller stops polling the tap until the driver
-   * adds some and notifies, which armAvailEvent asked it to).
+   * Move frames from the tap into receive buffers until either runs out or `budget` frames
+   * moved: "starved" when the receive queue ran out of buffers (the caller stops polling the
+   * tap until the driver adds some and notifies, which armAvailEvent asked it to), "idle" when
+   * the tap had no more, "more" when the budget ran out.
    */
-  receive(queue: RxQueue): boolean {
-    for (;;) {
-      if (!queue.hasAvailable() && !queue.armAvailEvent()) return true;
+  receive(queue: RxQueue, budget = Infinity): FillResult {
+    for (let frames = 0;; frames++) {
+      if (frames >= budget) return "more";
+      if (!queue.hasAvailable() && !queue.armAvailEvent()) return "starved";
       const n = Number(libc.read(this.tapFd, this.#packet, BigInt(MAX_PACKET)));
       if (n < 0) {
         const e = errno();
         if (e === EINTR) continue;
-        if (e === EAGAIN) return false;
-        throw new SyscallError("read from tap", e);
+        if (e === EAGAIN) return "idle";
+        // The tap went away under us (deleted: EBADFD) or failed: stop reading it until the
+        // driver posts buffers again, rather than spin on an fd that is always "readable".
+        this.#drop("rxTapError", `read from tap: ${errnoName(e)} (${strerror(e)})`);
+        return "starved";
       }
       if (n < VIRTIO_NET_HDR_BYTES) continue;
-      new DataView(this.#packet.buffer).setUint16(NUM_BUFFERS_OFFSET, 1, true);
+      this.#packetView.setUint16(NUM_BUFFERS_OFFSET, 1, true);
       const chain = queue.pop();
-      if (chain === undefined) return true;
+      if (chain === undefined) return "starved";
       // A buffer too small for the frame gets nothing (the frame is dropped): a driver without
       // MRG_RXBUF must post buffers that hold any frame (§5.1.6.3.1).
-      const written = chain.writableBytes >= n
-        ? writeChain(this.mem, chain, this.#packet.subarray(0, n))
-        : 0;
+      let written = 0;
+      if (chain.writableBytes >= n) {
+        written = writeChain(this.mem, chain, this.#packet.subarray(0, n));
+      } else {
+        this.#drop("rxTooSmall", `receive buffer of ${chain.writableBytes} bytes < frame of ${n}`);
+      }
       queue.pushUsed(chain.head, written);
     }
+  }
+
+  #drop(cause: keyof NetDrops, why: string): void {
+    const count = ++this.drops[cause];
+    logRateLimited(
+      `${this.name}: ${cause}`,
+      `${this.name}: frame dropped: ${why} (${count} dropped so far)`,
+    );
   }
 }

@@ -39,7 +39,14 @@ const NUM_VECTORS = 14;
 /** Where the notify ioeventfds sit now (0: not placed), shared so any thread can move them. */
 const IOEVENTFD_BASE_LO = 15;
 const IOEVENTFD_BASE_HI = 16;
-const HEADER = 17;
+/**
+ * Set while the I/O Worker runs this device's queues (it touches guest memory then). A reset
+ * the driver asks for meanwhile waits in RESET_PENDING, and the status keeps reading non-zero
+ * until the Worker has stopped: §4.1.4.3.2, the driver waits for status to read 0.
+ */
+const WORKER_ACTIVE = 17;
+const RESET_PENDING = 18;
+const HEADER = 19;
 
 // Per queue.
 const Q_MAX_SIZE = 0;
@@ -89,6 +96,20 @@ export class VirtioPciState {
   get resetGeneration(): number {
     return Atomics.load(this.s, RESET_GENERATION);
   }
+  /**
+   * The features in force: what the driver accepted of the offer once FEATURES_OK stuck, else
+   * none. A bit the device did not offer is never in force, whatever the driver wrote.
+   */
+  get negotiatedFeatures(): bigint {
+    if (!(this.status & STATUS_FEATURES_OK)) return 0n;
+    return this.driverFeatures & this.deviceFeatures;
+  }
+  /** Whether the device may serve its queues: DRIVER_OK set, not broken, no reset pending. */
+  get live(): boolean {
+    const s = this.status;
+    return (s & STATUS_DRIVER_OK) !== 0 && (s & STATUS_DEVICE_NEEDS_RESET) === 0 &&
+      Atomics.load(this.s, RESET_PENDING) === 0;
+  }
   get driverFeatures(): bigint {
     return (BigInt(this.s[DRIVER_FEATURES_HI] >>> 0) << 32n) |
       BigInt(this.s[DRIVER_FEATURES_LO] >>> 0);
@@ -124,6 +145,26 @@ export class VirtioPciState {
     this.lock();
     this.s[STATUS] |= STATUS_DEVICE_NEEDS_RESET;
     this.s[CONFIG_GENERATION]++;
+    this.unlock();
+  }
+
+  /**
+   * The I/O Worker is about to run this device's queues: returns the reset generation it runs
+   * under. While it runs (until {@link leaveWorker}), a reset the driver writes is held back.
+   */
+  enterWorker(): number {
+    this.lock();
+    Atomics.store(this.s, WORKER_ACTIVE, 1);
+    const gen = this.s[RESET_GENERATION];
+    this.unlock();
+    return gen;
+  }
+
+  /** The I/O Worker is done with the queues for now: carry out a reset that waited. */
+  leaveWorker(): void {
+    this.lock();
+    Atomics.store(this.s, WORKER_ACTIVE, 0);
+    if (this.s[RESET_PENDING] !== 0) this.#resetLocked();
     this.unlock();
   }
 
@@ -219,13 +260,21 @@ export class VirtioPciState {
   }
 
   /**
-   * Write a common-config field. Returns what the caller must act on: "reset" (the device
-   * was reset), "queue" (a queue was enabled), or undefined.
+   * Write a common-config field. Returns what the caller must act on (wake the I/O Worker):
+   * "reset" (a reset was asked for), "queue" (a queue was enabled), "status" (DRIVER_OK was
+   * set: the queues may be served now), or undefined.
    */
-  writeCommon(offset: number, size: number, value: number): "reset" | "queue" | undefined {
+  writeCommon(
+    offset: number,
+    size: number,
+    value: number,
+  ): "reset" | "queue" | "status" | undefined {
     const s = this.s;
     this.lock();
     try {
+      // §4.1.4.3.2: after writing 0 the driver waits for status to read 0 before it writes
+      // anything else; until the Worker has stopped, the device ignores it.
+      if (s[RESET_PENDING] !== 0) return undefined;
       const sel = s[QUEUE_SELECT];
       const q = this.#inRange(sel) ? this.#q(sel) : -1;
       // Queue fields may change only while the queue is disabled (§4.1.4.3.2).
@@ -309,10 +358,13 @@ export class VirtioPciState {
     }
   }
 
-  #writeStatus(v: number): "reset" | undefined {
+  #writeStatus(v: number): "reset" | "status" | undefined {
     const s = this.s;
     if (v === 0) {
-      this.#resetLocked();
+      // Now, unless the I/O Worker may be in the queues (only a live device has any): then
+      // when it leaves them. Status 0 already means no queue is served.
+      if (s[WORKER_ACTIVE] !== 0 && s[STATUS] !== 0) s[RESET_PENDING] = 1;
+      else this.#resetLocked();
       return "reset";
     }
     if ((v & STATUS_FEATURES_OK) && !(s[STATUS] & STATUS_FEATURES_OK)) {
@@ -322,9 +374,13 @@ export class VirtioPciState {
         v &= ~STATUS_FEATURES_OK;
       }
     }
+    // §3.1.1: DRIVER_OK only after FEATURES_OK was accepted; a driver that skips it gets no
+    // live device (it should read the status back and give up).
+    if (!((s[STATUS] | v) & STATUS_FEATURES_OK)) v &= ~STATUS_DRIVER_OK;
+    const before = s[STATUS];
     // The driver cannot clear bits except by reset, nor set NEEDS_RESET.
-    s[STATUS] = (s[STATUS] | v) & ~(STATUS_DEVICE_NEEDS_RESET & ~s[STATUS]);
-    return undefined;
+    s[STATUS] = (before | v) & ~(STATUS_DEVICE_NEEDS_RESET & ~before);
+    return (s[STATUS] & ~before & STATUS_DRIVER_OK) !== 0 ? "status" : undefined;
   }
 
   #resetLocked(): void {
@@ -336,6 +392,7 @@ export class VirtioPciState {
     s[CONFIG_MSIX_VECTOR] = VIRTIO_NO_VECTOR;
     s[QUEUE_SELECT] = 0;
     s[ISR] = 0;
+    s[RESET_PENDING] = 0;
     Atomics.store(s, STATUS, 0);
     for (let q = 0; q < s[NUM_QUEUES]; q++) {
       const at = this.#q(q);

@@ -21,6 +21,7 @@
  */
 
 import { type GuestMemory, GuestMemoryError } from "../memory/guest_memory.ts";
+import { DeviceFault } from "./device_fault.ts";
 
 /** §2.7.5: the buffer continues via the `next` field. */
 export const VIRTQ_DESC_F_NEXT = 1;
@@ -37,7 +38,7 @@ const DESC_BYTES = 16;
 const USED_ELEM_BYTES = 8;
 
 /** A malformed or hostile virtqueue; the device should ask for a reset. */
-export class VirtqueueError extends Error {
+export class VirtqueueError extends DeviceFault {
   override name = "VirtqueueError";
 }
 
@@ -179,6 +180,10 @@ export class SplitQueue {
     this.#throwIfBroken();
     if (!Number.isInteger(head) || head < 0 || head >= this.size) {
       throw new RangeError(`used head ${head} is not a descriptor index of a ${this.size}-queue`);
+    }
+    // A device model's promise (blk caps its requests well below 4 GiB): a bug if broken.
+    if (!Number.isInteger(writtenLen) || writtenLen < 0 || writtenLen > 0xffff_ffff) {
+      throw new RangeError(`used length ${writtenLen} does not fit the ring's 32 bits`);
     }
     const elem = this.#used + 4 + USED_ELEM_BYTES * (this.#nextUsed & (this.size - 1));
     this.#mem.writeU32(elem, head);

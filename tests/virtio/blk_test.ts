@@ -300,12 +300,13 @@ Deno.test("blk: config space and features", () => {
   equal(config.length, BLK_CONFIG_BYTES);
   const v = new DataView(config.buffer);
   equal(v.getBigUint64(0, true), BigInt(DISK_BYTES / 512));
+  equal(v.getUint32(8, true), 1024 * 1024); // size_max
   equal(v.getUint32(12, true), 126); // seg_max
   equal(v.getUint32(20, true), 512); // blk_size
   const bit = (n: number) => 1n << BigInt(n);
   equal(
     blkFeatures(false),
-    bit(VIRTIO_BLK_F_SEG_MAX) | bit(VIRTIO_BLK_F_BLK_SIZE) | bit(VIRTIO_BLK_F_FLUSH),
+    bit(1) | bit(VIRTIO_BLK_F_SEG_MAX) | bit(VIRTIO_BLK_F_BLK_SIZE) | bit(VIRTIO_BLK_F_FLUSH),
   );
   equal(blkFeatures(true), blkFeatures(false) | bit(VIRTIO_BLK_F_RO));
 });
