@@ -173,9 +173,9 @@ export const EDGE_LENGTHS: readonly number[] = [
   0xffff_ffff,
 ];
 
-/** `list[n % list.length]`. */
+/** `list[n mod list.length]` (for any integer n, negative too). */
 export function pick<T>(list: readonly T[], n: number): T {
-  return list[n % list.length];
+  return list[((n % list.length) + list.length) % list.length];
 }
 
 /** A half-open guest range [gpa, gpa + len). */
