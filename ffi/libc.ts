@@ -28,6 +28,7 @@ const symbols = {
   },
   pwrite: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" }, // ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
   fdatasync: { parameters: ["i32"], result: "i32" }, // int fdatasync(int fd)
+  pipe: { parameters: ["buffer"], result: "i32" }, // int pipe(int fds[2])
   lseek: { parameters: ["i32", "i64", "i32"], result: "i64" }, // off_t lseek(int fd, off_t off, int whence)
   sysconf: { parameters: ["i32"], result: "i64" }, // long sysconf(int name)
   gettid: { parameters: [], result: "i32" }, // pid_t gettid(void)

@@ -150,6 +150,8 @@ export class DeviceRunner {
         break;
       }
       queue.pushUsed(chain.head, this.device.handle(q, chain));
+      // The driver asked for a reset meanwhile (held until we leave): take nothing more.
+      if (!this.state.live) break;
       bytes += chain.readableBytes + chain.writableBytes;
       if (++chains >= CHAIN_BUDGET || bytes >= BYTE_BUDGET) {
         more = true; // avail_event stays where it was: we come back without a notify

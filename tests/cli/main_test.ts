@@ -41,6 +41,8 @@ async function denovmm(args: string[], env: Record<string, string> = {}): Promis
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
+    // A start that hangs (as --disk FIFO once did) fails the test instead of the whole run.
+    signal: AbortSignal.timeout(60_000),
   }).output();
   const text = new TextDecoder();
   return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
@@ -235,6 +237,13 @@ Deno.test("main: a --disk that does not exist or is a directory exits 1 naming i
     /disk \/nonexistent\/disk\.img: no such file/,
   );
   await fails(["run", "--disk", "/tmp,ro"], 1, /disk \/tmp: /);
+  const dir = Deno.makeTempDirSync();
+  try {
+    await new Deno.Command("mkfifo", { args: [`${dir}/fifo`] }).output();
+    await fails(["run", "--disk", `${dir}/fifo,ro`], 1, /fifo: not a regular file or block dev/);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
 
 Deno.test("main: --vfio-pci with a malformed address is a usage error, a missing device exits 1", {

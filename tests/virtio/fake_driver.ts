@@ -41,19 +41,29 @@ export class FakeDriver {
   #nextDesc = 0;
   #nextData = DATA_GPA;
 
-  constructor(mem: GuestMemory, size: number, eventIdx = false) {
+  /** Where this driver's table and rings sit: the usual places, `base` bytes up. */
+  readonly descGpa: number;
+  readonly availGpa: number;
+  readonly usedGpa: number;
+
+  /** `base` moves the table, rings and buffers up, so two queues can share one RAM. */
+  constructor(mem: GuestMemory, size: number, eventIdx = false, base = 0) {
     this.mem = mem;
     this.size = size;
     this.eventIdx = eventIdx;
+    this.descGpa = DESC_GPA + base;
+    this.availGpa = AVAIL_GPA + base;
+    this.usedGpa = USED_GPA + base;
+    this.#nextData = DATA_GPA + base;
   }
 
   /** The device side of this queue. */
   queue(): SplitQueue {
     return new SplitQueue(this.mem, {
       size: this.size,
-      descGpa: DESC_GPA,
-      availGpa: AVAIL_GPA,
-      usedGpa: USED_GPA,
+      descGpa: this.descGpa,
+      availGpa: this.availGpa,
+      usedGpa: this.usedGpa,
       eventIdx: this.eventIdx,
     });
   }
@@ -72,7 +82,7 @@ export class FakeDriver {
     len: number,
     flags: number,
     next = 0,
-    table = DESC_GPA,
+    table = this.descGpa,
   ): void {
     const d = table + 16 * i;
     this.mem.writeU64(d, BigInt(addr));
@@ -136,30 +146,30 @@ export class FakeDriver {
 
   /** Make the chain at `head` available (avail.ring then avail.idx, as a driver must). */
   publish(head: number): void {
-    this.mem.writeU16(AVAIL_GPA + 4 + 2 * (this.availIdx % this.size), head);
+    this.mem.writeU16(this.availGpa + 4 + 2 * (this.availIdx % this.size), head);
     this.availIdx = (this.availIdx + 1) & 0xffff;
-    this.mem.writeU16(AVAIL_GPA + 2, this.availIdx);
+    this.mem.writeU16(this.availGpa + 2, this.availIdx);
   }
 
   setAvailFlags(flags: number): void {
-    this.mem.writeU16(AVAIL_GPA, flags);
+    this.mem.writeU16(this.availGpa, flags);
   }
 
   setUsedEvent(idx: number): void {
-    this.mem.writeU16(AVAIL_GPA + 4 + 2 * this.size, idx);
+    this.mem.writeU16(this.availGpa + 4 + 2 * this.size, idx);
   }
 
   availEvent(): number {
-    return this.mem.readU16(USED_GPA + 4 + 8 * this.size);
+    return this.mem.readU16(this.usedGpa + 4 + 8 * this.size);
   }
 
   usedIdx(): number {
-    return this.mem.readU16(USED_GPA + 2);
+    return this.mem.readU16(this.usedGpa + 2);
   }
 
   /** Used ring element `slot`: {id, len}. */
   usedElem(slot: number): { id: number; len: number } {
-    const e = USED_GPA + 4 + 8 * slot;
+    const e = this.usedGpa + 4 + 8 * slot;
     return { id: this.mem.readU32(e), len: this.mem.readU32(e + 4) };
   }
 
