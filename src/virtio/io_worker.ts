@@ -14,6 +14,7 @@ import { VmFd } from "../../ffi/kvm_fds.ts";
 import { Msix } from "../pci/msix.ts";
 import { describeError } from "../log.ts";
 import { FdPoller } from "./fd_poller.ts";
+import { Backlog, type Serve } from "./backlog.ts";
 import { DeviceRunner, type VirtioDevice } from "./device_runner.ts";
 import { BlkDevice, FileBackend } from "./blk.ts";
 import { handleRngRequest } from "./rng.ts";
@@ -95,15 +96,9 @@ function run(init: IoWorkerInit): void {
     ...inputFds,
     ...relays.map((r) => r.fd),
   ]);
-  // Work left over when a device hit its budget: served again after the fds had their turn, so
-  // one busy queue cannot starve the others. One task per device and queue, made once.
-  const backlog = new Set<() => boolean>();
-  const task = (serve: () => boolean) => {
-    const t = () => serve();
-    return () => {
-      if (t()) backlog.add(t);
-    };
-  };
+  // Work left over when a device hit its budget: served again after the fds had their turn.
+  const backlog = new Backlog();
+  const task = (serve: Serve) => () => backlog.run(serve);
   // fd → what to do when it is readable.
   const actions = new Map<number, () => void>();
   const syncAll = devices.map((d) => task(() => d.sync()));
@@ -143,7 +138,7 @@ function run(init: IoWorkerInit): void {
   self.postMessage({ type: "ready" });
   for (const s of syncAll) s();
   for (;;) {
-    for (const fd of poller.wait(backlog.size > 0 ? 0 : -1)) actions.get(fd)!();
-    for (const t of backlog) if (!t()) backlog.delete(t);
+    for (const fd of poller.wait(backlog.busy ? 0 : -1)) actions.get(fd)!();
+    backlog.round();
   }
 }
