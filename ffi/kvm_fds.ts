@@ -143,17 +143,28 @@ export class VmFd {
     check("KVM_CREATE_PIT2", libc.ioctl(this.fd, BigInt(K.KVM_CREATE_PIT2), cfg.pointer));
   }
 
+  /** KVM_CHECK_EXTENSION on the VM: what this VM supports (0 or less: not at all). */
+  checkExtension(cap: number): number {
+    return libc.ioctl_int(this.fd, BigInt(K.KVM_CHECK_EXTENSION), BigInt(cap));
+  }
+
   setUserMemoryRegion(slot: number, gpa: number, size: number, hva: bigint, flags = 0): void {
+    const e = this.trySetUserMemoryRegion(slot, gpa, size, hva, flags);
+    if (e !== 0) throw new SyscallError("KVM_SET_USER_MEMORY_REGION", e);
+  }
+
+  /**
+   * KVM_SET_USER_MEMORY_REGION for what the guest decides (a BAR's place): 0, or the errno,
+   * e.g. EEXIST when the range overlaps another slot.
+   */
+  trySetUserMemoryRegion(slot: number, gpa: number, size: number, hva: bigint, flags = 0): number {
     const r = this.#region;
     r.slot = slot;
     r.flags = flags;
     r.guest_phys_addr = gpa;
     r.memory_size = size;
     r.userspace_addr = hva;
-    check(
-      "KVM_SET_USER_MEMORY_REGION",
-      libc.ioctl(this.fd, BigInt(K.KVM_SET_USER_MEMORY_REGION), r.pointer),
-    );
+    return libc.ioctl(this.fd, BigInt(K.KVM_SET_USER_MEMORY_REGION), r.pointer) < 0 ? errno() : 0;
   }
 
   /** Drive a level-triggered GSI (KVM_IRQ_LINE); safe from any thread. */
@@ -166,8 +177,14 @@ export class VmFd {
 
   /** Make a write to `fd` raise `gsi` (KVM_IRQFD), or stop that with `deassign`. */
   irqfd(fd: number, gsi: number, deassign = false): void {
+    const e = this.tryIrqfd(fd, gsi, deassign);
+    if (e !== 0) throw new SyscallError("KVM_IRQFD", e);
+  }
+
+  /** KVM_IRQFD at run time: 0, or the errno. */
+  tryIrqfd(fd: number, gsi: number, deassign = false): number {
     const v = this.#irqfdArg.set(fd, gsi, deassign ? KVM_IRQFD_FLAG_DEASSIGN : 0);
-    check("KVM_IRQFD", libc.ioctl(this.fd, BigInt(K.KVM_IRQFD), v.pointer));
+    return libc.ioctl(this.fd, BigInt(K.KVM_IRQFD), v.pointer) < 0 ? errno() : 0;
   }
 
   /**
@@ -181,18 +198,35 @@ export class VmFd {
 
   /** Make guest writes of `len` bytes at `addr` (MMIO, or port I/O with `pio`) signal `fd`. */
   ioeventfd(addr: number, len: number, fd: number, opts: { pio?: boolean; deassign?: boolean }) {
+    const e = this.tryIoeventfd(addr, len, fd, opts);
+    if (e !== 0) throw new SyscallError("KVM_IOEVENTFD", e);
+  }
+
+  /**
+   * KVM_IOEVENTFD where the guest decides the address: 0, or the errno (EEXIST: another
+   * ioeventfd is there; ENOENT on deassign: none was).
+   */
+  tryIoeventfd(
+    addr: number,
+    len: number,
+    fd: number,
+    opts: { pio?: boolean; deassign?: boolean },
+  ): number {
     const flags = (opts.pio ? KVM_IOEVENTFD_FLAG_PIO : 0) |
       (opts.deassign ? KVM_IOEVENTFD_FLAG_DEASSIGN : 0);
     const v = this.#ioeventfdArg.set(addr, len, fd, flags);
-    check("KVM_IOEVENTFD", libc.ioctl(this.fd, BigInt(K.KVM_IOEVENTFD), v.pointer));
+    return libc.ioctl(this.fd, BigInt(K.KVM_IOEVENTFD), v.pointer) < 0 ? errno() : 0;
   }
 
   /** Replace the whole GSI routing table. */
   setGsiRouting(routing: KvmIrqRouting): void {
-    check(
-      "KVM_SET_GSI_ROUTING",
-      libc.ioctl(this.fd, BigInt(K.KVM_SET_GSI_ROUTING), routing.pointer),
-    );
+    const e = this.trySetGsiRouting(routing);
+    if (e !== 0) throw new SyscallError("KVM_SET_GSI_ROUTING", e);
+  }
+
+  /** KVM_SET_GSI_ROUTING at run time: 0, or the errno. */
+  trySetGsiRouting(routing: KvmIrqRouting): number {
+    return libc.ioctl(this.fd, BigInt(K.KVM_SET_GSI_ROUTING), routing.pointer) < 0 ? errno() : 0;
   }
 
   createVcpu(id: number): number {

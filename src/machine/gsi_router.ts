@@ -35,7 +35,7 @@ export class GsiRouter {
     return new SharedArrayBuffer((HEADER + MAX_MSI_ROUTES * ROUTE_WORDS) * 4);
   }
 
-  constructor(state: SharedArrayBuffer, private readonly vm: VmFd) {
+  constructor(state: SharedArrayBuffer, private readonly vm: Pick<VmFd, "setGsiRouting">) {
     this.#s = new Int32Array(state);
   }
 

@@ -22,13 +22,33 @@ import type { IoDevicePlan, VirtioBackendPlan } from "../virtio/io_worker_protoc
 import { GsiRouter } from "./gsi_router.ts";
 import type { PciIrqRoute } from "../boot/mptable.ts";
 import { hostPageSize } from "../../ffi/libc.ts";
+
+const ENOENT = 2;
+const EEXIST = 17;
+
+/** What the PCI side asks of the VM (a VmFd; a fake in tests). */
+export type PciVm = Pick<
+  VmFd,
+  | "trySetUserMemoryRegion"
+  | "tryIoeventfd"
+  | "tryIrqfd"
+  | "trySetGsiRouting"
+  | "setGsiRouting"
+  | "irqfd"
+  | "irqfdResample"
+  | "irqLine"
+  | "checkExtension"
+>;
 import { type OpenedVfioDevice, setIntxUnmaskEventfd, setIrqEventfds } from "../vfio/container.ts";
 import {
   planVfioFunction,
+  type VfioMapping,
   type VfioOptions,
   VfioPciFunction,
   type VfioPlan,
 } from "../vfio/vfio_function.ts";
+import { RateLimitedLog, rateLimitedLog } from "../log.ts";
+import { errnoName, SyscallError } from "../../ffi/libc.ts";
 import { IRQ_INTX, VfioIrqModes } from "../vfio/irq_modes.ts";
 
 /** BARs go from the start of the 32-bit hole up to the IOAPIC. */
@@ -57,7 +77,7 @@ export interface PciMachinePlan {
 }
 
 /** One eventfd and one GSI per MSI-X vector, bound together with KVM_IRQFD. */
-function msiVectors(vm: VmFd, router: GsiRouter, vectors: number) {
+function msiVectors(vm: PciVm, router: GsiRouter, vectors: number) {
   const irqFds: number[] = [];
   const gsis: number[] = [];
   for (let v = 0; v < vectors; v++) {
@@ -101,20 +121,96 @@ function irqControl(deviceFd: number) {
   };
 }
 
-function irqModes(v: VfioPlan): VfioIrqModes {
+function irqModes(v: VfioPlan, log: RateLimitedLog): VfioIrqModes {
   return new VfioIrqModes(
     v.irqState,
     { intx: v.intx, msi: v.msiFds, msix: v.deviceFds },
     irqControl(v.deviceFd),
+    v.bdf,
+    log,
   );
+}
+
+const hex = (n: number) => `0x${n.toString(16)}`;
+
+/**
+ * Put a virtio device's queue notify ioeventfds at `newGpa` (0: nowhere), off `oldGpa`. The
+ * guest decides both: a BAR 0 over another device's leaves KVM refusing (EEXIST) a notify
+ * address already taken. Then none of this device's are placed (the ones placed are taken
+ * back), one line is logged, and its notifies reach it through MMIO exits until BAR 0 moves.
+ */
+function moveNotify(
+  vm: PciVm,
+  name: string,
+  notifyFds: number[],
+  oldGpa: number,
+  newGpa: number,
+  log: RateLimitedLog,
+): void {
+  if (oldGpa !== 0) {
+    notifyFds.forEach((fd, q) => {
+      const e = vm.tryIoeventfd(oldGpa + q * NOTIFY_MULTIPLIER, 2, fd, { deassign: true });
+      // ENOENT: this place had been refused, so there is nothing to take away.
+      if (e !== 0 && e !== ENOENT) {
+        log.log(
+          `${name} notify off`,
+          `${name}: KVM_IOEVENTFD cannot remove the notify at ${
+            hex(oldGpa + q * NOTIFY_MULTIPLIER)
+          }: ${errnoName(e)}`,
+        );
+      }
+    });
+  }
+  if (newGpa === 0) return;
+  for (let q = 0; q < notifyFds.length; q++) {
+    const e = vm.tryIoeventfd(newGpa + q * NOTIFY_MULTIPLIER, 2, notifyFds[q], {});
+    if (e === 0) continue;
+    for (let p = 0; p < q; p++) {
+      vm.tryIoeventfd(newGpa + p * NOTIFY_MULTIPLIER, 2, notifyFds[p], { deassign: true });
+    }
+    log.log(
+      `${name} notify on`,
+      `${name}: KVM_IOEVENTFD cannot place queue notifies at ${hex(newGpa)}: ${errnoName(e)}${
+        e === EEXIST ? " (BAR 0 overlaps another device's)" : ""
+      }; they take the MMIO exit path until the guest moves BAR 0`,
+    );
+    return;
+  }
+}
+
+/**
+ * Put a passed-through BAR's memory slot at `gpa`, or remove it (gpa 0). The guest decides
+ * where: a BAR over guest RAM or over another slot (another device's BAR, or another of its
+ * own) is refused by KVM (EEXIST). Then the slot is not placed, one line is logged, and the
+ * BAR's accesses are trapped and forwarded (or reach RAM) until the guest moves it.
+ */
+function placeSlot(vm: PciVm, bdf: string, m: VfioMapping, gpa: number, log: RateLimitedLog) {
+  if (gpa === 0) {
+    // Only slots that were placed are removed: a failure is a bug here, not the guest's doing.
+    const e = vm.trySetUserMemoryRegion(m.slot, 0, 0, m.hva);
+    if (e !== 0) throw new SyscallError(`KVM_SET_USER_MEMORY_REGION (remove slot ${m.slot})`, e);
+    return true;
+  }
+  const e = vm.trySetUserMemoryRegion(m.slot, gpa, m.size, m.hva);
+  if (e === 0) return true;
+  log.log(
+    `vfio ${bdf} BAR ${m.bar} slot`,
+    `vfio ${bdf}: BAR ${m.bar} at ${hex(gpa - m.offset)}: cannot map ${hex(m.size)} bytes at ${
+      hex(gpa)
+    }: ${errnoName(e)}${
+      e === EEXIST ? " (it overlaps guest RAM or another BAR)" : ""
+    }; its accesses are trapped until the guest moves it`,
+  );
+  return false;
 }
 
 /** Main thread: lay out bus 0, allocate BARs and GSIs, create and bind the eventfds. */
 export function planPci(
-  vm: VmFd,
+  vm: PciVm,
   requests: VirtioDeviceRequest[],
   passthrough: OpenedVfioDevice[] = [],
   vfioOptions: VfioOptions[] = [],
+  log: RateLimitedLog = rateLimitedLog,
 ): PciMachinePlan {
   const hostBridge = PciConfigSpace.createState();
   new PciConfigSpace(hostBridge).setIds({
@@ -185,7 +281,7 @@ export function planPci(
       intx,
       irqState: VfioIrqModes.createState(),
     };
-    irqModes(plan).start(); // INTx on until the guest enables MSI or MSI-X
+    irqModes(plan, log).start(); // INTx on until the guest enables MSI or MSI-X
     return plan;
   });
   return {
@@ -203,11 +299,13 @@ export function registerPci(
   pio: Bus,
   mmio: Bus,
   plan: PciMachinePlan,
-  vm: VmFd,
+  vm: PciVm,
   unclaimed: (write: boolean, addr: number, size: number) => void,
   unclaimedPio: (write: boolean, addr: number, size: number) => void = () => {},
   /** With --debug: interrupt-mode changes of passed-through devices. */
   trace?: (line: string) => void,
+  /** Where what the guest gets refused is reported (one line per cause per second). */
+  log: RateLimitedLog = rateLimitedLog,
 ): VirtioPciFunction[] {
   const bus = new PciBus(plan.busState);
   const hostBridge: PciFunction = {
@@ -224,13 +322,8 @@ export function registerPci(
     const fn = new VirtioPciFunction(d.plan, {
       notify: (q) => notify[q]?.signal(),
       kick: () => control.signal(),
-      notifyMoved: (oldGpa, newGpa) => {
-        d.notifyFds.forEach((fd, q) => {
-          const slot = q * NOTIFY_MULTIPLIER;
-          if (oldGpa !== 0) vm.ioeventfd(oldGpa + slot, 2, fd, { deassign: true });
-          if (newGpa !== 0) vm.ioeventfd(newGpa + slot, 2, fd, {});
-        });
-      },
+      notifyMoved: (oldGpa, newGpa) =>
+        moveNotify(vm, d.plan.name, d.notifyFds, oldGpa, newGpa, log),
       signal: (vector) => irq[vector]?.signal(),
       intx: (high) => vm.irqLine(d.plan.intxGsi, high),
       routeChanged: (vector, address, data) => router.setMsi(d.gsis[vector], { address, data }),
@@ -240,13 +333,13 @@ export function registerPci(
   });
   for (const v of plan.vfio) {
     const irq = v.irqFds.map((fd) => new EventFd(fd));
-    const modes = irqModes(v);
+    const modes = irqModes(v, log);
     bus.add(
       v.slot,
       new VfioPciFunction(v, {
         msixEnabled: (on) => {
           trace?.(`vfio ${v.bdf}: MSI-X ${on ? "on" : "off"}`);
-          modes.msix(on);
+          return modes.msix(on);
         },
         msiChanged: (vectors, messages) => {
           trace?.(
@@ -257,11 +350,14 @@ export function registerPci(
           // Routes before the device may fire; the device quiet before routes go.
           if (vectors === 0) modes.msi(0);
           v.msiGsis.forEach((gsi, i) => router.setMsi(gsi, messages[i]));
-          if (vectors > 0) modes.msi(vectors);
+          if (vectors === 0) return true;
+          if (modes.msi(vectors)) return true;
+          v.msiGsis.forEach((gsi) => router.setMsi(gsi, undefined));
+          return false;
         },
         signal: (vector) => irq[vector]?.signal(),
         routeChanged: (vector, address, data) => router.setMsi(v.gsis[vector], { address, data }),
-        placeSlot: (m, gpa) => vm.setUserMemoryRegion(m.slot, gpa, gpa === 0 ? 0 : m.size, m.hva),
+        placeSlot: (m, gpa) => placeSlot(vm, v.bdf, m, gpa, log),
       }),
     );
   }

@@ -2,7 +2,7 @@
  * Opening a device for passthrough through VFIO's type1 IOMMU: container, group (must be
  * viable), device fd; then what the device has (regions, IRQs) and its real config space.
  */
-import { check, cString, errno, libc, O_CLOEXEC, O_RDWR, strerror } from "../../ffi/libc.ts";
+import { cString, errno, libc, O_CLOEXEC, O_RDWR, strerror } from "../../ffi/libc.ts";
 import * as V from "../../ffi/vfio_abi.ts";
 import { type HostPciDevice, VfioSetupError } from "./host_device.ts";
 
@@ -189,9 +189,11 @@ export function regionWrite(
 /**
  * Program IRQ index `index` (INTx, MSI or MSI-X) to signal these eventfds, one per vector from
  * 0, or turn it off with []. VFIO allows one index on at a time: turn the other off first.
+ * Returns 0, or the errno: the guest decides when this runs, and the host may refuse (out of
+ * interrupt vectors), which must not end the VM.
  */
-export function setIrqEventfds(deviceFd: number, index: number, fds: number[]): void {
-  setIrqs(
+export function setIrqEventfds(deviceFd: number, index: number, fds: number[]): number {
+  return setIrqs(
     deviceFd,
     fds.length > 0
       ? new V.VfioIrqSet(V.VFIO_IRQ_SET_DATA_EVENTFD | V.VFIO_IRQ_SET_ACTION_TRIGGER, index, 0, fds)
@@ -201,10 +203,10 @@ export function setIrqEventfds(deviceFd: number, index: number, fds: number[]): 
 
 /**
  * INTx's second half: VFIO masks the line each time it fires, and unmasks it when `fd` is
- * signalled (by KVM's irqfd resampler once the guest has EOI'd the interrupt).
+ * signalled (by KVM's irqfd resampler once the guest has EOI'd the interrupt). 0, or the errno.
  */
-export function setIntxUnmaskEventfd(deviceFd: number, fd: number): void {
-  setIrqs(
+export function setIntxUnmaskEventfd(deviceFd: number, fd: number): number {
+  return setIrqs(
     deviceFd,
     new V.VfioIrqSet(
       V.VFIO_IRQ_SET_DATA_EVENTFD | V.VFIO_IRQ_SET_ACTION_UNMASK,
@@ -215,6 +217,6 @@ export function setIntxUnmaskEventfd(deviceFd: number, fd: number): void {
   );
 }
 
-function setIrqs(deviceFd: number, set: V.VfioIrqSet): void {
-  check("VFIO_DEVICE_SET_IRQS", libc.ioctl(deviceFd, req(V.VFIO_DEVICE_SET_IRQS), set.pointer));
+function setIrqs(deviceFd: number, set: V.VfioIrqSet): number {
+  return libc.ioctl(deviceFd, req(V.VFIO_DEVICE_SET_IRQS), set.pointer) < 0 ? errno() : 0;
 }

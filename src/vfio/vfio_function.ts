@@ -18,6 +18,7 @@ import { type PciBarKind, PciConfigSpace } from "../pci/config_space.ts";
 import type { PciFunction } from "../pci/bus.ts";
 import {
   Msix,
+  MSIX_CONTROL_ENABLE,
   msixCapabilityBody,
   msixPbaSize,
   msixRegions,
@@ -26,6 +27,7 @@ import {
 } from "../pci/msix.ts";
 import {
   MSI_CONTROL_64BIT,
+  MSI_CONTROL_ENABLE,
   MsiCapability,
   msiCapabilityBody,
   msiCapabilitySize,
@@ -103,6 +105,11 @@ export interface VfioPlan {
   intx?: { gsi: number; triggerFd: number; resampleFd: number };
   /** Which interrupt mechanism is on (VfioIrqModes). */
   irqState: SharedArrayBuffer;
+  /**
+   * What the machine was last told of the guest's MSI-X Enable and MSI (Int32: MSI-X on, MSI
+   * vectors, address low and high, data), so a write on any vCPU is compared with the last.
+   */
+  seen: SharedArrayBuffer;
 }
 
 /** What planning adds; the machine adds the eventfds and GSIs. */
@@ -229,6 +236,7 @@ export function planVfioFunction(
   }
   const placed = new SharedArrayBuffer(8 * (mappings.length + 1));
   return {
+    seen: new SharedArrayBuffer(4 * SEEN_WORDS),
     bdf,
     slot,
     deviceFd,
@@ -270,15 +278,28 @@ export function mappablePieces(
 }
 
 export interface VfioHooks {
-  /** Put a mapping's KVM memory slot at `gpa`, or remove it (gpa 0). */
-  placeSlot?(m: VfioMapping, gpa: number): void;
-  /** MSI-X enabled or disabled by the guest: (re)program the device's eventfds. */
-  msixEnabled(on: boolean): void;
-  /** The guest's MSI: `vectors` enabled (0: off) with these messages. */
-  msiChanged(vectors: number, messages: MsiMessage[]): void;
+  /**
+   * Put a mapping's KVM memory slot at `gpa`, or remove it (gpa 0). Returns false when the
+   * slot could not go there (it overlaps RAM or another slot): the mapping stays unplaced, and
+   * the BAR is tried again at the guest's next move or decode change.
+   */
+  placeSlot?(m: VfioMapping, gpa: number): boolean | void;
+  /**
+   * MSI-X enabled or disabled by the guest: (re)program the device's eventfds. Returns false
+   * when the host refused to turn it on: the guest's Enable bit is cleared again.
+   */
+  msixEnabled(on: boolean): boolean | void;
+  /** The guest's MSI: `vectors` enabled (0: off) with these messages. False: refused, as above. */
+  msiChanged(vectors: number, messages: MsiMessage[]): boolean | void;
   signal(vector: number): void;
-  routeChanged(vector: number, address: number, data: number): void;
+  /** A table entry changed: its message and its Vector Control mask bit. */
+  routeChanged(vector: number, address: number, data: number, masked: boolean): void;
 }
+
+// VfioPlan.seen (Int32): what the machine was last told, by any thread.
+const SEEN_MSIX_ON = 0;
+const SEEN_MSI = 1; // 4 words: vectors, address low, address high, data
+const SEEN_WORDS = 5;
 
 /** One thread's view of a passed-through device. */
 export class VfioPciFunction implements PciFunction {
@@ -287,34 +308,56 @@ export class VfioPciFunction implements PciFunction {
   readonly #one = new Uint8Array(4);
   readonly #patch = new Map<number, number>();
   readonly config;
+  /** Set while this thread clears an Enable bit the host refused, so that write is not news. */
+  #refusing = false;
 
   constructor(readonly plan: VfioPlan, hooks: VfioHooks) {
     this.shadow = new PciConfigSpace(plan.shadow);
     for (const [at, value] of plan.patches) this.#patch.set(at, value);
+    // Every vCPU thread has its own instance, so what was last reported is shared state.
+    const seen = new Int32Array(plan.seen);
     const m = plan.msix;
     if (m) {
       this.msix = new Msix(m.state, m.vectors, this.shadow, m.shadowCapOffset, {
         signal: (v) => hooks.signal(v),
-        routeChanged: (v, address, data) => hooks.routeChanged(v, address, data),
+        routeChanged: (v, address, data, masked) => hooks.routeChanged(v, address, data, masked),
       });
-      let wasOn = false;
-      this.shadow.onWrite(m.shadowCapOffset + 2, m.shadowCapOffset + 4, () => {
-        const on = this.msix!.enabled();
-        if (on !== wasOn) hooks.msixEnabled(on);
-        wasOn = on;
+      const control = m.shadowCapOffset + 2;
+      this.shadow.onWrite(control, control + 2, () => {
+        if (this.#refusing) return;
+        const on = this.msix!.enabled() ? 1 : 0;
+        if (Atomics.exchange(seen, SEEN_MSIX_ON, on) === on) return;
+        if (hooks.msixEnabled(on === 1) === false && on === 1) {
+          Atomics.store(seen, SEEN_MSIX_ON, 0);
+          this.#clearBits(control + 1, MSIX_CONTROL_ENABLE >> 8);
+        }
       });
     }
     const msi = plan.msi;
     if (msi) {
       const cap = new MsiCapability(this.shadow, msi.shadowCapOffset);
-      let last = JSON.stringify([0, []]);
-      this.shadow.onWrite(msi.shadowCapOffset + 2, msi.shadowCapOffset + msi.capSize, () => {
+      const control = msi.shadowCapOffset + 2;
+      this.shadow.onWrite(control, msi.shadowCapOffset + msi.capSize, () => {
+        if (this.#refusing) return;
         const n = cap.enabled() ? cap.vectors() : 0;
-        const messages = Array.from({ length: n }, (_, i) => cap.message(i));
+        const first = n > 0 ? cap.message(0) : { address: 0, data: 0 };
         // Only what changes the routes: a driver writes the capability a word at a time.
-        const now = JSON.stringify([n, messages]);
-        if (now !== last) hooks.msiChanged(n, messages);
-        last = now;
+        const now = [
+          n,
+          first.address % 0x1_0000_0000,
+          Math.floor(first.address / 0x1_0000_0000),
+          first.data,
+        ];
+        let same = true;
+        for (let i = 0; i < now.length; i++) {
+          if (Atomics.exchange(seen, SEEN_MSI + i, now[i]) !== (now[i] | 0)) same = false;
+        }
+        if (same) return;
+        const messages = Array.from({ length: n }, (_, i) => cap.message(i));
+        if (hooks.msiChanged(n, messages) === false && n > 0) {
+          for (let i = 0; i < now.length; i++) Atomics.store(seen, SEEN_MSI + i, 0);
+          this.#clearBits(control, MSI_CONTROL_ENABLE);
+        }
       });
     }
     if (plan.mappings.length > 0 && hooks.placeSlot) {
@@ -333,26 +376,45 @@ export class VfioPciFunction implements PciFunction {
     };
   }
 
+  /** Clear `bits` of the shadow byte at `at` (an Enable bit the host refused). */
+  #clearBits(at: number, bits: number): void {
+    this.#refusing = true;
+    try {
+      this.shadow.write(at, 1, this.shadow.read(at, 1) & ~bits);
+    } finally {
+      this.#refusing = false;
+    }
+  }
+
   /**
    * Memory slots follow the BARs: placed while memory decoding is on and the BAR holds an
    * address (not a sizing pattern), moved when the guest moves the BAR, removed otherwise.
+   * Every slot that moves is removed before any is placed, so a BAR that overlapped another
+   * of this function's gets its place once that one has gone. A slot the machine cannot place
+   * (it overlaps RAM or another device's slot) stays unplaced, and is tried again at the next
+   * write to the command register or a BAR.
    */
-  #placeMappings(place: (m: VfioMapping, gpa: number) => void): void {
+  #placeMappings(place: (m: VfioMapping, gpa: number) => boolean | void): void {
     const at = new Float64Array(this.plan.placed);
     const lock = new Int32Array(this.plan.placed, 8 * this.plan.mappings.length, 1);
     while (Atomics.compareExchange(lock, 0, 0, 1) !== 0) { /* rare, short */ }
     try {
-      this.plan.mappings.forEach((m, i) => {
+      const want = this.plan.mappings.map((m) => {
         const bar = this.shadow.barInfo(m.bar);
         const base = bar && this.shadow.memoryEnabled() && bar.address >= 0x1000_0000 &&
             bar.address + bar.size <= 0xfec0_0000
           ? bar.address
           : 0;
-        const want = base === 0 ? 0 : base + m.offset;
-        if (at[i] === want) return;
-        if (at[i] !== 0) place(m, 0);
-        if (want !== 0) place(m, want);
-        at[i] = want;
+        return base === 0 ? 0 : base + m.offset;
+      });
+      this.plan.mappings.forEach((m, i) => {
+        if (at[i] !== 0 && at[i] !== want[i]) {
+          place(m, 0);
+          at[i] = 0;
+        }
+      });
+      this.plan.mappings.forEach((m, i) => {
+        if (want[i] !== 0 && at[i] !== want[i]) at[i] = place(m, want[i]) === false ? 0 : want[i];
       });
     } finally {
       Atomics.store(lock, 0, 0);

@@ -1,4 +1,5 @@
-import { deepEqual } from "../assert.ts";
+import { deepEqual, equal } from "../assert.ts";
+import { RateLimitedLog } from "../../src/log.ts";
 import {
   IRQ_INTX,
   IRQ_MSI,
@@ -14,8 +15,8 @@ function modes(fds: VfioIrqFds) {
   const calls: Call[] = [];
   const state = VfioIrqModes.createState();
   const control = {
-    setEventfds: (index: number, f: number[]) => void calls.push(["set", index, f]),
-    setIntxUnmask: (fd: number) => void calls.push(["unmask", IRQ_INTX, [fd]]),
+    setEventfds: (index: number, f: number[]) => (calls.push(["set", index, f]), 0),
+    setIntxUnmask: (fd: number) => (calls.push(["unmask", IRQ_INTX, [fd]]), 0),
   };
   return { calls, state, m: new VfioIrqModes(state, fds, control), control };
 }
@@ -85,22 +86,65 @@ Deno.test("vfio irq: two threads' instances share one state", () => {
   deepEqual(calls.length, 4, "the second thread saw MSI-X already on");
 });
 
-Deno.test("vfio irq: a failed switch leaves the state at none, and the next wish retries", () => {
-  let fail = true;
+const ENOSPC = 28;
+
+/** Modes whose control fails (ENOSPC) for the indexes in `failing` being turned on. */
+function failing(failing: Set<number>) {
   const calls: Call[] = [];
-  const m = new VfioIrqModes(VfioIrqModes.createState(), ALL, {
-    setEventfds: (index, f) => {
-      if (fail && index === IRQ_MSIX && f.length > 0) throw new Error("EINVAL");
-      calls.push(["set", index, f]);
+  const lines: string[] = [];
+  const m = new VfioIrqModes(
+    VfioIrqModes.createState(),
+    ALL,
+    {
+      setEventfds: (index, f) => {
+        if (failing.has(index) && f.length > 0) return ENOSPC;
+        calls.push(["set", index, f]);
+        return 0;
+      },
+      setIntxUnmask: (fd) => (calls.push(["unmask", IRQ_INTX, [fd]]), 0),
     },
-    setIntxUnmask: () => {},
-  });
+    "0000:00:10.0",
+    new RateLimitedLog((line) => lines.push(line), () => 0),
+  );
+  return { m, calls, lines };
+}
+
+Deno.test("vfio irq: a refused MSI-X is one line, stays off, and the device is back on INTx", () => {
+  const fail = new Set([IRQ_MSIX]);
+  const { m, calls, lines } = failing(fail);
   m.start();
-  try {
-    m.msix(true);
-  } catch { /* the ioctl failed */ }
-  deepEqual(m.current(), { index: IRQ_NONE, vectors: 0 });
-  fail = false;
-  m.msix(true);
+  calls.length = 0;
+  equal(m.msix(true), false, "refused");
+  deepEqual(m.current(), { index: IRQ_INTX, vectors: 1 });
+  deepEqual(calls.splice(0), [
+    ["set", IRQ_INTX, []],
+    ["set", IRQ_INTX, [10]],
+    ["unmask", IRQ_INTX, [11]],
+  ]);
+  deepEqual(lines, [
+    "denovmm: vfio 0000:00:10.0: cannot turn MSI-X on with 3 vector(s): VFIO_DEVICE_SET_IRQS " +
+    "failed: ENOSPC; MSI-X stays disabled",
+  ]);
+  // The wish was dropped: an MSI change does not bring MSI-X back.
+  equal(m.msi(1), true);
+  deepEqual(m.current(), { index: IRQ_MSI, vectors: 1 });
+  // Once the host has vectors again, the guest's next enable works.
+  fail.clear();
+  equal(m.msix(true), true);
   deepEqual(m.current(), { index: IRQ_MSIX, vectors: 3 });
+  equal(lines.length, 1, "a second refusal of the same cause within the second would not print");
+});
+
+Deno.test("vfio irq: a refused MSI leaves INTx on; refused INTx leaves none, retried later", () => {
+  const fail = new Set([IRQ_MSI, IRQ_INTX]);
+  const { m, lines } = failing(fail);
+  m.start();
+  deepEqual(m.current(), { index: IRQ_NONE, vectors: 0 });
+  equal(lines.length, 1);
+  fail.delete(IRQ_INTX);
+  equal(m.msi(2), false);
+  deepEqual(m.current(), { index: IRQ_INTX, vectors: 1 }, "INTx retried, and on");
+  equal(lines.length, 2);
+  equal(m.msi(0), true);
+  deepEqual(m.current(), { index: IRQ_INTX, vectors: 1 });
 });

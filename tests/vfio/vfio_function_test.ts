@@ -18,6 +18,7 @@ function plan(
   options: { noMsix?: boolean } = {},
   pageSize = 4 * KiB,
   device: FakeDeviceOptions = {},
+  override: Partial<VfioHooks> = {},
 ) {
   const dev = fakeDevice(device);
   let next = 0xc000_0000;
@@ -52,6 +53,7 @@ function plan(
     signal: () => {},
     routeChanged: () => {},
     placeSlot: (m, gpa) => void events.push(["place", [m.bar, m.offset, gpa]]),
+    ...override,
   };
   const fn = new VfioPciFunction(full, hooks);
   return { fn, plan: full, events, dev };
@@ -236,5 +238,77 @@ Deno.test("vfio function: a write at a capability's start reaches the emulated M
   // The device's own MSI and MSI-X Message Control never saw the guest's writes.
   deepEqual(after.subarray(0x50, 0x70), before.subarray(0x50, 0x70));
   deepEqual(after.subarray(0xb2, 0xbc), before.subarray(0xb2, 0xbc));
+  dev.close();
+});
+
+Deno.test("vfio function: an MSI-X or MSI enable the host refuses reads back disabled", () => {
+  let refuse = true;
+  const seen: Array<[string, unknown]> = [];
+  const { fn, dev } = plan({}, 4 * KiB, {}, {
+    msixEnabled: (on) => (seen.push(["msix", on]), !(on && refuse)),
+    msiChanged: (n) => (seen.push(["msi", n]), !(n > 0 && refuse)),
+  });
+  fn.config.write(0xb2, 2, 0x8000);
+  equal(fn.config.read(0xb2, 2) & 0x8000, 0, "MSI-X Enable cleared");
+  equal(fn.msix?.enabled(), false);
+  fn.config.write(0x54, 4, 0xfee0_0000);
+  fn.config.write(0x52, 2, 0x0001);
+  equal(fn.config.read(0x52, 2) & 1, 0, "MSI Enable cleared");
+  deepEqual(seen, [["msix", true], ["msi", 1]], "the clearing itself is not reported");
+  // The guest tries again once the host has vectors: it works.
+  refuse = false;
+  fn.config.write(0xb2, 2, 0x8000);
+  equal(fn.config.read(0xb2, 2) & 0x8000, 0x8000);
+  fn.config.write(0xb2, 2, 0x0000);
+  deepEqual(seen.slice(2), [["msix", true], ["msix", false]]);
+  dev.close();
+});
+
+Deno.test("vfio function: enable changes on one thread's instance are news to another's", () => {
+  const { fn, plan: p, events, dev } = plan();
+  const other = new VfioPciFunction(p, {
+    msixEnabled: (on) => void events.push(["msix other", on]),
+    msiChanged: () => {},
+    signal: () => {},
+    routeChanged: () => {},
+  });
+  fn.config.write(0xb2, 2, 0x8000);
+  other.config.write(0xb2, 2, 0x0000);
+  fn.config.write(0xb2, 2, 0x0000); // already off: no news
+  deepEqual(events, [["msix", true], ["msix other", false]]);
+  dev.close();
+});
+
+Deno.test("vfio function: a slot that cannot be placed stays unplaced and is tried again", () => {
+  // A machine that refuses slots over [0xd000_0000, 0xd000_2000), as KVM refuses overlaps.
+  const placed = new Map<number, number>();
+  const tries: Array<[number, number]> = [];
+  const { fn, dev } = plan({}, 4 * KiB, {}, {
+    placeSlot: (m, gpa) => {
+      tries.push([m.bar, gpa]);
+      if (gpa === 0) return void placed.delete(m.bar);
+      const end = gpa + m.size;
+      for (const [bar, at] of placed) {
+        const other = bar === 2 ? 0x1000 : 0x3000;
+        if (gpa < at + other && at < end) return false;
+      }
+      if (gpa < 0xd000_2000 && 0xd000_0000 < end) return false;
+      placed.set(m.bar, gpa);
+    },
+  });
+  fn.config.write(0x18, 4, 0xd000_0000); // BAR 2 over the refused range
+  fn.config.write(0x20, 4, 0xe000_0000); // BAR 4 elsewhere
+  fn.config.write(0x04, 2, 0x0002);
+  deepEqual([...placed], [[4, 0xe000_1000]], "BAR 2 not placed, BAR 4 placed");
+  fn.config.write(0x18, 4, 0xe000_2000); // BAR 2 onto BAR 4's mapped pages
+  deepEqual([...placed], [[4, 0xe000_1000]]);
+  // BAR 4 moves away and BAR 2 over where BAR 4 was, in one write each: removed before placed.
+  fn.config.write(0x20, 4, 0xe010_0000);
+  deepEqual(
+    [...placed].sort(),
+    [[2, 0xe000_2000], [4, 0xe010_1000]],
+    "both placed once nothing overlaps",
+  );
+  equal(tries.filter(([bar, gpa]) => bar === 2 && gpa !== 0).length, 3, "tried at every write");
   dev.close();
 });

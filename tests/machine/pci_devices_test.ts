@@ -1,0 +1,164 @@
+// The machine's PCI side (planPci, registerPci) against a fake VM (./fake_vm.ts) and a fake VFIO
+// device (../vfio/fake_device.ts), driven through conf1 as a guest's kernel would: what the
+// guest does with BARs and interrupt enables must never end the VM.
+import { deepEqual, equal, ok } from "../assert.ts";
+import { Bus } from "../../src/bus/bus.ts";
+import { planPci, registerPci } from "../../src/machine/pci_devices.ts";
+import { virtioRequests } from "../../src/machine/virtio_devices.ts";
+import { RateLimitedLog } from "../../src/log.ts";
+import { NOTIFY_OFFSET } from "../../src/virtio/pci_transport.ts";
+import type { OpenedVfioDevice } from "../../src/vfio/container.ts";
+import { fakeDevice, type FakeDeviceOptions } from "../vfio/fake_device.ts";
+import { FakeVm } from "./fake_vm.ts";
+
+const VFIO_SLOT = 3; // after the two virtio devices
+
+function machine(
+  options: { irqCounts?: number[]; device?: FakeDeviceOptions; virtio?: number } = {},
+) {
+  const vm = new FakeVm();
+  vm.trySetUserMemoryRegion(0, 0, 0xc000_0000, 0n); // guest RAM below the hole
+  const lines: string[] = [];
+  let now = 0;
+  const log = new RateLimitedLog((line) => lines.push(line), () => now);
+  const dev = fakeDevice(options.device);
+  const opened: OpenedVfioDevice = {
+    host: { bdf: "0000:00:10.0", group: 1, vendorId: 0x10ec, deviceId: 0x8168 },
+    containerFd: -1,
+    groupFd: -1,
+    deviceFd: dev.fd,
+    regions: dev.regions,
+    irqCounts: options.irqCounts ?? [0, 1, 4],
+  };
+  const requests = Array.from({ length: options.virtio ?? 2 }, () => virtioRequests([], true))
+    .flat();
+  const plan = planPci(vm, requests, [opened], [], log);
+  const pio = new Bus("pio", 0x1_0000);
+  const mmio = new Bus("mmio", 2 ** 52);
+  const functions = registerPci(pio, mmio, plan, vm, () => {}, () => {}, undefined, log);
+  const conf1 = pio.find(0xcf8, 4)!.device;
+  const select = (slot: number, reg: number) => {
+    const a = new Uint8Array(4);
+    new DataView(a.buffer).setUint32(0, (0x8000_0000 | (slot << 11) | (reg & 0xfc)) >>> 0, true);
+    conf1.write(0, a);
+  };
+  const cfgWrite = (slot: number, reg: number, size: number, value: number) => {
+    select(slot, reg);
+    const d = new Uint8Array(size);
+    for (let i = 0; i < size; i++) d[i] = (value >>> (8 * i)) & 0xff;
+    conf1.write(4 + (reg & 3), d);
+  };
+  const cfgRead = (slot: number, reg: number, size: number) => {
+    select(slot, reg);
+    const d = new Uint8Array(size);
+    conf1.read(4 + (reg & 3), d);
+    let v = 0;
+    for (let i = size - 1; i >= 0; i--) v = v * 256 + d[i];
+    return v;
+  };
+  return {
+    vm,
+    lines,
+    plan,
+    functions,
+    dev,
+    cfgWrite,
+    cfgRead,
+    mmio,
+    tick: () => void (now += 1000),
+  };
+}
+
+/** The guest-physical start of each VFIO memory slot placed now, by KVM slot number. */
+function vfioSlots(vm: FakeVm): Array<[number, number]> {
+  return [...vm.slots].filter(([id]) => id >= 8).map(([id, s]): [number, number] => [id, s.gpa])
+    .sort((a, b) => a[0] - b[0]);
+}
+
+Deno.test("pci devices: a VFIO BAR moved over RAM, or over its own other BAR, is left unmapped", () => {
+  const { vm, lines, cfgWrite, cfgRead, dev, tick } = machine();
+  cfgWrite(VFIO_SLOT, 0x04, 2, 0x0002); // memory decoding on
+  const [bar2, bar4] = vfioSlots(vm);
+  ok(bar2 && bar4, "BAR 2 and BAR 4's mapped pages have slots");
+  // Over guest RAM: KVM says EEXIST. The VM goes on, BAR 2 has no slot, one line says so.
+  cfgWrite(VFIO_SLOT, 0x18, 4, 0x2000_0000);
+  deepEqual(vfioSlots(vm), [bar4]);
+  equal(lines.length, 1);
+  ok(lines[0].includes("BAR 2 at 0x20000000") && lines[0].includes("EEXIST"), lines[0]);
+  equal(cfgRead(VFIO_SLOT, 0x18, 4), 0x2000_0004, "the guest reads back where it put the BAR");
+  // Somewhere free: mapped again.
+  cfgWrite(VFIO_SLOT, 0x18, 4, 0xd000_2000);
+  deepEqual(vfioSlots(vm), [[bar2[0], 0xd000_2000], bar4]);
+  // BAR 4 over BAR 2: BAR 4's mapped pages [0xd000_1000, 0xd000_4000) would cover BAR 2.
+  tick();
+  cfgWrite(VFIO_SLOT, 0x20, 4, 0xd000_000c);
+  deepEqual(vfioSlots(vm), [[bar2[0], 0xd000_2000]]);
+  equal(lines.length, 2);
+  ok(lines[1].includes("BAR 4"), lines[1]);
+  // BAR 2 moves away: BAR 4 gets its place at that same write.
+  cfgWrite(VFIO_SLOT, 0x18, 4, 0xd010_0000);
+  deepEqual(vfioSlots(vm), [[bar2[0], 0xd010_0000], [bar4[0], 0xd000_1000]]);
+  // Decoding off takes every slot away.
+  cfgWrite(VFIO_SLOT, 0x04, 2, 0x0000);
+  deepEqual(vfioSlots(vm), []);
+  dev.close();
+});
+
+Deno.test("pci devices: a repeated refusal logs one line a second", () => {
+  const { lines, cfgWrite, dev, tick } = machine();
+  cfgWrite(VFIO_SLOT, 0x04, 2, 0x0002);
+  for (let i = 0; i < 100; i++) cfgWrite(VFIO_SLOT, 0x18, 4, 0x2000_0000 + (i % 2) * 0x1000);
+  equal(lines.length, 1);
+  tick();
+  cfgWrite(VFIO_SLOT, 0x18, 4, 0x2000_0000);
+  cfgWrite(VFIO_SLOT, 0x18, 4, 0x2000_1000);
+  equal(lines.length, 2);
+  ok(lines[1].includes("more not shown"), lines[1]);
+  dev.close();
+});
+
+Deno.test("pci devices: a virtio BAR 0 over another device's keeps the VM, and its notifies", () => {
+  const { vm, lines, cfgWrite, cfgRead, plan, dev, functions } = machine();
+  cfgWrite(1, 0x04, 2, 0x0002);
+  cfgWrite(2, 0x04, 2, 0x0002);
+  const bar0 = (slot: number) => (cfgRead(slot, 0x10, 4) & ~0xf) >>> 0;
+  const first = bar0(1);
+  const notifyOf = (fd: number) => [...vm.ioeventfds].filter(([, f]) => f === fd).map(([k]) => k);
+  const second = plan.devices[1].notifyFds[0];
+  deepEqual(notifyOf(second), [`${(bar0(2) + NOTIFY_OFFSET).toString(16)}/2`]);
+  // Device 2's BAR 0 onto device 1's: KVM refuses the second notify ioeventfd there.
+  cfgWrite(2, 0x10, 4, first);
+  deepEqual(notifyOf(second), [], "device 2 has no ioeventfd");
+  deepEqual(notifyOf(plan.devices[0].notifyFds[0]), [`${(first + NOTIFY_OFFSET).toString(16)}/2`]);
+  equal(lines.length, 1);
+  ok(lines[0].includes("virtio-rng") && lines[0].includes("EEXIST"), lines[0]);
+  // Moved somewhere free, device 2 gets its ioeventfd back; nothing fails on the way out.
+  cfgWrite(2, 0x10, 4, 0xd100_0000);
+  deepEqual(notifyOf(second), [`${(0xd100_0000 + NOTIFY_OFFSET).toString(16)}/2`]);
+  equal(lines.length, 1);
+  equal(functions.length, 2);
+  dev.close();
+});
+
+Deno.test("pci devices: INTx the host refuses at start is one line, and the VM is planned", () => {
+  // The fake device's fd takes no VFIO ioctl (ENOTTY), as a host that refuses them.
+  const { lines, dev } = machine({ irqCounts: [1, 1, 4] });
+  equal(lines.length, 1);
+  ok(lines[0].includes("cannot turn INTx on") && lines[0].includes("ENOTTY"), lines[0]);
+  dev.close();
+});
+
+Deno.test("pci devices: MSI-X or MSI the host refuses stays disabled, and the VM goes on", () => {
+  const { lines, cfgWrite, cfgRead, dev } = machine();
+  cfgWrite(VFIO_SLOT, 0xb2, 2, 0x8000); // MSI-X Enable
+  equal(cfgRead(VFIO_SLOT, 0xb2, 2) & 0x8000, 0, "MSI-X reads disabled");
+  equal(lines.length, 1);
+  ok(lines[0].includes("cannot turn MSI-X on") && lines[0].includes("MSI-X stays disabled"));
+  cfgWrite(VFIO_SLOT, 0x54, 4, 0xfee0_0000);
+  cfgWrite(VFIO_SLOT, 0x5c, 2, 0x0041);
+  cfgWrite(VFIO_SLOT, 0x52, 2, 0x0001); // MSI Enable
+  equal(cfgRead(VFIO_SLOT, 0x52, 2) & 1, 0, "MSI reads disabled");
+  equal(lines.length, 2);
+  ok(lines[1].includes("cannot turn MSI on"), lines[1]);
+  dev.close();
+});
