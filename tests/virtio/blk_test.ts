@@ -339,50 +339,135 @@ class MemoryDisk implements BlockBackend {
   }
 }
 
+/** Request types: mostly the real ones, sometimes anything. */
+const requestType = fc.oneof(
+  { weight: 4, arbitrary: fc.constantFrom(VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, VIRTIO_BLK_T_OUT) },
+  { weight: 1, arbitrary: fc.constantFrom(VIRTIO_BLK_T_FLUSH, VIRTIO_BLK_T_GET_ID) },
+  { weight: 1, arbitrary: fc.integer({ min: 0, max: 0xffff_ffff }) },
+);
+
+/** Sectors: mostly inside a small disk, sometimes at its end or anywhere in 64 bits. */
+function sectorOf(diskSectors: number) {
+  return fc.oneof(
+    { weight: 4, arbitrary: fc.integer({ min: 0, max: Math.max(diskSectors - 1, 0) }).map(BigInt) },
+    {
+      weight: 1,
+      arbitrary: fc.integer({ min: diskSectors - 2, max: diskSectors + 2 }).map((n) =>
+        BigInt(Math.max(n, 0))
+      ),
+    },
+    { weight: 1, arbitrary: fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }) },
+  );
+}
+
+/** Data buffer lengths: mostly whole sectors, sometimes a few bytes off or tiny. */
+const dataLen = fc.oneof(
+  { weight: 4, arbitrary: fc.integer({ min: 1, max: 4 }).map((n) => 512 * n) },
+  { weight: 1, arbitrary: fc.integer({ min: 0, max: 40 }) },
+  { weight: 1, arbitrary: fc.constantFrom(511, 513, 4095, 1000) },
+);
+
+/**
+ * A request as a driver sends it: IN or OUT of 1 to 8 whole sectors inside a disk of 16 to 64
+ * (with a partial sector at the end a third of the time), split over 1 to 3 buffers; the disk
+ * is read-only a quarter of the time.
+ */
+const validRequest = fc.integer({ min: 16, max: 64 }).chain((sectors) =>
+  fc.integer({ min: 1, max: 8 }).chain((n) =>
+    fc.tuple(
+      fc.constant(sectors * 512 + (sectors % 3 === 0 ? 100 : 0)),
+      fc.integer({ min: 0, max: 3 }).map((k) => k === 0),
+      fc.constantFrom(VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, VIRTIO_BLK_T_OUT),
+      fc.integer({ min: 0, max: sectors - n }).map(BigInt),
+      fc.integer({ min: 1, max: Math.min(3, n) }).map((parts) =>
+        Array.from({ length: parts }, (_, k) => ({
+          len: 512 * (k === 0 ? n - parts + 1 : 1),
+          write: false,
+        }))
+      ),
+      fc.constant(true),
+    )
+  )
+);
+
+/** Share of runs that reached a state; printed, and the test fails under `least`. */
+function reach(what: string, hits: number, runs: number, least: number): void {
+  const share = hits / runs;
+  console.log(`${what}: ${hits} of ${runs} runs (${(100 * share).toFixed(0)}%)`);
+  ok(share >= least, `${what} in only ${hits} of ${runs} runs: the generator no longer gets there`);
+}
+
 Deno.test("blk property: random requests never touch the disk outside its whole sectors", () => {
   const mem = ram();
+  const runs = 1000;
+  let wrote = 0, read = 0, total = 0;
   fc.assert(
     fc.property(
-      fc.integer({ min: 0, max: 8 * 1024 }),
-      fc.boolean(),
-      fc.oneof(fc.constantFrom(0, 1, 4, 8), fc.integer({ min: 0, max: 0xffff_ffff })),
       fc.oneof(
-        fc.integer({ min: 0, max: 20 }).map(BigInt),
-        fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
+        { weight: 3, arbitrary: validRequest },
+        {
+          weight: 1,
+          arbitrary: fc.integer({ min: 0, max: 64 }).chain((sectors) =>
+            fc.tuple(
+              fc.constant(sectors * 512 + (sectors % 3 === 0 ? 100 : 0)),
+              fc.boolean(),
+              requestType,
+              sectorOf(sectors),
+              fc.array(fc.record({ len: dataLen, write: fc.boolean() }), {
+                minLength: 1,
+                maxLength: 8,
+              }),
+              fc.boolean(),
+            )
+          ),
+        },
       ),
-      fc.array(
-        fc.record({
-          len: fc.oneof(fc.integer({ min: 0, max: 40 }), fc.constantFrom(512, 1024, 4096)),
-          write: fc.boolean(),
-        }),
-        { minLength: 1, maxLength: 8 },
-      ),
-      (size, readOnly, type, sector, rest) => {
+      ([size, readOnly, type, sector, rest, withStatus]) => {
+        total++;
         const disk = new MemoryDisk(size, readOnly);
+        let reads = 0;
+        const counted: BlockBackend = {
+          sizeBytes: disk.sizeBytes,
+          readOnly,
+          read: (o, into) => (reads++, disk.read(o, into)),
+          write: (o, from) => disk.write(o, from),
+          flush: () => disk.flush(),
+        };
         const h = header(type, sector);
-        // The header spread over the first few readable buffers, then random buffers,
-        // sorted readable first as a driver must.
+        // The header spread over two readable buffers, then the data as a driver lays it out
+        // for the type (readable for OUT, writable for IN), or any mix for other types; then
+        // the status byte.
         const bufs: Buf[] = [{ len: 7, data: h.subarray(0, 7) }, { len: 9, data: h.subarray(7) }];
-        bufs.push(...rest.filter((b) => !b.write), ...rest.filter((b) => b.write));
+        const data: Buf[] = type === VIRTIO_BLK_T_OUT
+          ? rest.map((b) => ({ len: b.len, data: new Uint8Array(b.len).fill(0xa5) }))
+          : type === VIRTIO_BLK_T_IN
+          ? rest.map((b) => ({ len: b.len, write: true }))
+          : rest;
+        bufs.push(...data.filter((b) => !b.write), ...data.filter((b) => b.write));
+        if (withStatus) bufs.push({ len: 1, write: true });
         const d = new FakeDriver(mem, 16); // a fresh buffer allocator per run
         const q = d.queue();
         d.publish(d.addChain(bufs));
         const chain = q.pop()!;
         let written;
         try {
-          written = handleBlkRequest(mem, chain, disk, "id");
+          written = handleBlkRequest(mem, chain, counted, "id");
         } catch (e) {
           ok(e instanceof BlkRequestError && chain.writableBytes === 0);
           return;
         }
         ok(written >= 1 && written <= chain.writableBytes);
         if (readOnly) equal(disk.writes, 0);
+        if (disk.writes > 0) wrote++;
+        if (reads > 0) read++;
         const last = chain.writable[chain.writable.length - 1];
         ok([0, 1, 2].includes(mem.readU8(last.gpa + last.len - 1)));
       },
     ),
-    { numRuns: 1000 },
+    { numRuns: runs },
   );
+  reach("blk property: requests that wrote the disk", wrote, total, 0.2);
+  reach("blk property: requests that read the disk", read, total, 0.2);
 });
 
 Deno.test("blk property: random requests on an image file never grow it or touch its tail", () => {
@@ -390,16 +475,24 @@ Deno.test("blk property: random requests on an image file never grow it or touch
   const size = 8 * 512 + 100; // a trailing partial sector the guest must never reach
   const path = tempImage(pattern(size));
   const disk = new FileBackend(path);
+  let wrote = 0, total = 0;
   try {
     fc.assert(
       fc.property(
-        fc.constantFrom(VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, VIRTIO_BLK_T_FLUSH),
+        fc.constantFrom(VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, VIRTIO_BLK_T_OUT, VIRTIO_BLK_T_FLUSH),
         fc.oneof(
-          fc.integer({ min: 0, max: 10 }).map(BigInt),
-          fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
+          { weight: 3, arbitrary: fc.integer({ min: 0, max: 4 }).map(BigInt) },
+          { weight: 1, arbitrary: sectorOf(8) },
         ),
-        fc.array(fc.constantFrom(0, 1, 100, 512, 1024, 4096), { minLength: 1, maxLength: 4 }),
+        fc.array(
+          fc.oneof(
+            { weight: 4, arbitrary: fc.constantFrom(512, 512, 1024, 4096, 512) },
+            { weight: 1, arbitrary: fc.constantFrom(0, 1, 100) },
+          ),
+          { minLength: 1, maxLength: 2 },
+        ),
         (type, sector, lens) => {
+          total++;
           const d = new FakeDriver(mem, 16);
           const write = type === VIRTIO_BLK_T_IN;
           const bufs: Buf[] = [{ len: 16, data: header(type, sector) }];
@@ -410,6 +503,9 @@ Deno.test("blk property: random requests on an image file never grow it or touch
           const chain = q.pop()!;
           if (chain.writableBytes === 0) return;
           handleBlkRequest(mem, chain, disk, "id");
+          const last = chain.writable[chain.writable.length - 1];
+          const status = mem.readU8(last.gpa + last.len - 1);
+          if (type === VIRTIO_BLK_T_OUT && status === VIRTIO_BLK_S_OK) wrote++;
         },
       ),
       { numRuns: 300 },
@@ -417,6 +513,7 @@ Deno.test("blk property: random requests on an image file never grow it or touch
   } finally {
     disk.close();
   }
+  reach("blk property: writes to the image file that completed OK", wrote, total, 0.2);
   const after = Deno.readFileSync(path);
   equal(after.length, size);
   deepEqual(after.subarray(8 * 512), pattern(size).subarray(8 * 512));
