@@ -1,77 +1,242 @@
 /**
  * The VM's GSI routing table, shared by every thread. KVM_SET_GSI_ROUTING replaces the whole
- * table, so the table lives in one SharedArrayBuffer: any thread (a vCPU programming an MSI-X
- * entry, the main thread at set-up) changes an entry and re-submits the lot under a lock.
+ * table, so the table lives in one SharedArrayBuffer: any thread (a vCPU whose guest enables
+ * MSI-X or unmasks a vector) changes entries and re-submits the lot under a lock.
  *
  * GSIs 0-23 keep KVM's default routes (ISA IRQs 0-15 to both PICs and the IOAPIC, 16-23 to
- * the IOAPIC only); MSI routes get GSIs from 24 up, one per MSI-X vector, wired to irqfds.
+ * the IOAPIC only). MSI routes take GSIs from 24 up, as the guest enables vectors, not when a
+ * device is planned: a vector gets a GSI, its route and its irqfd bound (`MsiVectors`) when it
+ * becomes deliverable, and gives all three back when the guest disables it. KVM's limit
+ * (KVM_CAP_IRQ_ROUTING: KVM_MAX_IRQ_ROUTES, 4096 on current x86 kernels, 1024 on old ones)
+ * bounds both the GSI numbers and the table's entries, the 40 default ones included; a vector
+ * enabled past it gets no route and one log line, and the VM goes on.
+ *
+ * @example
+ * ```ts
+ * const router = new GsiRouter(GsiRouter.createState(vm.checkExtension(KVM_CAP.IRQ_ROUTING)), vm);
+ * const vectors = new MsiVectors(MsiVectors.createState(irqFds.length), irqFds, router, "dev");
+ * vectors.update(0, 1, () => ({ address: 0xfee0_0000, data: 0x41 })); // vector 0 routed
+ * vectors.update(0, 1, () => undefined); // and given back
+ * ```
  */
 import type { VmFd } from "../../ffi/kvm_fds.ts";
+import { errnoName } from "../../ffi/libc.ts";
 import {
   KVM_IRQCHIP_IOAPIC,
   KVM_IRQCHIP_PIC_MASTER,
   KVM_IRQCHIP_PIC_SLAVE,
   KvmIrqRouting,
 } from "../../ffi/kvm_irq_structs.ts";
+import { rateLimitedLog } from "../log.ts";
 
 export const IOAPIC_PINS = 24;
 const ISA_IRQS = 16;
 export const FIRST_MSI_GSI = IOAPIC_PINS;
-/** The most MSI routes one VM gets; KVM allows 4096 GSIs in all on x86. */
-export const MAX_MSI_ROUTES = 2048;
+/** Table entries the default routes take: ISA IRQs on two chips each, then pins 16-23. */
+export const DEFAULT_ROUTES = ISA_IRQS * 2 + (IOAPIC_PINS - ISA_IRQS);
+/** KVM_MAX_IRQ_ROUTES of kernels whose KVM_CAP_IRQ_ROUTING says only "yes". */
+export const FALLBACK_MAX_ROUTES = 1024;
+/** The most routes we keep state for, whatever KVM allows (16 bytes of shared state each). */
+const MAX_ROUTES_KEPT = 16384;
 
-// SAB layout (Int32): [lock, allocated, then per MSI route: valid, address_lo, address_hi, data].
+/** One MSI message as KVM routes it. */
+export interface MsiRoute {
+  address: number;
+  data: number;
+}
+
+/** What the router asks of the VM (a VmFd; a fake in tests). */
+export type RouterVm = Pick<VmFd, "trySetGsiRouting" | "tryIrqfd">;
+
+/** Where refusals go: one line per cause per second (src/log.ts). */
+export interface RouterLog {
+  log(cause: string, message: string): unknown;
+}
+
+// Shared state (Int32): a header, then 4 words per GSI below the limit.
 const LOCK = 0;
-const ALLOCATED = 1;
-const HEADER = 2;
-const ROUTE_WORDS = 4;
-const DEFAULT_ENTRIES = ISA_IRQS * 2 + (IOAPIC_PINS - ISA_IRQS);
+const LIMIT = 1; // KVM_MAX_IRQ_ROUTES: entries in a table, and GSI numbers below it
+const ROUTED = 2; // MSI routes in the table now
+const NEXT = 3; // where the search for a free GSI starts
+const HEADER = 4;
+const GSI_WORDS = 4; // in use, address low, address high, data
 
 export class GsiRouter {
   readonly #s: Int32Array;
-  readonly #routing = new KvmIrqRouting(DEFAULT_ENTRIES + MAX_MSI_ROUTES);
+  #routing: KvmIrqRouting | undefined;
 
-  static createState(): SharedArrayBuffer {
-    return new SharedArrayBuffer((HEADER + MAX_MSI_ROUTES * ROUTE_WORDS) * 4);
+  /**
+   * The state for a VM whose KVM allows `maxRoutes` routes (what KVM_CAP_IRQ_ROUTING says;
+   * 1 or less means an old kernel that only says it has routing: 1024).
+   */
+  static createState(maxRoutes: number): SharedArrayBuffer {
+    const limit = Number.isInteger(maxRoutes) && maxRoutes > 1
+      ? Math.min(Math.max(maxRoutes, DEFAULT_ROUTES + 1), MAX_ROUTES_KEPT)
+      : FALLBACK_MAX_ROUTES;
+    const state = new SharedArrayBuffer((HEADER + limit * GSI_WORDS) * 4);
+    const s = new Int32Array(state);
+    s[LIMIT] = limit;
+    s[NEXT] = FIRST_MSI_GSI;
+    return state;
   }
 
-  constructor(state: SharedArrayBuffer, private readonly vm: Pick<VmFd, "setGsiRouting">) {
+  constructor(
+    state: SharedArrayBuffer,
+    private readonly vm: RouterVm,
+    private readonly log: RouterLog = rateLimitedLog,
+  ) {
     this.#s = new Int32Array(state);
   }
 
-  /** A fresh GSI for an MSI route (no route until `setMsi`). */
-  allocate(): number {
+  /** MSI routes the table can take, in all. */
+  capacity(): number {
+    return Math.min(this.#s[LIMIT] - DEFAULT_ROUTES, this.#s[LIMIT] - FIRST_MSI_GSI);
+  }
+
+  /** MSI routes in the table now. */
+  routed(): number {
+    return Atomics.load(this.#s, ROUTED);
+  }
+
+  /**
+   * Make vectors [first, end) of one device match `want`: a message routes the vector
+   * (a fresh GSI, its route, its irqfd bound, when it has none), undefined gives its GSI
+   * back. One KVM_SET_GSI_ROUTING for the lot, and only if something changed. Returns false
+   * when a vector could not get a route (none left, or KVM refused), after one log line;
+   * whatever could not be done is left as it was, and asking again later may succeed.
+   */
+  update(
+    gsis: Int32Array,
+    irqFds: readonly number[],
+    name: string,
+    first: number,
+    end: number,
+    want: (vector: number) => MsiRoute | undefined,
+  ): boolean {
+    const s = this.#s;
+    let ok = true;
     this.#lock();
     try {
-      const n = this.#s[ALLOCATED];
-      if (n >= MAX_MSI_ROUTES) throw new RangeError(`more than ${MAX_MSI_ROUTES} MSI routes`);
-      this.#s[ALLOCATED] = n + 1;
-      return FIRST_MSI_GSI + n;
+      // What to undo if KVM refuses the table: [gsi, its four words, vector, its old GSI].
+      const journal: number[] = [];
+      const bind: number[] = []; // vector, gsi
+      const unbind: number[] = []; // vector, gsi
+      for (let v = first; v < end; v++) {
+        const m = want(v);
+        let gsi = gsis[v];
+        if (m === undefined) {
+          if (gsi === 0) continue;
+          this.#note(journal, gsi, v, gsi);
+          s[HEADER + gsi * GSI_WORDS] = 0;
+          s[ROUTED]--;
+          gsis[v] = 0;
+          unbind.push(v, gsi);
+          continue;
+        }
+        const lo = m.address % 0x1_0000_0000 | 0, hi = Math.floor(m.address / 0x1_0000_0000) | 0;
+        const data = m.data | 0;
+        if (gsi === 0) {
+          gsi = this.#freeGsi();
+          if (gsi === 0) {
+            ok = false;
+            this.log.log(
+              `${name} routes`,
+              `${name}: no MSI route left for vector ${v}: KVM allows ${s[LIMIT]} routes and ` +
+                `${s[ROUTED]} MSI routes are in use; the vector delivers nothing until one is free`,
+            );
+            continue;
+          }
+          this.#note(journal, gsi, v, 0);
+          s[ROUTED]++;
+          gsis[v] = gsi;
+          bind.push(v, gsi);
+        } else {
+          const at = HEADER + gsi * GSI_WORDS;
+          if (s[at + 1] === lo && s[at + 2] === hi && s[at + 3] === data) continue;
+          this.#note(journal, gsi, v, gsi);
+        }
+        const at = HEADER + gsi * GSI_WORDS;
+        s[at] = 1;
+        s[at + 1] = lo;
+        s[at + 2] = hi;
+        s[at + 3] = data;
+      }
+      if (journal.length === 0) return ok;
+      const e = this.#commit();
+      if (e !== 0) {
+        this.#undo(journal, gsis);
+        this.log.log(
+          `${name} routing`,
+          `${name}: KVM_SET_GSI_ROUTING failed: ${
+            errnoName(e)
+          }; the guest's MSI change is not applied`,
+        );
+        return false;
+      }
+      for (let i = 0; i < unbind.length; i += 2) {
+        const e = this.vm.tryIrqfd(irqFds[unbind[i]], unbind[i + 1], true);
+        if (e !== 0) {
+          this.log.log(`${name} irqfd`, `${name}: KVM_IRQFD (unbind) failed: ${errnoName(e)}`);
+        }
+      }
+      let dropped = false;
+      for (let i = 0; i < bind.length; i += 2) {
+        const [v, gsi] = [bind[i], bind[i + 1]];
+        const e = this.vm.tryIrqfd(irqFds[v], gsi, false);
+        if (e === 0) continue;
+        this.log.log(`${name} irqfd`, `${name}: KVM_IRQFD failed: ${errnoName(e)}`);
+        s[HEADER + gsi * GSI_WORDS] = 0;
+        s[ROUTED]--;
+        gsis[v] = 0;
+        dropped = true;
+        ok = false;
+      }
+      if (dropped) this.#commit();
+      return ok;
     } finally {
       this.#unlock();
     }
   }
 
-  /** Route `gsi` as an MSI with this message, or remove its route (`undefined`). */
-  setMsi(gsi: number, message: { address: number; data: number } | undefined): void {
-    const i = gsi - FIRST_MSI_GSI;
-    if (!Number.isInteger(i) || i < 0 || i >= MAX_MSI_ROUTES) return;
-    this.#lock();
-    try {
-      const at = HEADER + i * ROUTE_WORDS;
-      const s = this.#s;
-      s[at] = message ? 1 : 0;
-      s[at + 1] = message ? message.address % 0x1_0000_0000 : 0;
-      s[at + 2] = message ? Math.floor(message.address / 0x1_0000_0000) : 0;
-      s[at + 3] = message ? message.data : 0;
-      this.#commit();
-    } finally {
-      this.#unlock();
+  /** A free GSI, or 0 when the table or the GSI numbers are full. Caller holds the lock. */
+  #freeGsi(): number {
+    const s = this.#s;
+    if (s[ROUTED] >= this.capacity()) return 0;
+    const limit = s[LIMIT];
+    for (let n = 0, g = s[NEXT]; n < limit - FIRST_MSI_GSI; n++, g++) {
+      if (g >= limit) g = FIRST_MSI_GSI;
+      if (s[HEADER + g * GSI_WORDS] === 0) {
+        s[NEXT] = g + 1 >= limit ? FIRST_MSI_GSI : g + 1;
+        return g;
+      }
+    }
+    return 0;
+  }
+
+  #note(journal: number[], gsi: number, vector: number, oldGsi: number): void {
+    const at = HEADER + gsi * GSI_WORDS;
+    const s = this.#s;
+    journal.push(gsi, s[at], s[at + 1], s[at + 2], s[at + 3], vector, oldGsi);
+  }
+
+  /** Put back what `journal` noted, last change first. Caller holds the lock. */
+  #undo(journal: number[], gsis: Int32Array): void {
+    const s = this.#s;
+    for (let i = journal.length - 7; i >= 0; i -= 7) {
+      const at = HEADER + journal[i] * GSI_WORDS;
+      s[ROUTED] += journal[i + 1] - s[at];
+      for (let w = 0; w < GSI_WORDS; w++) s[at + w] = journal[i + 1 + w];
+      gsis[journal[i + 5]] = journal[i + 6];
     }
   }
 
-  /** Submit the default routes plus every valid MSI route; call with the lock held. */
-  #commit(): void {
+  /** Submit the default routes plus every MSI route; returns 0 or the errno. Lock held. */
+  #commit(): number {
+    const s = this.#s;
+    const need = DEFAULT_ROUTES + s[ROUTED];
+    if (this.#routing === undefined || this.#routing.capacity < need) {
+      this.#routing = new KvmIrqRouting(Math.max(64, 2 ** Math.ceil(Math.log2(need))));
+    }
     const r = this.#routing;
     let n = 0;
     for (let gsi = 0; gsi < IOAPIC_PINS; gsi++) {
@@ -81,15 +246,13 @@ export class GsiRouter {
       }
       r.setIrqchip(n++, gsi, KVM_IRQCHIP_IOAPIC, gsi);
     }
-    const s = this.#s;
-    for (let i = 0; i < s[ALLOCATED]; i++) {
-      const at = HEADER + i * ROUTE_WORDS;
-      if (s[at] === 1) {
-        r.setMsi(n++, FIRST_MSI_GSI + i, s[at + 1] >>> 0, s[at + 2] >>> 0, s[at + 3] >>> 0);
-      }
+    const limit = s[LIMIT];
+    for (let gsi = FIRST_MSI_GSI; gsi < limit; gsi++) {
+      const at = HEADER + gsi * GSI_WORDS;
+      if (s[at] === 1) r.setMsi(n++, gsi, s[at + 1] >>> 0, s[at + 2] >>> 0, s[at + 3] >>> 0);
     }
     r.nr = n;
-    this.vm.setGsiRouting(r);
+    return this.vm.trySetGsiRouting(r);
   }
 
   #lock(): void {
@@ -97,5 +260,54 @@ export class GsiRouter {
   }
   #unlock(): void {
     Atomics.store(this.#s, LOCK, 0);
+  }
+}
+
+/**
+ * One device's MSI or MSI-X vectors: each one's irqfd (an eventfd made at plan time) and, while
+ * the guest has the vector enabled, a GSI with its route. Every thread builds its own view over
+ * the same state (one Int32 per vector: its GSI, 0 for none).
+ */
+export class MsiVectors {
+  readonly #gsis: Int32Array;
+
+  static createState(vectors: number): SharedArrayBuffer {
+    return new SharedArrayBuffer(4 * Math.max(vectors, 1));
+  }
+
+  constructor(
+    state: SharedArrayBuffer,
+    private readonly irqFds: readonly number[],
+    private readonly router: GsiRouter,
+    /** Starts each log line: the device, and MSI or MSI-X. */
+    private readonly name: string,
+  ) {
+    this.#gsis = new Int32Array(state);
+  }
+
+  get vectors(): number {
+    return this.irqFds.length;
+  }
+
+  /** The GSI routed for `vector` now, 0 for none. */
+  gsi(vector: number): number {
+    if (!Number.isInteger(vector) || vector < 0 || vector >= this.#gsis.length) return 0;
+    return Atomics.load(this.#gsis, vector);
+  }
+
+  /** See `GsiRouter.update`; vectors [first, end) clamped to this device's. */
+  update(
+    first: number,
+    end: number,
+    want: (vector: number) => MsiRoute | undefined,
+  ): boolean {
+    const lo = Math.max(0, first), hi = Math.min(end, this.irqFds.length);
+    if (lo >= hi) return true;
+    return this.router.update(this.#gsis, this.irqFds, this.name, lo, hi, want);
+  }
+
+  /** Give back every vector's route (the guest disabled MSI or MSI-X). */
+  clear(): void {
+    this.update(0, this.irqFds.length, () => undefined);
   }
 }

@@ -19,7 +19,9 @@ import {
   VirtioPciFunction,
 } from "../virtio/pci_transport.ts";
 import type { IoDevicePlan, VirtioBackendPlan } from "../virtio/io_worker_protocol.ts";
-import { GsiRouter } from "./gsi_router.ts";
+import { GsiRouter, type MsiRoute, MsiVectors } from "./gsi_router.ts";
+import { KVM_CAP } from "../../ffi/kvm.ts";
+import type { Msix } from "../pci/msix.ts";
 import type { PciIrqRoute } from "../boot/mptable.ts";
 import { hostPageSize } from "../../ffi/libc.ts";
 
@@ -63,8 +65,8 @@ const REDHAT_VENDOR = 0x1b36;
 const HOST_BRIDGE_DEVICE = 0x0008;
 
 export interface PciDevicePlan extends IoDevicePlan {
-  /** GSI per MSI-X vector (irqfd-bound). */
-  gsis: number[];
+  /** The GSIs its MSI-X vectors have while the guest enables them (MsiVectors). */
+  routes: SharedArrayBuffer;
 }
 
 export interface PciMachinePlan {
@@ -76,18 +78,23 @@ export interface PciMachinePlan {
   vfio: VfioPlan[];
 }
 
-/** One eventfd and one GSI per MSI-X vector, bound together with KVM_IRQFD. */
-function msiVectors(vm: PciVm, router: GsiRouter, vectors: number) {
-  const irqFds: number[] = [];
-  const gsis: number[] = [];
-  for (let v = 0; v < vectors; v++) {
-    const fd = EventFd.create().fd;
-    const gsi = router.allocate();
-    vm.irqfd(fd, gsi);
-    irqFds.push(fd);
-    gsis.push(gsi);
-  }
-  return { irqFds, gsis };
+/** One eventfd per vector: its irqfd, bound to a GSI while the guest has the vector enabled. */
+function eventfds(vectors: number): number[] {
+  return Array.from({ length: vectors }, () => EventFd.create().fd);
+}
+
+/**
+ * Which MSI-X vectors have a route: while MSI-X is enabled, each vector the guest has unmasked
+ * (a vector masked later keeps its route, following its message); none while it is disabled.
+ * So routes are taken as a driver sets its vectors up, not for every vector a device declares.
+ */
+function msixRoutes(msix: Msix, routes: MsiVectors): (vector: number) => MsiRoute | undefined {
+  return (vector) => {
+    if (!msix.enabled()) return undefined;
+    const e = msix.entry(vector);
+    if (e === undefined || (e.masked && routes.gsi(vector) === 0)) return undefined;
+    return { address: e.address, data: e.data };
+  };
 }
 
 export interface VirtioDeviceRequest {
@@ -221,8 +228,7 @@ export function planPci(
     subsystemVendorId: 0,
     subsystemId: 0,
   });
-  const routerState = GsiRouter.createState();
-  const router = new GsiRouter(routerState, vm);
+  const routerState = GsiRouter.createState(vm.checkExtension(KVM_CAP.IRQ_ROUTING));
   let next = PCI_MMIO_START;
   /** KVM memory slots after the RAM's (at most 2) for passthrough BAR mappings. */
   let nextSlot = 8;
@@ -242,8 +248,14 @@ export function planPci(
       intxPin(slot),
     );
     const notifyFds = Array.from({ length: plan.numQueues }, () => EventFd.create().fd);
-    const { irqFds, gsis } = msiVectors(vm, router, plan.vectors);
-    return { plan, backend: r.backend, notifyFds, irqFds, gsis };
+    const irqFds = eventfds(plan.vectors);
+    return {
+      plan,
+      backend: r.backend,
+      notifyFds,
+      irqFds,
+      routes: MsiVectors.createState(plan.vectors),
+    };
   });
   const vfio = passthrough.map((d, i): VfioPlan => {
     const base = planVfioFunction(
@@ -257,10 +269,10 @@ export function planPci(
       vfioOptions[i],
     );
     const vectors = base.msix?.vectors ?? 0;
-    const { irqFds, gsis } = msiVectors(vm, router, vectors);
-    const deviceFds = Array.from({ length: vectors }, () => EventFd.create().fd);
+    const irqFds = eventfds(vectors);
+    const deviceFds = eventfds(vectors);
     // MSI: VFIO signals the irqfds themselves (no masking to emulate, so no relay).
-    const msi = msiVectors(vm, router, base.msi?.vectors ?? 0);
+    const msiFds = eventfds(base.msi?.vectors ?? 0);
     // INTx: VFIO masks the line as it fires; the guest's EOI makes KVM signal the resample
     // eventfd, which VFIO takes as "unmask". All in the kernel.
     let intx: VfioPlan["intx"];
@@ -275,9 +287,9 @@ export function planPci(
       ...base,
       deviceFds,
       irqFds,
-      gsis,
-      msiFds: msi.irqFds,
-      msiGsis: msi.gsis,
+      msixRoutes: MsiVectors.createState(vectors),
+      msiFds,
+      msiRoutes: MsiVectors.createState(msiFds.length),
       intx,
       irqState: VfioIrqModes.createState(),
     };
@@ -314,7 +326,7 @@ export function registerPci(
     barWrite: () => {},
   };
   bus.add(0, hostBridge);
-  const router = new GsiRouter(plan.routerState, vm);
+  const router = new GsiRouter(plan.routerState, vm, log);
   const control = new EventFd(plan.controlFd);
   const functions = plan.devices.map((d) => {
     const notify = d.notifyFds.map((fd) => new EventFd(fd));
@@ -326,40 +338,65 @@ export function registerPci(
         moveNotify(vm, d.plan.name, d.notifyFds, oldGpa, newGpa, log),
       signal: (vector) => irq[vector]?.signal(),
       intx: (high) => vm.irqLine(d.plan.intxGsi, high),
-      routeChanged: (vector, address, data) => router.setMsi(d.gsis[vector], { address, data }),
+      routeChanged: (vector) => void routes.update(vector, vector + 1, want),
     });
+    const routes = new MsiVectors(d.routes, d.irqFds, router, d.plan.name);
+    const want = msixRoutes(fn.msix, routes);
+    // MSI-X Enable: routes for the unmasked vectors, or none.
+    const msixControl = d.plan.msixCapOffset + 2;
+    fn.config.onWrite(
+      msixControl,
+      msixControl + 2,
+      () => void routes.update(0, d.irqFds.length, want),
+    );
     bus.add(d.plan.slot, fn);
     return fn;
   });
   for (const v of plan.vfio) {
     const irq = v.irqFds.map((fd) => new EventFd(fd));
     const modes = irqModes(v, log);
-    bus.add(
-      v.slot,
-      new VfioPciFunction(v, {
-        msixEnabled: (on) => {
-          trace?.(`vfio ${v.bdf}: MSI-X ${on ? "on" : "off"}`);
-          return modes.msix(on);
-        },
-        msiChanged: (vectors, messages) => {
-          trace?.(
-            `vfio ${v.bdf}: MSI ${vectors === 0 ? "off" : `on, ${vectors} vector(s)`}` +
-              messages.map((m) => ` 0x${m.address.toString(16)}/0x${m.data.toString(16)}`)
-                .join(""),
-          );
-          // Routes before the device may fire; the device quiet before routes go.
-          if (vectors === 0) modes.msi(0);
-          v.msiGsis.forEach((gsi, i) => router.setMsi(gsi, messages[i]));
-          if (vectors === 0) return true;
-          if (modes.msi(vectors)) return true;
-          v.msiGsis.forEach((gsi) => router.setMsi(gsi, undefined));
-          return false;
-        },
-        signal: (vector) => irq[vector]?.signal(),
-        routeChanged: (vector, address, data) => router.setMsi(v.gsis[vector], { address, data }),
-        placeSlot: (m, gpa) => placeSlot(vm, v.bdf, m, gpa, log),
-      }),
-    );
+    const msixVectors = new MsiVectors(v.msixRoutes, v.irqFds, router, `vfio ${v.bdf} MSI-X`);
+    const msiVectors = new MsiVectors(v.msiRoutes, v.msiFds, router, `vfio ${v.bdf} MSI`);
+    let want: (vector: number) => MsiRoute | undefined = () => undefined;
+    const fn = new VfioPciFunction(v, {
+      msixEnabled: (on) => {
+        trace?.(`vfio ${v.bdf}: MSI-X ${on ? "on" : "off"}`);
+        // Routes before the device may fire; the device quiet before routes go.
+        if (!on) {
+          modes.msix(false);
+          msixVectors.clear();
+          return true;
+        }
+        msixVectors.update(0, v.irqFds.length, want);
+        if (modes.msix(true)) return true;
+        msixVectors.clear();
+        return false;
+      },
+      msiChanged: (vectors, messages) => {
+        trace?.(
+          `vfio ${v.bdf}: MSI ${vectors === 0 ? "off" : `on, ${vectors} vector(s)`}` +
+            messages.map((m) => ` 0x${m.address.toString(16)}/0x${m.data.toString(16)}`)
+              .join(""),
+        );
+        if (vectors === 0) {
+          modes.msi(0);
+          msiVectors.clear();
+          return true;
+        }
+        // Every enabled vector routed, or MSI refused: a driver cannot use part of them.
+        if (msiVectors.update(0, v.msiFds.length, (i) => messages[i]) && modes.msi(vectors)) {
+          return true;
+        }
+        modes.msi(0);
+        msiVectors.clear();
+        return false;
+      },
+      signal: (vector) => irq[vector]?.signal(),
+      routeChanged: (vector) => void msixVectors.update(vector, vector + 1, want),
+      placeSlot: (m, gpa) => placeSlot(vm, v.bdf, m, gpa, log),
+    });
+    if (fn.msix) want = msixRoutes(fn.msix, msixVectors);
+    bus.add(v.slot, fn);
   }
   pio.register(PCI_CONF1_ADDRESS_PORT, PCI_CONF1_PORTS, bus.conf1, "pci conf1");
   // I/O BARs (a passed-through device's) live above the legacy ports; Linux assigns them.

@@ -97,10 +97,11 @@ export interface VfioPlan {
   /** MSI-X: eventfds the device signals (VFIO) and the irqfds KVM listens on, per vector. */
   deviceFds: number[];
   irqFds: number[];
-  gsis: number[];
-  /** MSI: one irqfd (which VFIO signals directly) and GSI per vector the function may use. */
+  /** The GSIs of the MSI-X irqfds while the guest enables them (src/machine/gsi_router.ts). */
+  msixRoutes: SharedArrayBuffer;
+  /** MSI: one irqfd (which VFIO signals directly) per vector the function may use. */
   msiFds: number[];
-  msiGsis: number[];
+  msiRoutes: SharedArrayBuffer;
   /** INTx: VFIO's trigger and KVM's resample eventfds, on the IOAPIC pin `gsi`. */
   intx?: { gsi: number; triggerFd: number; resampleFd: number };
   /** Which interrupt mechanism is on (VfioIrqModes). */
@@ -115,7 +116,7 @@ export interface VfioPlan {
 /** What planning adds; the machine adds the eventfds and GSIs. */
 export type VfioBasePlan = Omit<
   VfioPlan,
-  "deviceFds" | "irqFds" | "gsis" | "msiFds" | "msiGsis" | "intx" | "irqState"
+  "deviceFds" | "irqFds" | "msixRoutes" | "msiFds" | "msiRoutes" | "intx" | "irqState"
 >;
 
 export interface VfioOptions {

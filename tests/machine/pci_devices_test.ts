@@ -162,3 +162,46 @@ Deno.test("pci devices: MSI-X or MSI the host refuses stays disabled, and the VM
   ok(lines[1].includes("cannot turn MSI on"), lines[1]);
   dev.close();
 });
+
+Deno.test("pci devices: MSI routes are taken as the guest enables vectors, for 2048 and more", () => {
+  // A passed-through device with 2048 MSI-X vectors (and MSI) beside two virtio devices: all
+  // planned, and no route nor irqfd until a driver enables a vector.
+  const { vm, plan, cfgWrite, cfgRead, mmio, dev } = machine({
+    device: { msixTableSize: 2047, bar4Size: 0x10000, msixTable: 0x0 | 4, msixPba: 0x8000 | 4 },
+  });
+  equal(plan.vfio[0].msix?.vectors, 2048);
+  equal(vm.irqfds.size, 0);
+  equal(vm.msiRoutes.length, 0);
+  // virtio device 1: memory decoding and MSI-X on; vector 0 programmed and unmasked.
+  const d = plan.devices[0];
+  const control = d.plan.msixCapOffset + 2;
+  cfgWrite(1, 0x04, 2, 0x0002);
+  cfgWrite(1, control, 2, 0x8000);
+  equal(vm.msiRoutes.length, 0, "every vector is still masked");
+  const bar1 = (cfgRead(1, 0x14, 4) & ~0xf) >>> 0; // the MSI-X table, at its start
+  const window = mmio.find(bar1, 4)!;
+  const write32 = (addr: number, value: number) => {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setUint32(0, value, true);
+    window.device.write(addr - window.base, b);
+  };
+  write32(bar1, 0xfee0_0000);
+  write32(bar1 + 8, 0x41);
+  write32(bar1 + 0xc, 0); // unmask
+  equal(vm.msiRoutes.length, 1);
+  deepEqual(vm.msiRoutes.map((m) => [m.address, m.data]), [[0xfee0_0000, 0x41]]);
+  equal(vm.gsiOf(d.irqFds[0]), vm.msiRoutes[0].gsi, "its irqfd is bound to the route's GSI");
+  equal(vm.irqfds.size, 1, "and no other");
+  // Masked again: the route stays; MSI-X disabled: it goes.
+  write32(bar1 + 0xc, 1);
+  equal(vm.msiRoutes.length, 1);
+  cfgWrite(1, control, 2, 0x0000);
+  equal(vm.msiRoutes.length, 0);
+  equal(vm.irqfds.size, 0);
+  // The passed-through device's MSI-X, refused by the host (the fake takes no VFIO ioctl),
+  // leaves no route behind either.
+  cfgWrite(VFIO_SLOT, 0xb2, 2, 0x8000);
+  equal(vm.msiRoutes.length, 0);
+  equal(vm.irqfds.size, 0);
+  dev.close();
+});

@@ -41,9 +41,9 @@ function plan(
     ...base,
     deviceFds: [],
     irqFds: [],
-    gsis: [],
+    msixRoutes: new SharedArrayBuffer(4),
     msiFds: [],
-    msiGsis: [],
+    msiRoutes: new SharedArrayBuffer(4),
     irqState: new SharedArrayBuffer(20),
   };
   const events: Array<[string, unknown]> = [];
