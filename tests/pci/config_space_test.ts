@@ -290,15 +290,56 @@ Deno.test("config space (property): random accesses never throw nor change fixed
   cfg.addCapability(0x09, Uint8Array.of(1, 2, 3, 4), Uint8Array.of(0, 0xff, 0, 0x0f));
   const fixed = [0x00, 0x01, 0x02, 0x03, 0x08, 0x09, 0x0a, 0x0b, 0x0e, 0x2c, 0x2d, 0x2e, 0x2f];
   const before = fixed.map((o) => cfg.read(o, 1));
-  const access = fc.record({
-    write: fc.boolean(),
-    offset: fc.integer({ min: -8, max: 300 }),
-    size: fc.integer({ min: 0, max: 9 }),
-    value: fc.oneof(fc.integer({ min: 0, max: 0xffffffff }), fc.constant(0xffffffff)),
-  });
+  const value = fc.oneof(fc.integer({ min: 0, max: 0xffffffff }), fc.constant(0xffffffff));
+  const access = fc.oneof(
+    {
+      // What a guest's PCI code does: aligned accesses of 1, 2 or 4 bytes in the header.
+      weight: 3,
+      arbitrary: fc.tuple(
+        fc.constantFrom(1, 2, 4),
+        fc.integer({ min: 0, max: 255 }),
+        fc.boolean(),
+        value,
+      )
+        .map(([size, at, write, v]) => ({ write, offset: at - (at % size), size, value: v })),
+    },
+    {
+      // BAR sizing and placement: all-ones, then a base (aligned or not, below 4 GiB or not).
+      weight: 2,
+      arbitrary: fc.tuple(
+        fc.integer({ min: 0, max: 5 }),
+        fc.oneof(
+          fc.constant(0xffffffff),
+          fc.integer({ min: 0xc000, max: 0xfebf }).map((n) => n * 0x1_0000),
+          fc.integer({ min: 0, max: 0xffff }).map((n) => n * 32 + 1),
+          value,
+        ),
+      ).map(([i, v]) => ({ write: true, offset: bar(i), size: 4, value: v >>> 0 })),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        write: fc.boolean(),
+        offset: fc.integer({ min: -8, max: 300 }),
+        size: fc.integer({ min: 0, max: 9 }),
+        value,
+      }),
+    },
+  );
+  const addresses = () => [0, 1, 2].map((i) => cfg.barInfo(i)!.address);
+  let runs = 0, moved = 0, valid = 0, total = 0, barWrites = 0;
   fc.assert(
-    fc.property(fc.array(access, { maxLength: 64 }), (ops) => {
+    fc.property(fc.array(access, { minLength: 4, maxLength: 64, size: "max" }), (ops) => {
+      runs++;
+      const placed = addresses();
       for (const op of ops) {
+        total++;
+        if (
+          op.write && [1, 2, 4].includes(op.size) && op.offset >= 0 && op.offset + op.size <= 256
+        ) {
+          valid++;
+          if (op.offset < bar(6) && op.offset + op.size > bar(0)) barWrites++;
+        }
         if (op.write) cfg.write(op.offset, op.size, op.value);
         else {
           const v = cfg.read(op.offset, op.size);
@@ -317,7 +358,19 @@ Deno.test("config space (property): random accesses never throw nor change fixed
       equal(cfg.read(0x41, 1), 0);
       equal(cfg.read(0x42, 1), 1);
       equal(cfg.read(0x45, 1) & 0xf0, 0, "only the low nibble of body byte 3 is writable");
+      const after = addresses();
+      [0x1000, 32, 0x4000].forEach((size, i) => equal(after[i] % size, 0, `BAR ${i} aligned`));
+      // A BAR moved: it holds a new base that is neither 0 nor what sizing leaves.
+      const sizing = [0xfffff000, 0xffe0, 2 ** 64 - 0x4000];
+      if (after.some((a, i) => a !== placed[i] && a !== 0 && a !== sizing[i])) moved++;
     }),
     { numRuns: 300 },
   );
+  console.log(
+    `config space property: a BAR moved in ${moved} of ${runs} runs; ` +
+      `${valid} of ${total} accesses were writes of 1, 2 or 4 bytes inside the space, ` +
+      `${barWrites} of them to a BAR`,
+  );
+  ok(moved / runs >= 0.2, `a BAR moved in only ${moved} of ${runs} runs`);
+  ok(valid / total >= 0.2, `only ${valid} of ${total} accesses were valid writes`);
 });
