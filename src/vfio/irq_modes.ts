@@ -85,20 +85,21 @@ export class VfioIrqModes {
    * and the device is back on MSI or INTx as the guest's other enable bits say.
    */
   msix(on: boolean): boolean {
-    return this.#update((s) => s[WANT_MSIX] = on ? 1 : 0) !== IRQ_MSIX;
+    return (this.#update((s) => s[WANT_MSIX] = on ? 1 : 0) & (1 << IRQ_MSIX)) === 0;
   }
 
   /** The guest enabled MSI with `vectors` (or disabled it: 0). False when refused, as `msix`. */
   msi(vectors: number): boolean {
-    return this.#update((s) =>
+    const refused = this.#update((s) =>
       s[WANT_MSI] = Math.max(0, Math.min(vectors, this.fds.msi.length))
-    ) !== IRQ_MSI;
+    );
+    return (refused & (1 << IRQ_MSI)) === 0;
   }
 
-  /** Apply the wish; returns the index the host refused to turn on, or IRQ_NONE. */
+  /** Apply the wish; returns the indexes the host refused to turn on, as 1 << index bits. */
   #update(wish: (s: Int32Array) => void): number {
     const s = this.#s;
-    let refused = IRQ_NONE;
+    let refused = 0;
     while (Atomics.compareExchange(s, LOCK, 0, 1) !== 0) { /* rare, short */ }
     try {
       wish(s);
@@ -108,7 +109,9 @@ export class VfioIrqModes {
         if (s[WANT_MSIX] && this.fds.msix.length > 0) {
           [index, vectors] = [IRQ_MSIX, this.fds.msix.length];
         } else if (s[WANT_MSI] > 0) [index, vectors] = [IRQ_MSI, s[WANT_MSI]];
-        else if (this.fds.intx && refused !== IRQ_INTX) [index, vectors] = [IRQ_INTX, 1];
+        else if (this.fds.intx && (refused & (1 << IRQ_INTX)) === 0) {
+          [index, vectors] = [IRQ_INTX, 1];
+        }
         if (index === s[MODE] && vectors === s[VECTORS]) return refused;
         if (s[MODE] !== IRQ_NONE) {
           const e = this.control.setEventfds(s[MODE], []);
@@ -127,10 +130,9 @@ export class VfioIrqModes {
         this.#report(index, `on with ${vectors} vector(s)`, e);
         // A refused MSI or MSI-X stays off until the guest enables it again; INTx is tried
         // again at the next change.
-        if (refused === IRQ_NONE) refused = index;
+        refused |= 1 << index;
         if (index === IRQ_MSIX) s[WANT_MSIX] = 0;
         else if (index === IRQ_MSI) s[WANT_MSI] = 0;
-        else refused = IRQ_INTX;
       }
     } finally {
       Atomics.store(s, LOCK, 0);

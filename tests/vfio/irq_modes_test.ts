@@ -148,3 +148,11 @@ Deno.test("vfio irq: a refused MSI leaves INTx on; refused INTx leaves none, ret
   equal(m.msi(0), true);
   deepEqual(m.current(), { index: IRQ_INTX, vectors: 1 });
 });
+
+Deno.test("vfio irq: MSI-X refused and then INTx refused is still MSI-X refused", () => {
+  const { m, lines } = failing(new Set([IRQ_MSIX, IRQ_INTX]));
+  m.start();
+  equal(m.msix(true), false);
+  deepEqual(m.current(), { index: IRQ_NONE, vectors: 0 });
+  equal(lines.length, 2, "one line for MSI-X, one for INTx");
+});
