@@ -132,7 +132,12 @@ class ChainWatch {
     readonly stats: FuzzStats,
   ) {}
 
+  /** Runs inside the device's handling of a chain: the guest acts meanwhile (a vCPU would). */
+  inside: () => void = () => {};
+
   popped(q: number, chain: DescriptorChain): void {
+    // §3.1.1, §2.1.2: only a live device takes chains (DRIVER_OK, not broken, no reset due).
+    ok(this.state.live, `a chain popped with status 0x${this.state.status.toString(16)}`);
     // A reset (or a fault, which waits for one) abandons the chains in flight.
     if (this.state.resetGeneration !== this.#generation) {
       this.#generation = this.state.resetGeneration;
@@ -191,6 +196,7 @@ class ChainWatch {
         this.popped(q, chain);
         let n;
         try {
+          this.inside();
           n = device.handle(q, chain);
         } catch (e) {
           this.#outstanding.get(`${q}:${chain.head}`)?.pop(); // a fault: never used
@@ -261,17 +267,23 @@ export class VirtioFuzzRig {
   readonly #driver: Array<DriverQueue | undefined> = [];
   #dataNext = DATA_START;
   #notifyAt = 0;
+  readonly #watch: ChainWatch;
+  #kicked = false;
+  readonly #notified = new Set<number>();
   accesses = 0;
 
   constructor(readonly model: VirtioFuzzModel, readonly stats: FuzzStats) {
     const plan = planVirtioPci(model.description, SLOT, BAR0_GPA, BAR1_GPA, 5);
     this.backend = model.backend(this.ram, stats);
     const watch = new ChainWatch(this.ram, new VirtioPciState(plan.virtioState), stats);
+    this.#watch = watch;
+    // The I/O Worker is another thread: a vCPU's kick or notify only wakes it, and it runs
+    // after the access (see worker()).
     const hooks = {
-      notify: (q: number) => this.serve(q),
+      notify: (q: number) => void this.#notified.add(q),
       kick: () => {
-        this.#allowUsedRings();
-        while (this.runner.sync()) stats.count("budget-turns");
+        this.allowUsedRings();
+        this.#kicked = true;
       },
       notifyMoved: (from: number, to: number) => {
         equal(from, this.#notifyAt, "notify slots moved from where they were");
@@ -291,6 +303,37 @@ export class VirtioFuzzRig {
     this.#mmio = this.bus.window(HOLE, "memory", () => {});
   }
 
+  /** The I/O Worker wakes: a kick syncs every queue, then each notified queue is served. */
+  worker(): void {
+    if (this.#kicked) {
+      this.#kicked = false;
+      while (this.runner.sync()) this.stats.count("budget-turns");
+    }
+    for (const q of this.#notified) {
+      this.#notified.delete(q);
+      this.serve(q);
+    }
+  }
+
+  /**
+   * The guest resets the device while the I/O Worker is inside a request: the status must not
+   * read 0 until the Worker has left the queues (the reset is then complete, and nothing more
+   * may be written to the guest).
+   */
+  armResetInside(): void {
+    this.#watch.inside = () => {
+      this.#watch.inside = () => {};
+      this.common(0x14, 1, 0);
+      this.stats.count("resets-inside");
+      ok(this.commonRead(0x14, 1) !== 0, "status read 0 while the device was in a request");
+    };
+  }
+
+  /** The guest's view after a reset it wrote: 0 once the Worker has left the queues. */
+  disarm(): void {
+    this.#watch.inside = () => {};
+  }
+
   /** The I/O Worker's turn on queue q: it comes back while the runner says work is left. */
   serve(q: number): void {
     if (q >= this.fn.state.numQueues) return;
@@ -298,8 +341,9 @@ export class VirtioFuzzRig {
   }
 
   /** The device may write the used ring (and avail_event) of every queue the driver enabled. */
-  #allowUsedRings(): void {
+  allowUsedRings(): void {
     const state = this.fn.state;
+    if (state.status & STATUS_DEVICE_NEEDS_RESET) return; // a broken device writes nothing
     for (let q = 0; q < state.numQueues; q++) {
       if (!state.queueEnabled(q)) continue;
       const a = state.queueAddresses(q);
@@ -315,7 +359,7 @@ export class VirtioFuzzRig {
   }
   mmioRead(gpa: number, width: number): number {
     this.accesses++;
-    const d = new Uint8Array(width);
+    const d = new Uint8Array(width).fill(0xff); // nothing decodes there: all-ones
     if (gpa >= HOLE && gpa + width <= 2 ** 32) this.#mmio.read(gpa - HOLE, d);
     let v = 0;
     for (let i = Math.min(width, 4) - 1; i >= 0; i--) v = v * 256 + d[i];
@@ -547,6 +591,18 @@ export function step(rig: VirtioFuzzRig, op: Op): void {
   const [kind, a, b, c] = op;
   const n = rig.fn.state.numQueues;
   const q = a % (n + (b % 5 === 0 ? 1 : 0));
+  if (kind === STEP_KINDS - 1 && b % 2 === 0) { // a reset while the device is in a request
+    rig.post(q, rig.model.chain(q, a, b, c), false);
+    rig.notify(q);
+    rig.armResetInside();
+    rig.worker();
+    rig.disarm();
+    if (rig.commonRead(0x14, 1) === 0) {
+      rig.ram.check(); // what it wrote before the reset was its right; from here on nothing is
+      rig.forget();
+    }
+    return;
+  }
   // Kinds past the named ones are more valid requests: most runs should move data.
   switch (kind >= 14 || (kind === 11 && b % 4 !== 0) ? 1 : kind) {
     case 0: // a driver (re)starts the device when it is not live, now and then when it is
@@ -622,8 +678,13 @@ export function fuzzRun(model: VirtioFuzzModel, stats: FuzzStats, list: Op[]): n
   let broken = false;
   for (const op of list) {
     step(rig, op);
+    rig.worker();
+    rig.allowUsedRings();
+    // §2.1.2: a broken device writes nothing to the guest until the driver resets it. Its
+    // writes so far are checked when it breaks; what it wrote meanwhile, when it is reset.
     const now = (rig.fn.state.status & STATUS_DEVICE_NEEDS_RESET) !== 0;
     if (now && !broken) stats.count("needs-reset");
+    if (now !== broken) rig.ram.check();
     broken = now;
   }
   rig.ram.check();
