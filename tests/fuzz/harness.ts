@@ -77,6 +77,7 @@ export function fuzz<T>(
   let seed = seedEnv === undefined ? Date.now() % 2 ** 31 : Number(seedEnv);
   let failure: unknown;
   try {
+    let numRuns = 20;
     while (stats.accesses < target) {
       fc.assert(
         fc.property(arb, (input) => {
@@ -88,8 +89,11 @@ export function fuzz<T>(
             throw e;
           }
         }),
-        { numRuns: batch, seed: seed++ },
+        { numRuns, seed: seed++ },
       );
+      // Size the next batch to what is left, from the accesses a run has made so far.
+      const perRun = stats.accesses / Math.max(stats.runs, 1);
+      numRuns = Math.max(1, Math.min(batch, Math.ceil((target - stats.accesses) / perRun)));
     }
   } catch (e) {
     // Counted once, however many times fast-check replayed it while shrinking.

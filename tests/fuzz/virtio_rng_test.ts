@@ -6,7 +6,7 @@ import { VIRTIO_F_RING_EVENT_IDX, VIRTIO_F_VERSION_1 } from "../../src/virtio/pc
 import { fuzz, FuzzStats, ops, pick } from "./harness.ts";
 import { type FuzzBuf, fuzzRun, STEP_KINDS, type VirtioFuzzModel } from "./virtio_harness.ts";
 
-const LENGTHS = [64, 1, 16, 4096, 65536, 65537, 0];
+const LENGTHS = [64, 1, 16, 4096, 512, 65537, 0, 64];
 
 function buffers(_q: number, a: number, b: number, c: number): FuzzBuf[] {
   const parts = 1 + (b % 3);
