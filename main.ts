@@ -1,9 +1,11 @@
 /**
  * denovmm's entry: parse the command line, run the VM, and turn every failure into one line
  * on stderr with exit status 2 (usage) or 1 (runtime). The terminal is restored on every path.
+ * SIGTERM, SIGINT and SIGHUP exit with 128 + the signal's number (src/machine/signals.ts).
  */
 import { parseCommandLine, USAGE, UsageError, VERSION } from "./src/cli/cli.ts";
 import { findDefaultGuest } from "./src/cli/default_guest.ts";
+import { exitOnSignal, listenForStopSignals } from "./src/machine/signals.ts";
 
 async function main(argv: string[]): Promise<number> {
   const cmd = parseCommandLine(argv, findDefaultGuest);
@@ -22,20 +24,9 @@ async function main(argv: string[]): Promise<number> {
   return result.status;
 }
 
-function exitOnSignal(signal: Deno.Signal, status: number): void {
-  Deno.addSignalListener(signal, () => {
-    try {
-      if (Deno.stdin.isTerminal()) Deno.stdin.setRaw(false);
-    } catch {
-      // nothing to restore
-    }
-    Deno.exit(status);
-  });
-}
-
 if (import.meta.main) {
-  exitOnSignal("SIGINT", 130);
-  exitOnSignal("SIGTERM", 143);
+  // While a VM runs, runMachine takes these signals over (it stops the VM and flushes its disks).
+  listenForStopSignals((s) => exitOnSignal(s, "no guest running: exiting"));
   let status: number;
   try {
     status = await main(Deno.args);

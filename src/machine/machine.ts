@@ -3,6 +3,7 @@
  * (each on its own Worker), and the console. Resolves with the status the VM ended with.
  */
 import { VcpuFd } from "../../ffi/kvm_fds.ts";
+import type { KvmRun } from "../../ffi/kvm_run.ts";
 import { KVM_CAP } from "../../ffi/kvm.ts";
 import { Serial8250, SERIAL_COM1_IRQ, SERIAL_RX_CAPACITY } from "../devices/serial.ts";
 import { elfCopies, type KernelFile, loadLinux, parseKernel } from "../boot/linux.ts";
@@ -22,6 +23,9 @@ import { findHostDevice, type HostPciDevice } from "../vfio/host_device.ts";
 import { mapGuestRam, openVfioDevice } from "../vfio/container.ts";
 import { type DiskOption, type NetOption, virtioRequests } from "./virtio_devices.ts";
 import type { IoWorkerInit, IoWorkerReport } from "../virtio/io_worker_protocol.ts";
+import { DiskSync } from "./disk_sync.ts";
+import { VcpuStopper } from "./vcpu_stop.ts";
+import { exitOnSignal, routeStopSignals, signalStatus, type StopSignal } from "./signals.ts";
 
 export interface VfioDeviceOption {
   bdf: string;
@@ -62,14 +66,22 @@ export interface MachineResult {
 const STDOUT_FD = 1;
 /** How often a piped stdin's EOF is repeated to the guest (see StdinPump). */
 const EOF_REPEAT_MS = 300;
+/** How long the vCPUs get to leave KVM_RUN when the VM ends, and how often they are kicked. */
+const VCPU_STOP_TIMEOUT_MS = 2000;
+const VCPU_KICK_REPEAT_MS = 50;
 
-/** Set up the VM; throws (before any vCPU runs) on bad input or a host without KVM. */
+/**
+ * Set up the VM and run it; throws (before any vCPU runs) on bad input or a host without KVM.
+ * However the VM ends (the guest, Ctrl-A x, SIGTERM/SIGINT/SIGHUP, an error), its vCPUs are
+ * stopped and then every writable disk is flushed (fdatasync) before this resolves.
+ */
 export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
   const { kernel, close: closeKernel } = openKernelFile(cfg.kernelPath);
   let initrd: OpenInputFile | undefined;
   let threads: Threads | undefined;
   let copy: KernelCopy | undefined;
   let setup: ReturnType<typeof buildMachine>;
+  let disks: DiskSync | undefined;
   try {
     initrd = cfg.initrdPath ? openInputFile(cfg.initrdPath, "initrd") : undefined;
     // Bad input is reported as such before /dev/kvm is opened, so on any host, KVM or not.
@@ -90,6 +102,7 @@ export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
     threads = new Threads(cfg.cpus, withIo);
     const tBuild = performance.now();
     setup = buildMachine(cfg, ram, kernel, initrd, hosts, copy !== undefined);
+    disks = new DiskSync((cfg.disks ?? []).filter((d) => !d.readOnly).map((d) => d.path));
     await copy?.done();
     if (cfg.debug) {
       console.error(
@@ -99,6 +112,7 @@ export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
     }
   } catch (e) {
     threads?.terminate();
+    disks?.close();
     throw e;
   } finally {
     // The guest is loaded (or will not be): the files are not needed while it runs. Not before
@@ -108,10 +122,11 @@ export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
     initrd?.close();
   }
   const running = threads;
-  return await running.run(cfg, setup).catch((e) => {
+  const flushed = disks;
+  return await running.run(cfg, setup, flushed).catch((e) => {
     running.terminate();
     throw e;
-  });
+  }).finally(() => flushed.close());
 }
 
 /** Everything the threads need, built on the main thread. */
@@ -153,6 +168,8 @@ function buildMachine(
   const cpuid = kvm.supportedCpuid();
   const tscDeadline = kvm.checkExtension(KVM_CAP.TSC_DEADLINE_TIMER) > 0;
   const vcpuFds: number[] = [];
+  // Each vCPU's kvm_run page, mapped here too: the main thread sets immediate_exit to stop it.
+  const runs: KvmRun[] = [];
   for (let id = 0; id < cfg.cpus; id++) {
     const fd = vm.createVcpu(id);
     const vcpu = new VcpuFd(fd, runSize);
@@ -162,8 +179,9 @@ function buildMachine(
     // from the guest, which the in-kernel LAPIC handles.
     if (id === 0) applyEntryState(vcpu, entry);
     vcpuFds.push(fd);
+    runs.push(vcpu.run);
   }
-  return { vm, ramHva, pci, consoleIo, runSize, vcpuFds };
+  return { vm, ramHva, pci, consoleIo, runSize, vcpuFds, runs };
 }
 
 /** The vCPU Workers and the I/O Worker, from their start to the VM's end. */
@@ -172,6 +190,10 @@ class Threads {
   readonly #io: Worker | undefined;
   #resolve: (r: MachineResult) => void = () => {};
   readonly #ended = new Promise<MachineResult>((resolve) => this.#resolve = resolve);
+  /** The vCPUs whose exit loop has not ended (nor their Worker failed). */
+  readonly #looping = new Set<number>();
+  #allStopped: () => void = () => {};
+  readonly #stopped = new Promise<void>((resolve) => this.#allStopped = resolve);
 
   constructor(cpus: number, withIo: boolean) {
     if (withIo) {
@@ -191,10 +213,17 @@ class Threads {
       const w = new Worker(new URL("../vcpu/worker.ts", import.meta.url), { type: "module" });
       w.onerror = (e) => {
         e.preventDefault();
+        this.#loopEnded(id);
         this.#resolve({ status: 1, message: `vcpu${id} worker failed: ${e.message}` });
       };
       this.#vcpus.push(w);
+      this.#looping.add(id);
     }
+  }
+
+  #loopEnded(id: number): void {
+    this.#looping.delete(id);
+    if (this.#looping.size === 0) this.#allStopped();
   }
 
   terminate(): void {
@@ -202,8 +231,13 @@ class Threads {
     this.#io?.terminate();
   }
 
-  async run(cfg: MachineConfig, m: ReturnType<typeof buildMachine>): Promise<MachineResult> {
+  async run(
+    cfg: MachineConfig,
+    m: ReturnType<typeof buildMachine>,
+    disks: DiskSync,
+  ): Promise<MachineResult> {
     const { vm, pci, consoleIo } = m;
+    const stopper = new VcpuStopper(m.runs);
     const serialState = Serial8250.createState();
     const stats = createStats();
     // The main thread's handle on the UART: it only feeds input and raises the RX interrupt.
@@ -230,6 +264,7 @@ class Threads {
       w.onmessage = (e: MessageEvent<VcpuWorkerReport>) => {
         const r = e.data;
         if (r.type === "ready") {
+          stopper.setThread(r.vcpuId, r.tid);
           if (cfg.debug) {
             console.error(
               `denovmm: vcpu${r.vcpuId} thread ready ${Math.round(performance.now())} ms after ` +
@@ -240,8 +275,13 @@ class Threads {
             Atomics.store(gate, 0, 1);
             Atomics.notify(gate, 0);
           }
-        } else if (r.type === "done") this.#resolve({ status: r.status, message: r.message });
-        else this.#resolve({ status: 1, message: `vcpu${r.vcpuId}: ${r.message}` });
+        } else if (r.type === "done") {
+          this.#loopEnded(r.vcpuId);
+          if (!r.stoppedByHost) this.#resolve({ status: r.status, message: r.message });
+        } else {
+          this.#loopEnded(r.vcpuId);
+          this.#resolve({ status: 1, message: `vcpu${r.vcpuId}: ${r.message}` });
+        }
       };
       const init: VcpuWorkerInit = {
         vcpuId: id,
@@ -254,6 +294,7 @@ class Threads {
         consoleFd: STDOUT_FD,
         pci,
         startGate: gate.buffer as SharedArrayBuffer,
+        hostStop: stopper.flag,
       };
       w.postMessage(init);
     });
@@ -271,14 +312,80 @@ class Threads {
       EOF_REPEAT_MS,
     );
     pump.run().catch(() => {});
+    let signalled: (s: StopSignal) => void = () => {};
+    const signal = new Promise<StopSignal>((resolve) => signalled = resolve);
+    const unroute = routeStopSignals((s) => signalled(s));
     try {
-      const result = await Promise.race([this.#ended, quitRequested]);
+      const end = await Promise.race([this.#ended, quitRequested, signal]);
+      // From here a second signal ends denovmm at once.
+      routeStopSignals((s) =>
+        exitOnSignal(s, "while the VM was being stopped: exiting without flushing the disks")
+      );
+      const problems = await this.#stop(stopper, gate, disks);
       if (cfg.debug) console.error(`denovmm: exits: ${new ExitStats(stats).summary()}`);
-      return result;
+      return endResult(end, problems, disks.count);
     } finally {
+      unroute();
       pump.restore();
     }
   }
+
+  /**
+   * Stop the vCPUs, then the I/O Worker, then flush the writable disks: every write the guest
+   * saw completed was written before its vCPUs stopped, so the flush covers it. Returns what
+   * went wrong, one phrase each.
+   */
+  async #stop(stopper: VcpuStopper, gate: Int32Array, disks: DiskSync): Promise<string[]> {
+    stopper.request();
+    // vCPU Workers still waiting at the start gate go through it and end before the guest.
+    Atomics.store(gate, 0, 1);
+    Atomics.notify(gate, 0);
+    const deadline = performance.now() + VCPU_STOP_TIMEOUT_MS;
+    while (this.#looping.size > 0 && performance.now() < deadline) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        this.#stopped,
+        new Promise((resolve) => timer = setTimeout(resolve, VCPU_KICK_REPEAT_MS)),
+      ]);
+      clearTimeout(timer);
+      if (this.#looping.size > 0) stopper.request();
+    }
+    const problems = [...this.#looping].map((id) =>
+      `vcpu${id} did not stop within ${VCPU_STOP_TIMEOUT_MS / 1000} s`
+    );
+    // Not joined (Deno cannot): a request it is in the middle of was not acknowledged to the
+    // guest, which no longer runs, and needs no flush.
+    this.#io?.terminate();
+    return [...problems, ...disks.flush()];
+  }
+}
+
+/**
+ * What the VM ended with: a signal gives 128 + its number and always one line; a disk that
+ * could not be flushed makes the status 1 and is named.
+ */
+function endResult(
+  end: MachineResult | StopSignal,
+  problems: string[],
+  diskCount: number,
+): MachineResult {
+  const flushFailed = problems.some((p) => p.startsWith("disk "));
+  if (typeof end === "string") {
+    const status = flushFailed ? 1 : signalStatus(end);
+    const flushed = diskCount === 0
+      ? "no writable disk to flush"
+      : `${diskCount} writable disk${diskCount === 1 ? "" : "s"} flushed`;
+    const what = problems.length === 0
+      ? `vCPUs stopped, ${flushed}`
+      : `vCPUs stopped, but ${problems.join("; ")}`;
+    return { status, message: `${end}: ${what}; exit status ${status}` };
+  }
+  if (problems.length === 0) return end;
+  const line = `when the VM ended: ${problems.join("; ")}`;
+  return {
+    status: flushFailed ? 1 : end.status,
+    message: end.message === undefined ? line : `${end.message}\n${line}`,
+  };
 }
 
 /** stdin into the virtio console: the ring, then a wake-up for the I/O Worker. */

@@ -14,13 +14,28 @@ export interface LoopOutcome {
   status: number;
   /** A message for stderr (a fatal exit with its register dump), if any. */
   message?: string;
+  /** The main thread stopped this vCPU (the VM ended elsewhere); `status` means nothing. */
+  stoppedByHost?: boolean;
 }
 
-/** Devices end the VM through this (debug-exit, i8042 reset). */
+/**
+ * Devices end the VM through this (debug-exit, i8042 reset); the main thread through
+ * `hostStop` (Int32[0] set to 1), which is read once per exit.
+ */
 export class StopRequest {
-  outcome: LoopOutcome | undefined;
+  #outcome: LoopOutcome | undefined;
+
+  constructor(private readonly hostStop?: Int32Array) {}
+
+  get outcome(): LoopOutcome | undefined {
+    if (this.#outcome === undefined && this.hostStop && Atomics.load(this.hostStop, 0) !== 0) {
+      this.#outcome = { status: 0, stoppedByHost: true };
+    }
+    return this.#outcome;
+  }
+
   stop(status: number, message?: string): void {
-    this.outcome ??= { status, message };
+    this.#outcome ??= { status, message };
   }
 }
 

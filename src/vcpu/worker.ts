@@ -4,6 +4,7 @@
  * then runs the exit loop until the VM ends, and reports the outcome to the main thread.
  */
 import { VcpuFd, VmFd } from "../../ffi/kvm_fds.ts";
+import { libc } from "../../ffi/libc.ts";
 import { Bus } from "../bus/bus.ts";
 import { registerLegacyDevices } from "../machine/legacy_devices.ts";
 import { FdWriter } from "../machine/fd_writer.ts";
@@ -34,7 +35,7 @@ self.onmessage = (e: MessageEvent<VcpuWorkerInit>) => {
 function runVcpu(init: VcpuWorkerInit) {
   const vm = new VmFd(init.vmFd);
   const vcpu = new VcpuFd(init.vcpuFd, init.runSize);
-  const stop = new StopRequest();
+  const stop = new StopRequest(new Int32Array(init.hostStop));
   const out = new FdWriter(init.consoleFd);
   const log = (line: string) => console.error(`denovmm: vcpu${init.vcpuId}: ${line}`);
   const pio = new Bus("port I/O", PIO_SPACE);
@@ -64,7 +65,7 @@ function runVcpu(init: VcpuWorkerInit) {
   // The boot CPU must not run before every AP's thread is in KVM_RUN: an AP whose Worker is
   // still loading when Linux sends INIT/SIPI misses the kernel's bring-up timeout and later
   // runs a trampoline that has moved on, which ends the VM in a triple fault.
-  self.postMessage({ type: "ready", vcpuId: init.vcpuId });
+  self.postMessage({ type: "ready", vcpuId: init.vcpuId, tid: libc.gettid() });
   const gate = new Int32Array(init.startGate);
   while (Atomics.load(gate, 0) === 0) Atomics.wait(gate, 0, 0);
   return runLoop(vcpu, pio, mmio, stats, stop, { debug: init.debug, log });
