@@ -50,7 +50,7 @@ Deno.test("net: the guest pings the tap's host end and sends it 16 MiB over TCP 
       args: ["run", "--network", `tap=${TAP}`],
       input: script,
       wrap: ["ip", "netns", "exec", NS],
-      timeoutMs: 120_000,
+      timeoutMs: 240_000, // 16 MiB through an emulated nested guest: 1-2 min on an idle host
     });
     await listener.stdin.close();
     // A guest that died mid-transfer leaves nc waiting on a connection that never closes.
