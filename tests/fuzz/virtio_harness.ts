@@ -374,7 +374,8 @@ export class VirtioFuzzRig {
   configWrite(offset: number, width: number, value: number): void {
     this.accesses += 2;
     this.bus.conf1.write(0, leBytes(4, 0x8000_0000 | (SLOT << 11) | (offset & 0xfc)));
-    this.bus.conf1.write(4 + (offset & 3), leBytes(width, value));
+    // The I/O bus delivers only accesses wholly inside 0xcf8-0xcff (src/bus/bus.ts).
+    if ((offset & 3) + width <= 4) this.bus.conf1.write(4 + (offset & 3), leBytes(width, value));
   }
   configRead(offset: number, width: number): number {
     this.accesses += 2;
@@ -542,8 +543,13 @@ export class VirtioFuzzRig {
     for (let k = 0; k < n; k++) {
       const len = b % 3 === 0 ? (c >>> (k * 3)) % 9000 : pick(EDGE_LENGTHS, (b >>> (k * 3)) + k);
       const edge = pick(EDGE_GPAS, (c >>> (k * 4)) + k);
-      const gpa = (a >>> (k + 3)) % 3 === 0
+      // Ending at an edge of RAM (or past it), or over the queue's own rings, or anywhere.
+      const where = (a >>> (k + 3)) % 4;
+      const ring = pick([d.desc, d.avail, d.used, d.used + 4 + 8 * d.size], c >>> (k * 2));
+      const gpa = where === 0
         ? Math.max(0, edge - len + ((c >>> k) % 5) - 2)
+        : where === 1
+        ? ring + ((c >>> k) % 8)
         : undefined;
       bufs.push({ len, write: ((a >> (k + 8)) & 1) === 1, gpa });
     }
