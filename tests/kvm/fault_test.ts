@@ -84,7 +84,12 @@ class Guest {
 
   /** Type `text` on the guest's console. */
   async send(text: string): Promise<void> {
-    await this.#writer.write(encoder.encode(text));
+    try {
+      await this.#writer.write(encoder.encode(text));
+    } catch (e) {
+      await this.#reading; // denovmm has ended: the rest of its output
+      throw new Error(`cannot type on the console (${(e as Error).message})\n${this.output}`);
+    }
   }
 
   /** Wait for the guest to print something matching `re`; fails if it ends or times out. */
