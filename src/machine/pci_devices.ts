@@ -352,6 +352,19 @@ export function registerPci(
     bus.add(d.plan.slot, fn);
     return fn;
   });
+  // A passed-through BAR refused for overlapping another device's gets its place back when
+  // that device's BAR moves away; the retry takes each function's lock in turn, none held.
+  const vfioFunctions: VfioPciFunction[] = [];
+  let retrying = false;
+  const placeOthersAgain = (moved: VfioPciFunction) => {
+    if (retrying) return;
+    retrying = true;
+    try {
+      for (const f of vfioFunctions) if (f !== moved) f.placeAgain();
+    } finally {
+      retrying = false;
+    }
+  };
   for (const v of plan.vfio) {
     const irq = v.irqFds.map((fd) => new EventFd(fd));
     const modes = irqModes(v, log);
@@ -394,7 +407,9 @@ export function registerPci(
       signal: (vector) => irq[vector]?.signal(),
       routeChanged: (vector) => void msixVectors.update(vector, vector + 1, want),
       placeSlot: (m, gpa) => placeSlot(vm, v.bdf, m, gpa, log),
+      slotsRemoved: () => placeOthersAgain(fn),
     });
+    vfioFunctions.push(fn);
     if (fn.msix) want = msixRoutes(fn.msix, msixVectors);
     bus.add(v.slot, fn);
   }

@@ -286,6 +286,11 @@ export interface VfioHooks {
    */
   placeSlot?(m: VfioMapping, gpa: number): boolean | void;
   /**
+   * Slots of this function were removed (a BAR moved or stopped decoding): a slot of another
+   * function that was refused for overlapping one of them may fit now (`placeAgain`).
+   */
+  slotsRemoved?(): void;
+  /**
    * MSI-X enabled or disabled by the guest: (re)program the device's eventfds. Returns false
    * when the host refused to turn it on: the guest's Enable bit is cleared again.
    */
@@ -311,6 +316,7 @@ export class VfioPciFunction implements PciFunction {
   readonly config;
   /** Set while this thread clears an Enable bit the host refused, so that write is not news. */
   #refusing = false;
+  #place: (() => boolean) | undefined;
 
   constructor(readonly plan: VfioPlan, hooks: VfioHooks) {
     this.shadow = new PciConfigSpace(plan.shadow);
@@ -363,7 +369,10 @@ export class VfioPciFunction implements PciFunction {
     }
     if (plan.mappings.length > 0 && hooks.placeSlot) {
       const place = hooks.placeSlot;
-      const listener = () => this.#placeMappings(place);
+      this.#place = () => this.#placeMappings(place);
+      const listener = () => {
+        if (this.#placeMappings(place)) hooks.slotsRemoved?.();
+      };
       this.shadow.onWrite(0x04, 0x06, listener);
       this.shadow.onWrite(BAR_FIRST, BAR_END, listener);
     }
@@ -395,7 +404,8 @@ export class VfioPciFunction implements PciFunction {
    * (it overlaps RAM or another device's slot) stays unplaced, and is tried again at the next
    * write to the command register or a BAR.
    */
-  #placeMappings(place: (m: VfioMapping, gpa: number) => boolean | void): void {
+  #placeMappings(place: (m: VfioMapping, gpa: number) => boolean | void): boolean {
+    let removed = false;
     const at = new Float64Array(this.plan.placed);
     const lock = new Int32Array(this.plan.placed, 8 * this.plan.mappings.length, 1);
     while (Atomics.compareExchange(lock, 0, 0, 1) !== 0) { /* rare, short */ }
@@ -412,6 +422,7 @@ export class VfioPciFunction implements PciFunction {
         if (at[i] !== 0 && at[i] !== want[i]) {
           place(m, 0);
           at[i] = 0;
+          removed = true;
         }
       });
       this.plan.mappings.forEach((m, i) => {
@@ -420,6 +431,15 @@ export class VfioPciFunction implements PciFunction {
     } finally {
       Atomics.store(lock, 0, 0);
     }
+    return removed;
+  }
+
+  /**
+   * Try again to place the slots this function's BARs want and do not have (another
+   * function's slot was in the way and has gone). Returns whether any slot was removed.
+   */
+  placeAgain(): boolean {
+    return this.#place?.() ?? false;
   }
 
   /** Where a guest config offset is answered: the shadow (at which offset) or the device. */

@@ -14,25 +14,31 @@ import { FakeVm } from "./fake_vm.ts";
 const VFIO_SLOT = 3; // after the two virtio devices
 
 function machine(
-  options: { irqCounts?: number[]; device?: FakeDeviceOptions; virtio?: number } = {},
+  options: {
+    irqCounts?: number[];
+    device?: FakeDeviceOptions;
+    virtio?: number;
+    vfio?: number;
+  } = {},
 ) {
   const vm = new FakeVm();
   vm.trySetUserMemoryRegion(0, 0, 0xc000_0000, 0n); // guest RAM below the hole
   const lines: string[] = [];
   let now = 0;
   const log = new RateLimitedLog((line) => lines.push(line), () => now);
-  const dev = fakeDevice(options.device);
-  const opened: OpenedVfioDevice = {
-    host: { bdf: "0000:00:10.0", group: 1, vendorId: 0x10ec, deviceId: 0x8168 },
+  const devs = Array.from({ length: options.vfio ?? 1 }, () => fakeDevice(options.device));
+  const dev = devs[0];
+  const opened = devs.map((d, i): OpenedVfioDevice => ({
+    host: { bdf: `0000:00:1${i}.0`, group: 1 + i, vendorId: 0x10ec, deviceId: 0x8168 },
     containerFd: -1,
     groupFd: -1,
-    deviceFd: dev.fd,
-    regions: dev.regions,
+    deviceFd: d.fd,
+    regions: d.regions,
     irqCounts: options.irqCounts ?? [0, 1, 4],
-  };
+  }));
   const requests = Array.from({ length: options.virtio ?? 2 }, () => virtioRequests([], true))
     .flat();
-  const plan = planPci(vm, requests, [opened], [], log);
+  const plan = planPci(vm, requests, opened, [], log);
   const pio = new Bus("pio", 0x1_0000);
   const mmio = new Bus("mmio", 2 ** 52);
   const functions = registerPci(pio, mmio, plan, vm, () => {}, () => {}, undefined, log);
@@ -62,6 +68,7 @@ function machine(
     plan,
     functions,
     dev,
+    devs,
     cfgWrite,
     cfgRead,
     mmio,
@@ -204,4 +211,27 @@ Deno.test("pci devices: MSI routes are taken as the guest enables vectors, for 2
   equal(vm.msiRoutes.length, 0);
   equal(vm.irqfds.size, 0);
   dev.close();
+});
+
+Deno.test("pci devices: a VFIO BAR refused over another device's is placed once that one moves", () => {
+  const { vm, lines, cfgWrite, devs, tick } = machine({ vfio: 2 });
+  const [one, two] = [VFIO_SLOT, VFIO_SLOT + 1];
+  cfgWrite(one, 0x04, 2, 0x0002);
+  cfgWrite(two, 0x04, 2, 0x0002);
+  const slotOf = (bdfSlot: number) => vfioSlots(vm).filter(([id]) => id === bdfSlot);
+  const before = vfioSlots(vm);
+  equal(before.length, 4, "BAR 2 and BAR 4 of each");
+  const [oneBar2, , twoBar2] = before.map(([id]) => id);
+  // The second device's BAR 2 onto the first's: refused, one line.
+  cfgWrite(one, 0x18, 4, 0xd000_0000);
+  tick();
+  cfgWrite(two, 0x18, 4, 0xd000_0000);
+  deepEqual(slotOf(twoBar2), []);
+  equal(lines.length, 1);
+  ok(lines[0].includes("0000:00:11.0: BAR 2"), lines[0]);
+  // The first device's BAR 2 moves away: the second's is placed, with no write of its own.
+  cfgWrite(one, 0x18, 4, 0xd100_0000);
+  deepEqual(slotOf(oneBar2), [[oneBar2, 0xd100_0000]]);
+  deepEqual(slotOf(twoBar2), [[twoBar2, 0xd000_0000]]);
+  for (const d of devs) d.close();
 });
