@@ -11,7 +11,7 @@
  * that `denovmm run -k` boots without the guest decompressing itself).
  */
 import { writeCpioGz } from "./lib/cpio.ts";
-import { readModinfo } from "./lib/modinfo.ts";
+import { parseModinfo } from "./lib/modinfo.ts";
 import { bzImagePayload } from "../src/boot/bzimage.ts";
 import { parseElf } from "../src/boot/elf.ts";
 
@@ -81,31 +81,64 @@ async function unpackKernel(): Promise<string> {
   return release;
 }
 
-/** Maps module name (with `_`, as modinfo spells it) to its .ko path. */
+/**
+ * Where the unpacked kernel package keeps its modules: lib/modules/RELEASE on Debian 12,
+ * usr/lib/modules/RELEASE on Debian 13 (merged /usr).
+ */
+async function modulesDir(release: string): Promise<string> {
+  for (
+    const dir of [
+      `${cache}/kernel/lib/modules/${release}`,
+      `${cache}/kernel/usr/lib/modules/${release}`,
+    ]
+  ) {
+    if (await exists(`${dir}/modules.builtin`)) return dir;
+  }
+  throw new Error(`no modules.builtin for ${release} under ${cache}/kernel/{,usr/}lib/modules`);
+}
+
+/** A module file's compression, by suffix: Debian 12 ships plain .ko, Debian 13 .ko.xz. */
+const MODULE_SUFFIX = /\.ko(\.xz|\.zst|\.gz)?$/;
+
+/** Maps module name (with `_`, as modinfo spells it) to its .ko, .ko.xz, .ko.zst or .ko.gz path. */
 function indexModules(dir: string, index = new Map<string, string>()): Map<string, string> {
   for (const e of Deno.readDirSync(dir)) {
     const path = `${dir}/${e.name}`;
     if (e.isDirectory) indexModules(path, index);
-    else if (e.name.endsWith(".ko")) index.set(e.name.slice(0, -3).replaceAll("-", "_"), path);
-    else if (/\.ko\.(xz|zst|gz)$/.test(e.name)) {
-      throw new Error(`${path}: compressed modules are not supported (busybox insmod)`);
+    else if (MODULE_SUFFIX.test(e.name)) {
+      index.set(e.name.replace(MODULE_SUFFIX, "").replaceAll("-", "_"), path);
     }
   }
   return index;
 }
 
 /**
+ * A module's plain ELF bytes. busybox's insmod loads only uncompressed modules, and
+ * readModinfo reads the ELF, so a compressed one goes through its decompressor here.
+ */
+async function readModule(path: string): Promise<Uint8Array> {
+  const suffix = MODULE_SUFFIX.exec(path)?.[1];
+  if (!suffix) return await Deno.readFile(path);
+  const tool = { ".xz": "xz", ".zst": "zstd", ".gz": "gzip" }[suffix]!;
+  return await decompress(tool, await Deno.readFile(path), path);
+}
+
+/**
  * Resolves `wanted` with their `depends=` (from each .ko's .modinfo) into a
  * load order: every module after all it depends on. Built-in modules are skipped.
  */
-async function moduleOrder(release: string, wanted: string[]): Promise<string[]> {
-  const modDir = `${cache}/kernel/lib/modules/${release}`;
+async function moduleOrder(
+  release: string,
+  wanted: string[],
+): Promise<{ name: string; data: Uint8Array }[]> {
+  const modDir = await modulesDir(release);
   const index = indexModules(`${modDir}/kernel`);
   const builtin = new Set(
     (await Deno.readTextFile(`${modDir}/modules.builtin`)).split("\n")
       .map((l) => l.replace(/^.*\//, "").replace(/\.ko$/, "").replaceAll("-", "_")),
   );
   const order: string[] = [];
+  const bytes = new Map<string, Uint8Array>();
   const visiting = new Set<string>();
   const visit = async (name: string) => {
     if (order.includes(name) || builtin.has(name)) return;
@@ -113,11 +146,17 @@ async function moduleOrder(release: string, wanted: string[]): Promise<string[]>
     if (!path) throw new Error(`module ${name} is neither in ${modDir} nor built in`);
     if (visiting.has(name)) throw new Error(`module dependency cycle at ${name}`);
     visiting.add(name);
-    for (const dep of (await readModinfo(path)).depends) await visit(dep.replaceAll("-", "_"));
+    const elf = await readModule(path);
+    bytes.set(name, elf);
+    for (const dep of parseModinfo(elf, path).depends) await visit(dep.replaceAll("-", "_"));
     order.push(name);
   };
   for (const name of wanted) await visit(name);
-  return order.map((n) => index.get(n)!);
+  // The file name as insmod will see it: the module's own file name, uncompressed.
+  return order.map((n) => ({
+    name: index.get(n)!.replace(/^.*\//, "").replace(MODULE_SUFFIX, ".ko"),
+    data: bytes.get(n)!,
+  }));
 }
 
 async function sha256(...parts: Uint8Array[]): Promise<string> {
@@ -128,12 +167,54 @@ async function sha256(...parts: Uint8Array[]): Promise<string> {
   return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** xz's stream header magic: FD 37 7A 58 5A 00. */
-const XZ_MAGIC = [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00];
+/**
+ * Runs `tool -dc` over `input` (xz, zstd or gzip) and returns what it writes. `what` names the
+ * input in errors.
+ */
+async function decompress(tool: string, input: Uint8Array, what: string, args: string[] = []) {
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(tool, {
+      args: ["-dc", ...args],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    const pkg = { xz: "xz-utils", zstd: "zstd", gzip: "gzip" }[tool] ?? tool;
+    throw new Error(`${tool} not found: install ${pkg} (scripts/setup.sh does)`, { cause: e });
+  }
+  const feeding = (async () => {
+    const w = child.stdin.getWriter();
+    await w.write(input);
+    await w.close();
+  })();
+  const [out] = await Promise.all([child.output(), feeding]);
+  if (!out.success) {
+    throw new Error(
+      `${tool} -dc failed on ${what}: ${new TextDecoder().decode(out.stderr).trim()}`,
+    );
+  }
+  return out.stdout;
+}
 
 /**
- * Writes .cache/guest/vmlinux: the bzImage's payload (the kernel build's compressed vmlinux,
- * xz on Debian) through `xz -dc`. A stamp with the bzImage's hash makes a second run a no-op.
+ * The kernel build's compressors that we can undo, by their magic: xz (Debian 12's kernel) and
+ * zstd (Debian 13's). Both need the stream alone: the kernel build appends the uncompressed
+ * size (4 bytes, size_append in scripts/Makefile.lib) after it, which plain `xz -d` rejects as
+ * a truncated second stream (--single-stream stops after the first) and `zstd -d` as an
+ * unknown frame (hence the payload is handed over without those 4 bytes).
+ */
+const PAYLOAD_FORMATS = [
+  { tool: "xz", magic: [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], args: ["--single-stream"] },
+  { tool: "zstd", magic: [0x28, 0xb5, 0x2f, 0xfd], args: [] },
+];
+
+/**
+ * Writes .cache/guest/vmlinux: the bzImage's payload (the kernel build's compressed vmlinux:
+ * xz on Debian 12, zstd on 13) through its decompressor. A stamp with the bzImage's hash makes
+ * a second run a no-op.
  */
 async function extractVmlinux(guestDir: string, release: string): Promise<void> {
   const bzImage = await Deno.readFile(`${guestDir}/vmlinuz`);
@@ -145,37 +226,22 @@ async function extractVmlinux(guestDir: string, release: string): Promise<void> 
     return;
   }
   const payload = bzImagePayload(bzImage);
-  if (!XZ_MAGIC.every((b, i) => payload[i] === b)) {
-    throw new Error(`${guestDir}/vmlinuz: payload is not xz-compressed; only xz is supported`);
+  const format = PAYLOAD_FORMATS.find((f) => f.magic.every((b, i) => payload[i] === b));
+  if (!format) {
+    const head = [...payload.subarray(0, 6)].map((b) => b.toString(16).padStart(2, "0"));
+    throw new Error(
+      `${guestDir}/vmlinuz: payload starts ${head.join(" ")}: neither xz nor zstd, ` +
+        `the only compressions supported`,
+    );
   }
-  let xz: Deno.ChildProcess;
-  try {
-    // --single-stream: the kernel build appends the uncompressed size (4 bytes, size_append in
-    // scripts/Makefile.lib) after the stream, which plain xz -d rejects as a truncated second one.
-    xz = new Deno.Command("xz", {
-      args: ["-dc", "--single-stream"],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-    throw new Error("xz not found: install xz-utils (scripts/setup.sh does)", { cause: e });
-  }
-  const feeding = (async () => {
-    const w = xz.stdin.getWriter();
-    await w.write(payload);
-    await w.close();
-  })();
-  const [out] = await Promise.all([xz.output(), feeding]);
-  if (!out.success) {
-    throw new Error(`xz -dc failed on the payload: ${new TextDecoder().decode(out.stderr).trim()}`);
-  }
-  const vmlinux = out.stdout;
+  const stream = payload.subarray(0, payload.length - 4);
+  const vmlinux = await decompress(format.tool, stream, "the kernel's payload", format.args);
   const sizeAppended = new DataView(payload.buffer, payload.byteOffset + payload.length - 4, 4)
     .getUint32(0, true);
   if (vmlinux.length !== sizeAppended) {
-    throw new Error(`xz gave ${vmlinux.length} bytes; the bzImage says vmlinux is ${sizeAppended}`);
+    throw new Error(
+      `${format.tool} gave ${vmlinux.length} bytes; the bzImage says vmlinux is ${sizeAppended}`,
+    );
   }
   const kernel = parseElf(vmlinux); // what denovmm will check: fail here rather than at boot
   const tmp = `${target}.tmp`;
@@ -183,7 +249,7 @@ async function extractVmlinux(guestDir: string, release: string): Promise<void> 
   await Deno.rename(tmp, target);
   await Deno.writeTextFile(stampPath, stamp);
   console.log(
-    `build_guest: vmlinux extracted: ${(vmlinux.length / 1e6).toFixed(1)} MB, ` +
+    `build_guest: vmlinux extracted (${format.tool}): ${(vmlinux.length / 1e6).toFixed(1)} MB, ` +
       `${kernel.segments.length} segments, entry 0x${kernel.entryGpa.toString(16)}`,
   );
 }
@@ -215,7 +281,7 @@ async function main() {
   }
 
   const modules = await moduleOrder(release, MODULES[mode]);
-  const names = modules.map((p) => p.replace(/^.*\//, ""));
+  const names = modules.map((m) => m.name);
   // Every applet but modprobe. The kernel runs /sbin/modprobe for each module it asks for
   // (request_module: a crypto template, a netdev alias, ...), and busybox's cannot find our
   // modules (they sit flat in /lib/modules, loaded by /init with insmod): each such call
@@ -240,11 +306,7 @@ async function main() {
       mode: 0o100644,
       data: new TextEncoder().encode(names.join("\n") + "\n"),
     },
-    ...await Promise.all(modules.map(async (p, i) => ({
-      path: `lib/modules/${names[i]}`,
-      mode: 0o100644,
-      data: await Deno.readFile(p),
-    }))),
+    ...modules.map((m) => ({ path: `lib/modules/${m.name}`, mode: 0o100644, data: m.data })),
   ];
   await writeCpioGz(target, entries);
   await Deno.writeTextFile(stampPath, stamp);

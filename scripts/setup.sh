@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepares a fresh Debian 12 machine (as root) for denovmm: QEMU and busybox
+# Prepares a fresh Debian 12 or 13 machine (as root) for denovmm: QEMU and busybox
 # for the KVM sandbox, Deno in .tools/, the default guest in .cache/guest/ and
 # the sandbox initramfs in .cache/sandbox/. Safe to run again: every step is
 # skipped when its result is already there.
@@ -15,9 +15,13 @@ step() { printf 'setup: %s\n' "$*"; }
 # --- Debian packages: update the lists only when something is missing. gcc and the
 # kernel headers let the tests check ffi/'s struct layouts against <linux/kvm.h>;
 # bsdutils has script(1), which gives the console test a real terminal; xz-utils
-# (priority standard, so not in every image) unpacks the guest's vmlinux.
-want=(qemu-system-x86 busybox-static gcc libc6-dev linux-libc-dev bsdutils xz-utils)
-command -v npm >/dev/null || want+=(nodejs npm)
+# (priority standard, so not in every image) and zstd unpack the guest's vmlinux and the
+# kernel's modules (Debian 12's kernel is xz-compressed, 13's zstd, with .ko.xz modules);
+# iproute2 (not in a minimal image) sets up the network test's tap. npm only to fetch Deno,
+# when .tools/ does not have the pinned one yet.
+want=(qemu-system-x86 busybox-static gcc libc6-dev linux-libc-dev bsdutils xz-utils zstd iproute2)
+have_deno() { [[ -x .tools/deno ]] && .tools/deno --version 2>/dev/null | grep -q "^deno $DENO_VERSION "; }
+have_deno || command -v npm >/dev/null || want+=(nodejs npm)
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
@@ -32,7 +36,7 @@ fi
 
 # --- Deno, pinned, from npm (the official binary ships as @deno/linux-x64-glibc;
 # npm may skip its postinstall script, so we link the binary ourselves).
-if [[ -x .tools/deno ]] && .tools/deno --version 2>/dev/null | grep -q "^deno $DENO_VERSION "; then
+if have_deno; then
   step "deno $DENO_VERSION present"
 else
   step "npm install deno@$DENO_VERSION into .tools/"

@@ -12,7 +12,14 @@ export interface Modinfo {
 
 /** Parses the .modinfo section of an uncompressed ELF64 little-endian .ko file. */
 export async function readModinfo(path: string): Promise<Modinfo> {
-  const bytes = await Deno.readFile(path);
+  return parseModinfo(await Deno.readFile(path), path);
+}
+
+/**
+ * Parses the .modinfo section of an uncompressed ELF64 little-endian module held in memory
+ * (a .ko.xz after decompression); `path` only names it in errors.
+ */
+export function parseModinfo(bytes: Uint8Array, path: string): Modinfo {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   // ELF64 header: e_ident "\x7fELF", class 2 (64-bit), data 1 (little-endian).
   if (view.getUint32(0) !== 0x7f454c46 || bytes[4] !== 2 || bytes[5] !== 1) {

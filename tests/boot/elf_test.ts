@@ -211,13 +211,19 @@ Deno.test("elf: placement refuses segments below the loader's first MiB or past 
 });
 
 Deno.test({
-  name: "elf: Debian's vmlinux enters at startup_64 at 16 MiB, the start of its first segment",
+  name: "elf: Debian's vmlinux starts at 16 MiB and enters in its first segment",
   ignore: !hasTestVmlinux,
   fn() {
     const kernel = parseElf(readTestVmlinux());
-    equal(kernel.entryGpa, 0x100_0000); // LOAD_PHYSICAL_ADDR: phys_startup_64
-    equal(kernel.start, 0x100_0000);
-    equal(kernel.segments[0].gpa, kernel.entryGpa);
+    equal(kernel.start, 0x100_0000); // LOAD_PHYSICAL_ADDR
+    equal(kernel.segments[0].gpa, kernel.start);
+    // phys_startup_64: the first byte of .text on Linux 6.1 (Debian 12); 6.12 (Debian 13) puts
+    // other .head.text code before it (entry 0x1000c43 there).
+    const first = kernel.segments[0];
+    ok(
+      kernel.entryGpa >= first.gpa && kernel.entryGpa < first.gpa + first.fileSize,
+      `entry 0x${kernel.entryGpa.toString(16)}`,
+    );
     ok(kernel.segments.length >= 3, `${kernel.segments.length} segments`);
     ok(kernel.end > 32 * MiB && kernel.end < 256 * MiB, `ends at 0x${kernel.end.toString(16)}`);
   },
@@ -321,8 +327,9 @@ Deno.test({
     const kernel = parseElf(file);
     const { mem, bytesRead } = load(file, 256 * MiB);
     const image = kernel.segments.reduce((n, s) => n + s.fileSize, 0);
-    // .bss alone is 17 MiB on Debian 12's kernel; the section table is a few KiB.
-    ok(image - bytesRead > 16 * MiB, `read ${bytesRead} of ${image} bytes`);
+    // .bss alone is 17 MiB on Debian 12's kernel (6.1), 5 MiB on 13's (6.12); the section
+    // table is a few KiB.
+    ok(image - bytesRead > 4 * MiB, `read ${bytesRead} of ${image} bytes`);
     for (const s of kernel.segments) {
       const got = mem.read(s.gpa, s.fileSize);
       const want = file.subarray(s.fileOffset, s.fileOffset + s.fileSize);

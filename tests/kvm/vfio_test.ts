@@ -194,7 +194,8 @@ if (!VIRTIO_NET || !E1000E) {
       match(r.stdout, /^selftest 1/m);
       match(r.stderr, new RegExp(`vfio ${E1000E}: MSI off`));
     } else {
-      equal(irq[2], "PCI-MSI");
+      // "PCI-MSI" on Linux 6.1; per-device MSI domains (6.2 on) append the BDF: "PCI-MSI-0000:…".
+      match(irq[2], /^PCI-MSI(-|$)/, r.stdout);
       ok(msiEnabledInDump(/config-dump ([0-9a-f ]+)/.exec(r.stdout)?.[1] ?? ""), r.stdout);
     }
   });
