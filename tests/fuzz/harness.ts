@@ -252,9 +252,25 @@ export class FuzzRam {
     this.#allowed.push({ gpa, len });
   }
 
-  #allowedAt(gpa: number): boolean {
-    for (const r of this.#allowed) if (gpa >= r.gpa && gpa < r.gpa + r.len) return true;
-    return false;
+  /** The allowed ranges as sorted, merged [start, end) intervals of host offsets. */
+  #allowedHost(): number[] {
+    const spans: Array<[number, number]> = [];
+    const clip = (start: number, end: number, base: number, size: number, host: number) => {
+      const s = Math.max(start, base), e = Math.min(end, base + size);
+      if (s < e) spans.push([host + s - base, host + e - base]);
+    };
+    for (const r of this.#allowed) {
+      clip(r.gpa, r.gpa + r.len, 0, LOW_RAM_BYTES, 0);
+      clip(r.gpa, r.gpa + r.len, HIGH_RAM_GPA, HIGH_RAM_BYTES, LOW_RAM_BYTES);
+    }
+    spans.sort((a, b) => a[0] - b[0]);
+    const flat: number[] = [];
+    for (const [s, e] of spans) {
+      const n = flat.length;
+      if (n > 0 && s <= flat[n - 1]) flat[n - 1] = Math.max(flat[n - 1], e);
+      else flat.push(s, e);
+    }
+    return flat;
   }
 
   /**
@@ -263,17 +279,21 @@ export class FuzzRam {
    */
   check(): void {
     const w = this.#words, s = this.#shadowWords;
+    const allowed = this.#allowedHost();
     let stray = 0;
     let first = -1;
+    let k = 0; // the first interval that does not end before the byte looked at
     for (let i = 0; i < w.length; i++) {
       if (w[i] === s[i]) continue;
+      // Fast path: the whole word inside the current allowed interval.
+      while (k < allowed.length && allowed[k + 1] <= 4 * i) k += 2;
+      if (k < allowed.length && allowed[k] <= 4 * i && 4 * i + 4 <= allowed[k + 1]) continue;
       for (let b = 4 * i; b < 4 * i + 4; b++) {
         if (this.bytes[b] === this.#shadow[b]) continue;
-        const gpa = b < LOW_RAM_BYTES ? b : HIGH_RAM_GPA + (b - LOW_RAM_BYTES);
-        if (!this.#allowedAt(gpa)) {
-          stray++;
-          if (first < 0) first = gpa;
-        }
+        while (k < allowed.length && allowed[k + 1] <= b) k += 2;
+        if (k < allowed.length && allowed[k] <= b) continue;
+        stray++;
+        if (first < 0) first = b < LOW_RAM_BYTES ? b : HIGH_RAM_GPA + (b - LOW_RAM_BYTES);
       }
     }
     this.#shadow.set(this.bytes);

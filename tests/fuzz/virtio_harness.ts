@@ -683,6 +683,9 @@ export function fuzzRun(model: VirtioFuzzModel, stats: FuzzStats, list: Op[]): n
   if (first && first[1] % 8 !== 0) rig.bringUp(first[1], first[2], first[3]);
   let broken = false;
   for (const op of list) {
+    // The used rings of the queues enabled now (and, through kicks, of those enabled during
+    // the op) are the device's to write; a broken device's are not.
+    rig.allowUsedRings();
     step(rig, op);
     rig.worker();
     rig.allowUsedRings();
