@@ -257,6 +257,7 @@ class Threads {
         vmFd: vm.fd,
         devices: pci.devices,
         vfio: pci.vfio,
+        debug: cfg.debug,
       };
       this.#io.postMessage(ioInit);
     }

@@ -11,6 +11,7 @@ import { FdWriter } from "../machine/fd_writer.ts";
 import { ExitStats, STAT } from "./exit_stats.ts";
 import { registerPci } from "../machine/pci_devices.ts";
 import { runLoop, StopRequest } from "./exit_loop.ts";
+import { describeError } from "../log.ts";
 import type { VcpuWorkerInit, VcpuWorkerReport } from "./worker_protocol.ts";
 
 const PIO_SPACE = 0x10000;
@@ -28,7 +29,13 @@ self.onmessage = (e: MessageEvent<VcpuWorkerInit>) => {
     const outcome = runVcpu(init);
     self.postMessage({ type: "done", vcpuId: init.vcpuId, ...outcome });
   } catch (err) {
-    self.postMessage({ type: "error", vcpuId: init.vcpuId, message: (err as Error).message });
+    // A device or the loop threw: a bug in denovmm, not the guest's doing. One line, and with
+    // --debug the stack that says where.
+    self.postMessage({
+      type: "error",
+      vcpuId: init.vcpuId,
+      message: describeError(err, init.debug),
+    });
   }
 };
 
