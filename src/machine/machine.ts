@@ -7,7 +7,8 @@ import type { KvmRun } from "../../ffi/kvm_run.ts";
 import { KVM_CAP } from "../../ffi/kvm.ts";
 import { Serial8250, SERIAL_COM1_IRQ, SERIAL_RX_CAPACITY } from "../devices/serial.ts";
 import { elfCopies, type KernelFile, loadLinux, parseKernel } from "../boot/linux.ts";
-import { patchCpuidForVcpu } from "../vcpu/cpuid.ts";
+import { patchCpuidForVcpu, physAddrBits } from "../vcpu/cpuid.ts";
+import { pciMmio64Window } from "../memory/layout.ts";
 import { applyEntryState } from "../vcpu/entry.ts";
 import { createStats, ExitStats } from "../vcpu/exit_stats.ts";
 import type { VcpuWorkerInit, VcpuWorkerReport } from "../vcpu/worker_protocol.ts";
@@ -148,7 +149,10 @@ function buildMachine(
     mapGuestRam(d, layout.regions, ramHva);
     return d;
   });
-  const pci = planPci(vm, requests, passthrough, cfg.vfio);
+  // The CPUID every vCPU gets: its address width bounds the 64-bit PCI window.
+  const cpuid = kvm.supportedCpuid();
+  const mmio64 = pciMmio64Window(layout, physAddrBits(cpuid));
+  const pci = planPci(vm, requests, passthrough, cfg.vfio, undefined, mmio64);
   const entry = loadLinux(
     memory,
     layout,
@@ -165,7 +169,6 @@ function buildMachine(
     throw new MachineError(`-c ${cfg.cpus}: this host's KVM allows at most ${maxVcpus} vCPUs`);
   }
   const runSize = kvm.vcpuMmapSize();
-  const cpuid = kvm.supportedCpuid();
   const tscDeadline = kvm.checkExtension(KVM_CAP.TSC_DEADLINE_TIMER) > 0;
   const vcpuFds: number[] = [];
   // Each vCPU's kvm_run page, mapped here too: the main thread sets immediate_exit to stop it.

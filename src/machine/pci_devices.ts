@@ -1,7 +1,7 @@
 /**
  * The machine's PCI side: plan (main thread, once) and wiring (every vCPU thread). The plan
  * is plain data: the host bridge and each virtio device's shared state, their BAR addresses
- * from the MMIO hole, and the eventfds that connect them to KVM (ioeventfd for notifies,
+ * from the MMIO hole (or, for large 64-bit BARs, the 64-bit window above RAM), and the eventfds that connect them to KVM (ioeventfd for notifies,
  * irqfd per MSI-X vector) and to the I/O Worker.
  */
 import { EventFd } from "../../ffi/eventfd.ts";
@@ -9,7 +9,8 @@ import type { VmFd } from "../../ffi/kvm_fds.ts";
 import type { Bus } from "../bus/bus.ts";
 import { PCI_CONF1_ADDRESS_PORT, PCI_CONF1_PORTS, PciBus, type PciFunction } from "../pci/bus.ts";
 import { PciConfigSpace } from "../pci/config_space.ts";
-import { MMIO_HOLE_START } from "../memory/layout.ts";
+import { type GuestRange, MMIO_HOLE_START } from "../memory/layout.ts";
+import type { PciBarKind } from "../pci/config_space.ts";
 import {
   BAR0_SIZE,
   BAR1_SIZE,
@@ -56,6 +57,15 @@ import { IRQ_INTX, VfioIrqModes } from "../vfio/irq_modes.ts";
 /** BARs go from the start of the 32-bit hole up to the IOAPIC. */
 export const PCI_MMIO_START = MMIO_HOLE_START;
 export const PCI_MMIO_END = 0xfec0_0000;
+/**
+ * 64-bit memory BARs this large or larger go to the 64-bit window above RAM; smaller ones stay in
+ * the 32-bit hole (as every BAR did before there was a window) and go up only when it is full.
+ * The hole has 1004 MiB for every device: a 256 MiB BAR would take a quarter of it, and a BAR
+ * of 1 GiB or more cannot fit at all. OVMF and Cloud Hypervisor put every 64-bit BAR above
+ * 4 GiB; SeaBIOS keeps them low until the hole runs out. Small ones low keeps the addresses
+ * of today's devices, which a guest that cannot address above 4 GiB still reaches.
+ */
+export const PCI_LARGE_BAR_BYTES = 256 * 1024 * 1024;
 /** Port I/O space for I/O BARs: everything above the ISA/legacy range. */
 export const PCI_IO_START = 0x1000;
 export const PCI_IO_END = 0x10000;
@@ -76,6 +86,8 @@ export interface PciMachinePlan {
   controlFd: number;
   devices: PciDevicePlan[];
   vfio: VfioPlan[];
+  /** The 64-bit MMIO window above RAM (size 0: none), decoded like the 32-bit hole. */
+  mmio64: GuestRange;
 }
 
 /** One eventfd per vector: its irqfd, bound to a GSI while the guest has the vector enabled. */
@@ -211,13 +223,29 @@ function placeSlot(vm: PciVm, bdf: string, m: VfioMapping, gpa: number, log: Rat
   return false;
 }
 
-/** Main thread: lay out bus 0, allocate BARs and GSIs, create and bind the eventfds. */
+/** Hands out naturally aligned ranges of [start, end) in order; undefined once one does not fit. */
+function windowAllocator(start: number, end: number): (size: number) => number | undefined {
+  let next = start;
+  return (size) => {
+    const gpa = Math.ceil(next / size) * size; // BARs are naturally aligned
+    if (gpa + size > end) return undefined;
+    next = gpa + size;
+    return gpa;
+  };
+}
+
+/**
+ * Main thread: lay out bus 0, allocate BARs and GSIs, create and bind the eventfds. `mmio64`
+ * is the 64-bit window above RAM (src/memory/layout.ts pciMmio64Window); without it every BAR
+ * must fit in the 32-bit hole.
+ */
 export function planPci(
   vm: PciVm,
   requests: VirtioDeviceRequest[],
   passthrough: OpenedVfioDevice[] = [],
   vfioOptions: VfioOptions[] = [],
   log: RateLimitedLog = rateLimitedLog,
+  mmio64: GuestRange = { gpa: 0, size: 0 },
 ): PciMachinePlan {
   const hostBridge = PciConfigSpace.createState();
   new PciConfigSpace(hostBridge).setIds({
@@ -229,13 +257,25 @@ export function planPci(
     subsystemId: 0,
   });
   const routerState = GsiRouter.createState(vm.checkExtension(KVM_CAP.IRQ_ROUTING));
-  let next = PCI_MMIO_START;
   /** KVM memory slots after the RAM's (at most 2) for passthrough BAR mappings. */
   let nextSlot = 8;
-  const allocate = (size: number) => {
-    const gpa = Math.ceil(next / size) * size; // BARs are naturally aligned
-    if (gpa + size > PCI_MMIO_END) throw new RangeError("PCI MMIO window exhausted");
-    next = gpa + size;
+  const low = windowAllocator(PCI_MMIO_START, PCI_MMIO_END);
+  const high = windowAllocator(mmio64.gpa, mmio64.gpa + mmio64.size);
+  /** Only a 64-bit BAR can go above 4 GiB; a large one goes there first (PCI_LARGE_BAR_BYTES). */
+  const allocate = (size: number, kind: PciBarKind = "mem32") => {
+    const gpa = kind !== "mem64"
+      ? low(size)
+      : size >= PCI_LARGE_BAR_BYTES
+      ? high(size) ?? low(size)
+      : low(size) ?? high(size);
+    if (gpa === undefined) {
+      throw new RangeError(
+        `PCI MMIO window exhausted: no room for a ${kind} BAR of 0x${size.toString(16)} bytes ` +
+          `(32-bit hole ${hex(PCI_MMIO_START)}-${hex(PCI_MMIO_END)}, 64-bit window ${
+            mmio64.size > 0 ? `${hex(mmio64.gpa)}-${hex(mmio64.gpa + mmio64.size)}` : "none"
+          })`,
+      );
+    }
     return gpa;
   };
   const devices = requests.map((r, i): PciDevicePlan => {
@@ -303,6 +343,7 @@ export function planPci(
     controlFd: EventFd.create().fd,
     devices,
     vfio,
+    mmio64: { gpa: mmio64.gpa, size: mmio64.size },
   };
 }
 
@@ -427,5 +468,14 @@ export function registerPci(
     bus.window(PCI_MMIO_START, "memory", unclaimed),
     "pci mmio window",
   );
+  // The 64-bit window: a BAR the guest puts there (or anywhere else it addresses above RAM).
+  if (plan.mmio64.size > 0) {
+    mmio.register(
+      plan.mmio64.gpa,
+      plan.mmio64.size,
+      bus.window(plan.mmio64.gpa, "memory", unclaimed),
+      "pci mmio64 window",
+    );
+  }
   return functions;
 }

@@ -5,6 +5,8 @@
  * APIC and PCI BARs live); whatever does not fit below the hole continues at 4 GiB. The host
  * backs all of it with one anonymous mapping of `ramBytes`: the low region at offset 0 and the
  * high region right after it, at offset 3 GiB. Firecracker and kvmtool split RAM the same way.
+ * Above RAM lies the 64-bit PCI MMIO window ({@link pciMmio64Window}), for BARs too large for
+ * the hole; the E820 map lists RAM only, so it never covers the window.
  *
  * @module
  */
@@ -116,6 +118,44 @@ export function memoryLayout(ramBytes: number): MemoryLayout {
       return entries;
     },
   };
+}
+
+/** Where the 64-bit PCI MMIO window starts: the first boundary of this size above RAM. */
+export const PCI_MMIO64_ALIGN_BYTES = 1 * GiB;
+/**
+ * The most address bits the window may use: x86-64's architectural MAXPHYADDR, which also keeps
+ * every address exact in a JS number (and inside the vCPUs' MMIO bus, 2^52).
+ */
+export const MAX_PHYS_ADDR_BITS = 52;
+
+/** A range of guest-physical space that is not RAM. */
+export interface GuestRange {
+  gpa: number;
+  /** Length in bytes; 0 when there is no room for the range. */
+  size: number;
+}
+
+/**
+ * The 64-bit PCI MMIO window: from the first 1 GiB boundary above the end of RAM (QEMU rounds its
+ * `pci-hole64` start the same way) to the top of what the guest can address, 2^`physAddrBits`
+ * (CPUID 0x80000008 EAX[7:0], src/vcpu/cpuid.ts), as Cloud Hypervisor's device area does. A
+ * guest cannot reach a BAR above its MAXPHYADDR (Linux refuses such a resource, and its page
+ * tables cannot map it), and taking all the room up to there leaves space for BARs of hundreds
+ * of GiB (GPUs) and lets the guest move a BAR anywhere it can address above RAM. Empty (size 0)
+ * when RAM already reaches the top.
+ *
+ * @example
+ * ```ts
+ * pciMmio64Window(memoryLayout(3500 * 1024 * 1024), 40); // {gpa: 5 GiB, size: 1 TiB - 5 GiB}
+ * ```
+ */
+export function pciMmio64Window(layout: MemoryLayout, physAddrBits: number): GuestRange {
+  const bits = Math.min(Math.max(Math.floor(physAddrBits), 32), MAX_PHYS_ADDR_BITS);
+  const top = 2 ** bits;
+  const last = layout.regions[layout.regions.length - 1];
+  const ramEnd = Math.max(last.gpa + last.size, MMIO_HOLE_END);
+  const gpa = Math.ceil(ramEnd / PCI_MMIO64_ALIGN_BYTES) * PCI_MMIO64_ALIGN_BYTES;
+  return { gpa, size: Math.max(top - gpa, 0) };
 }
 
 const SIZE_UNITS: Record<string, number> = { K: KiB, M: MiB, G: GiB, T: TiB };

@@ -42,3 +42,22 @@ export function patchCpuidForVcpu(
     }
   }
 }
+
+/** Leaf 0x80000008: EAX[7:0] is the physical-address width (MAXPHYADDR). */
+const LEAF_ADDRESS_SIZES = 0x8000_0008;
+/** MAXPHYADDR when leaf 0x80000008 is absent (Intel SDM vol. 3A §4.1.4: 36 with PAE). */
+const DEFAULT_PHYS_ADDR_BITS = 36;
+
+/**
+ * The guest's physical-address width: what the CPUID it is given says in leaf 0x80000008
+ * (KVM passes the host's on, less what memory encryption takes). No guest address above
+ * 2^bits is reachable, so the 64-bit PCI window ends there (src/memory/layout.ts).
+ */
+export function physAddrBits(cpuid: KvmCpuid2): number {
+  for (let i = 0; i < cpuid.nent; i++) {
+    if (cpuid.function(i) !== LEAF_ADDRESS_SIZES) continue;
+    const bits = cpuid.reg(i, "eax") & 0xff;
+    return bits === 0 ? DEFAULT_PHYS_ADDR_BITS : bits;
+  }
+  return DEFAULT_PHYS_ADDR_BITS;
+}

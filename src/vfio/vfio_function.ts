@@ -130,7 +130,8 @@ export function planVfioFunction(
   slot: number,
   deviceFd: number,
   regions: VfioRegion[],
-  allocateBar: (size: number) => number,
+  /** A guest address for a memory BAR; the kind says whether it may lie above 4 GiB. */
+  allocateBar: (size: number, kind: PciBarKind) => number,
   pageSize: number,
   nextSlot: () => number = () => 0,
   options: VfioOptions = {},
@@ -164,7 +165,7 @@ export function planVfioFunction(
       size: Math.max(r.size, kind === "io" ? 4 : 16),
       prefetchable: kind !== "io" && (reg & 8) !== 0,
     });
-    if (kind !== "io") shadow.setBarAddress(i, allocateBar(r.size));
+    if (kind !== "io") shadow.setBarAddress(i, allocateBar(r.size, kind));
     bars[i] = r;
     if (kind === "mem64") i++;
   }
@@ -276,6 +277,19 @@ export function mappablePieces(
     });
   }
   return pieces.filter((p) => p.offset % pageSize === 0 && p.size % pageSize === 0);
+}
+
+/**
+ * Whether a BAR's memory slots are tried at `address`: in the 32-bit hole below the IOAPIC, or
+ * anywhere above 4 GiB that a number holds exactly (the 64-bit window, where large BARs are
+ * planned, and wherever else the guest moves one). Not at 0 or a sizing pattern (an all-ones
+ * 64-bit BAR is far past 2^52). What KVM refuses there (over RAM or another slot: EEXIST; past
+ * the guest's address width: EINVAL) leaves the BAR trapped, with one line, as in the hole.
+ */
+function slotsMayGo(address: number, size: number): boolean {
+  const end = address + size;
+  if (address >= 0x1000_0000 && end <= 0xfec0_0000) return true;
+  return address >= 0x1_0000_0000 && end <= 2 ** 52;
 }
 
 export interface VfioHooks {
@@ -412,8 +426,7 @@ export class VfioPciFunction implements PciFunction {
     try {
       const want = this.plan.mappings.map((m) => {
         const bar = this.shadow.barInfo(m.bar);
-        const base = bar && this.shadow.memoryEnabled() && bar.address >= 0x1000_0000 &&
-            bar.address + bar.size <= 0xfec0_0000
+        const base = bar && this.shadow.memoryEnabled() && slotsMayGo(bar.address, bar.size)
           ? bar.address
           : 0;
         return base === 0 ? 0 : base + m.offset;

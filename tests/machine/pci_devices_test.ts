@@ -2,85 +2,8 @@
 // device (../vfio/fake_device.ts), driven through conf1 as a guest's kernel would: what the
 // guest does with BARs and interrupt enables must never end the VM.
 import { deepEqual, equal, ok } from "../assert.ts";
-import { Bus } from "../../src/bus/bus.ts";
-import { planPci, registerPci } from "../../src/machine/pci_devices.ts";
-import { virtioRequests } from "../../src/machine/virtio_devices.ts";
-import { RateLimitedLog } from "../../src/log.ts";
 import { NOTIFY_OFFSET } from "../../src/virtio/pci_transport.ts";
-import type { OpenedVfioDevice } from "../../src/vfio/container.ts";
-import { fakeDevice, type FakeDeviceOptions } from "../vfio/fake_device.ts";
-import { FakeVm } from "./fake_vm.ts";
-
-const VFIO_SLOT = 3; // after the two virtio devices
-
-function machine(
-  options: {
-    irqCounts?: number[];
-    device?: FakeDeviceOptions;
-    virtio?: number;
-    vfio?: number;
-  } = {},
-) {
-  const vm = new FakeVm();
-  vm.trySetUserMemoryRegion(0, 0, 0xc000_0000, 0n); // guest RAM below the hole
-  const lines: string[] = [];
-  let now = 0;
-  const log = new RateLimitedLog((line) => lines.push(line), () => now);
-  const devs = Array.from({ length: options.vfio ?? 1 }, () => fakeDevice(options.device));
-  const dev = devs[0];
-  const opened = devs.map((d, i): OpenedVfioDevice => ({
-    host: { bdf: `0000:00:1${i}.0`, group: 1 + i, vendorId: 0x10ec, deviceId: 0x8168 },
-    containerFd: -1,
-    groupFd: -1,
-    deviceFd: d.fd,
-    regions: d.regions,
-    irqCounts: options.irqCounts ?? [0, 1, 4],
-  }));
-  const requests = Array.from({ length: options.virtio ?? 2 }, () => virtioRequests([], true))
-    .flat();
-  const plan = planPci(vm, requests, opened, [], log);
-  const pio = new Bus("pio", 0x1_0000);
-  const mmio = new Bus("mmio", 2 ** 52);
-  const functions = registerPci(pio, mmio, plan, vm, () => {}, () => {}, undefined, log);
-  const conf1 = pio.find(0xcf8, 4)!.device;
-  const select = (slot: number, reg: number) => {
-    const a = new Uint8Array(4);
-    new DataView(a.buffer).setUint32(0, (0x8000_0000 | (slot << 11) | (reg & 0xfc)) >>> 0, true);
-    conf1.write(0, a);
-  };
-  const cfgWrite = (slot: number, reg: number, size: number, value: number) => {
-    select(slot, reg);
-    const d = new Uint8Array(size);
-    for (let i = 0; i < size; i++) d[i] = (value >>> (8 * i)) & 0xff;
-    conf1.write(4 + (reg & 3), d);
-  };
-  const cfgRead = (slot: number, reg: number, size: number) => {
-    select(slot, reg);
-    const d = new Uint8Array(size);
-    conf1.read(4 + (reg & 3), d);
-    let v = 0;
-    for (let i = size - 1; i >= 0; i--) v = v * 256 + d[i];
-    return v;
-  };
-  return {
-    vm,
-    lines,
-    plan,
-    functions,
-    dev,
-    devs,
-    cfgWrite,
-    cfgRead,
-    mmio,
-    tick: () => void (now += 1000),
-  };
-}
-
-/** The guest-physical start of each VFIO memory slot placed now, by KVM slot number. */
-function vfioSlots(vm: FakeVm): Array<[number, number]> {
-  return [...vm.slots].filter(([id]) => id >= 8).map(([id, s]): [number, number] => [id, s.gpa])
-    .sort((a, b) => a[0] - b[0]);
-}
+import { machine, VFIO_SLOT, vfioSlots } from "./pci_machine.ts";
 
 Deno.test("pci devices: a VFIO BAR moved over RAM, or over its own other BAR, is left unmapped", () => {
   const { vm, lines, cfgWrite, cfgRead, dev, tick } = machine();

@@ -1,4 +1,4 @@
-import { deepEqual, equal, throws } from "../assert.ts";
+import { deepEqual, equal, ok, throws } from "../assert.ts";
 import {
   E820_RAM,
   E820_RESERVED,
@@ -6,6 +6,7 @@ import {
   memoryLayout,
   MemoryLayoutError,
   parseSize,
+  pciMmio64Window,
 } from "../../src/memory/layout.ts";
 
 const MiB = 1024 * 1024;
@@ -75,6 +76,28 @@ Deno.test("layout: E820 ranges are ordered, disjoint and never reach into the MM
     // Only the EBDA and the legacy area 0xa0000..0xfffff are held back from the guest.
     equal(ramTotal, ram - (0x100000 - 0x9fc00));
   }
+});
+
+Deno.test("layout: the 64-bit PCI window lies above RAM and the E820, below the guest's address width", () => {
+  const TiB = 1024 * GiB;
+  for (const ram of [32 * MiB, 3 * GiB, 3500 * MiB, 6 * GiB, 64 * GiB, 1 * TiB]) {
+    const layout = memoryLayout(ram);
+    const ramTop = Math.max(
+      ...layout.regions.map((r) => r.gpa + r.size),
+      ...layout.e820().map((e) => e.gpa + e.size),
+    );
+    for (const bits of [36, 39, 40, 46, 48, 52]) {
+      const w = pciMmio64Window(layout, bits);
+      const what = `${ram / MiB} MiB, ${bits} bits`;
+      ok(w.gpa >= ramTop && w.gpa >= 4 * GiB, `${what}: starts above RAM and 4 GiB`);
+      equal(w.gpa % GiB, 0, `${what}: on a 1 GiB boundary`);
+      equal(w.size, Math.max(2 ** bits - w.gpa, 0), `${what}: up to 2^bits, or empty`);
+    }
+  }
+  deepEqual(pciMmio64Window(memoryLayout(3500 * MiB), 40), { gpa: 5 * GiB, size: 1019 * GiB });
+  deepEqual(pciMmio64Window(memoryLayout(256 * MiB), 36), { gpa: 4 * GiB, size: 60 * GiB });
+  equal(pciMmio64Window(memoryLayout(1 * TiB), 40).size, 0, "no room left under 2^40");
+  equal(pciMmio64Window(memoryLayout(256 * MiB), 57).size, 2 ** 52 - 4 * GiB, "capped at 2^52");
 });
 
 Deno.test("layout: refuses RAM below 32 MiB, above 1 TiB, or not in whole pages", () => {

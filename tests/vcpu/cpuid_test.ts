@@ -1,6 +1,6 @@
 import { equal } from "../assert.ts";
 import { KvmCpuid2 } from "../../ffi/kvm_vm_structs.ts";
-import { patchCpuidForVcpu } from "../../src/vcpu/cpuid.ts";
+import { patchCpuidForVcpu, physAddrBits } from "../../src/vcpu/cpuid.ts";
 
 /** Entries (function, ebx, ecx, edx) laid out as KVM_GET_SUPPORTED_CPUID would return them. */
 function cpuid(entries: Array<[number, number, number, number]>): KvmCpuid2 {
@@ -32,4 +32,11 @@ Deno.test("cpuid: the TSC-deadline timer bit only when KVM emulates it", () => {
   equal(c.reg(0, "ecx"), 0x8000_0001, "hypervisor bit, no deadline timer by default");
   patchCpuidForVcpu(c, 0, { tscDeadline: true });
   equal(c.reg(0, "ecx"), 0x8100_0001);
+});
+
+Deno.test("cpuid: the guest's physical-address width is leaf 0x80000008 EAX[7:0], else 36", () => {
+  const c = cpuid([[0x1, 0, 0, 0], [0x8000_0008, 0, 0, 0]]);
+  c.setReg(1, "eax", 0x0000_3028); // 48 linear bits, 40 physical
+  equal(physAddrBits(c), 40);
+  equal(physAddrBits(cpuid([[0x1, 0, 0, 0]])), 36, "no leaf: 36 (Intel SDM, with PAE)");
 });
