@@ -15,7 +15,7 @@
  * ```ts
  * const router = new GsiRouter(GsiRouter.createState(vm.checkExtension(KVM_CAP.IRQ_ROUTING)), vm);
  * const vectors = new MsiVectors(MsiVectors.createState(irqFds.length), irqFds, router, "dev");
- * vectors.update(0, 1, () => ({ address: 0xfee0_0000, data: 0x41 })); // vector 0 routed
+ * vectors.update(0, 1, () => ({ addressLo: 0xfee0_0000, addressHi: 0, data: 0x41 })); // routed
  * vectors.update(0, 1, () => undefined); // and given back
  * ```
  */
@@ -28,6 +28,7 @@ import {
   KvmIrqRouting,
 } from "../../ffi/kvm_irq_structs.ts";
 import { rateLimitedLog } from "../log.ts";
+import type { MsiMessage } from "../pci/msi.ts";
 
 export const IOAPIC_PINS = 24;
 const ISA_IRQS = 16;
@@ -39,11 +40,8 @@ export const FALLBACK_MAX_ROUTES = 1024;
 /** The most routes we keep state for, whatever KVM allows (16 bytes of shared state each). */
 const MAX_ROUTES_KEPT = 16384;
 
-/** One MSI message as KVM routes it. */
-export interface MsiRoute {
-  address: number;
-  data: number;
-}
+/** One MSI message as KVM routes it: address_lo, address_hi and data, each a u32. */
+export type MsiRoute = MsiMessage;
 
 /** What the router asks of the VM (a VmFd; a fake in tests). */
 export type RouterVm = Pick<VmFd, "trySetGsiRouting" | "tryIrqfd">;
@@ -133,7 +131,7 @@ export class GsiRouter {
           unbind.push(v, gsi);
           continue;
         }
-        const lo = m.address % 0x1_0000_0000 | 0, hi = Math.floor(m.address / 0x1_0000_0000) | 0;
+        const lo = m.addressLo | 0, hi = m.addressHi | 0;
         const data = m.data | 0;
         if (gsi === 0) {
           gsi = this.#freeGsi();

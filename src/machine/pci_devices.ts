@@ -105,7 +105,7 @@ function msixRoutes(msix: Msix, routes: MsiVectors): (vector: number) => MsiRout
     if (!msix.enabled()) return undefined;
     const e = msix.entry(vector);
     if (e === undefined || (e.masked && routes.gsi(vector) === 0)) return undefined;
-    return { address: e.address, data: e.data };
+    return { addressLo: e.addressLo, addressHi: e.addressHi, data: e.data };
   };
 }
 
@@ -151,6 +151,11 @@ function irqModes(v: VfioPlan, log: RateLimitedLog): VfioIrqModes {
 }
 
 const hex = (n: number) => `0x${n.toString(16)}`;
+/** An MSI address for a line: the upper dword only when it is not 0. */
+const msiAddress = (m: MsiRoute) =>
+  m.addressHi === 0
+    ? hex(m.addressLo)
+    : `${hex(m.addressHi)}${m.addressLo.toString(16).padStart(8, "0")}`;
 
 /**
  * Put a virtio device's queue notify ioeventfds at `newGpa` (0: nowhere), off `oldGpa`. The
@@ -429,7 +434,7 @@ export function registerPci(
       msiChanged: (vectors, messages) => {
         trace?.(
           `vfio ${v.bdf}: MSI ${vectors === 0 ? "off" : `on, ${vectors} vector(s)`}` +
-            messages.map((m) => ` 0x${m.address.toString(16)}/0x${m.data.toString(16)}`)
+            messages.map((m) => ` ${msiAddress(m)}/0x${m.data.toString(16)}`)
               .join(""),
         );
         if (vectors === 0) {

@@ -64,9 +64,13 @@ export function msiCapabilityBody(layout: MsiLayout): { body: Uint8Array; writab
   return { body, writable };
 }
 
-/** One MSI message as KVM routes it. */
+/**
+ * One MSI message as KVM routes it (struct kvm_irq_routing_msi): the 64-bit address as its two
+ * dwords, since a number holds it exactly only while the upper dword is below 2^21.
+ */
 export interface MsiMessage {
-  address: number;
+  addressLo: number;
+  addressHi: number;
   data: number;
 }
 
@@ -101,6 +105,6 @@ export class MsiCapability {
     const high = is64 ? this.cfg.read(this.at + 8, 4) : 0;
     const data = this.cfg.read(this.at + (is64 ? 12 : 8), 2);
     const n = this.vectors();
-    return { address: high * 0x1_0000_0000 + low, data: (data & ~(n - 1)) | (i & (n - 1)) };
+    return { addressLo: low, addressHi: high, data: (data & ~(n - 1)) | (i & (n - 1)) };
   }
 }

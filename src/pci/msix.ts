@@ -17,7 +17,7 @@
  * const { body, writable } = msixCapabilityBody(3, 1, 0, 1, 0x800);
  * const capOffset = cfg.addCapability(PCI_CAP_ID_MSIX, body, writable);
  * const msix = new Msix(Msix.createState(3), 3, cfg, capOffset, {
- *   signal: (vector, address, data) => kvm.signalMsi(address, data),
+ *   signal: (vector, addressLo, addressHi, data) => kvm.signalMsi(addressLo, addressHi, data),
  * });
  * // BAR 1 accesses: [0, 0x30) is the table, [0x800, 0x808) the PBA.
  * msix.tableWrite(0x0c, Uint8Array.of(0, 0, 0, 0)); // guest unmasks vector 0
@@ -25,6 +25,7 @@
  * ```
  */
 import { PCI_BAR_COUNT, type PciConfigSpace } from "./config_space.ts";
+import type { MsiMessage } from "./msi.ts";
 
 /** Capability ID of MSI-X (PCI 3.0 Appendix H). */
 export const PCI_CAP_ID_MSIX = 0x11;
@@ -103,18 +104,20 @@ export function msixCapabilityBody(
   return { body, writable };
 }
 
-/** What the device does with a vector; the PCI layer knows nothing of KVM. */
+/**
+ * What the device does with a vector; the PCI layer knows nothing of KVM. The 64-bit message
+ * address comes as its two dwords, as the table and KVM's routes hold it: as one number it
+ * would lose its low bits once the upper dword reaches 2^21.
+ */
 export interface MsixHooks {
-  /** Deliver message `data` to `address` (64-bit, as a number). */
-  signal(vector: number, address: number, data: number): void;
+  /** Deliver message `data` to the address `addressHi:addressLo`. Called with no lock held. */
+  signal(vector: number, addressLo: number, addressHi: number, data: number): void;
   /** An entry's address, data or mask bit changed (e.g. re-program a KVM MSI route). */
-  routeChanged?(vector: number, address: number, data: number, masked: boolean): void;
+  routeChanged?(vector: number, entry: MsixEntry): void;
 }
 
-/** One table entry as the guest programmed it. */
-export interface MsixEntry {
-  address: number;
-  data: number;
+/** One table entry as the guest programmed it: its message and its Vector Control mask bit. */
+export interface MsixEntry extends MsiMessage {
   masked: boolean;
 }
 
@@ -122,7 +125,6 @@ export interface MsixEntry {
 const S_LOCK = 0;
 const HEADER_BYTES = 16;
 const W_ADDR_LO = 0, W_ADDR_HI = 1, W_DATA = 2, W_CONTROL = 3;
-const TWO_32 = 0x1_0000_0000;
 
 function stateBytes(vectors: number): number {
   return HEADER_BYTES + msixTableSize(vectors) + msixPbaSize(vectors);
@@ -225,7 +227,7 @@ export class Msix {
     const vector = offset >> 4; // a qword write never crosses a 16-byte entry
     const e = 4 * vector;
     let changed = false, deliver = false;
-    let address = 0, msgData = 0, masked = false;
+    let lo = 0, hi = 0, msgData = 0, masked = false;
     this.#lock();
     try {
       for (let w = offset / 4, i = 0; i < data.length; w++, i += 4) {
@@ -234,7 +236,8 @@ export class Msix {
         if (t[w] !== value) changed = true;
         t[w] = value;
       }
-      address = t[e + W_ADDR_HI] * TWO_32 + t[e + W_ADDR_LO];
+      lo = t[e + W_ADDR_LO];
+      hi = t[e + W_ADDR_HI];
       msgData = t[e + W_DATA];
       masked = (t[e + W_CONTROL] & MSIX_VECTOR_MASKED) !== 0;
       if (!masked && this.#isPending(vector) && this.#deliverable()) {
@@ -244,8 +247,10 @@ export class Msix {
     } finally {
       this.#unlock();
     }
-    if (changed) this.#hooks.routeChanged?.(vector, address, msgData, masked);
-    if (deliver) this.#hooks.signal(vector, address, msgData);
+    if (changed) {
+      this.#hooks.routeChanged?.(vector, { addressLo: lo, addressHi: hi, data: msgData, masked });
+    }
+    if (deliver) this.#hooks.signal(vector, lo, hi, msgData);
     return true;
   }
 
@@ -275,7 +280,7 @@ export class Msix {
     if (!Number.isInteger(vector) || vector < 0 || vector >= this.vectors) return false;
     const t = this.#table;
     const e = 4 * vector;
-    let address = 0, data = 0;
+    let lo = 0, hi = 0, data = 0;
     this.#lock();
     try {
       const control = this.#config.read(this.#controlOffset, 2);
@@ -284,12 +289,13 @@ export class Msix {
         this.#pba[vector >> 5] |= 1 << (vector & 31);
         return true;
       }
-      address = t[e + W_ADDR_HI] * TWO_32 + t[e + W_ADDR_LO];
+      lo = t[e + W_ADDR_LO];
+      hi = t[e + W_ADDR_HI];
       data = t[e + W_DATA];
     } finally {
       this.#unlock();
     }
-    this.#hooks.signal(vector, address, data);
+    this.#hooks.signal(vector, lo, hi, data);
     return true;
   }
 
@@ -309,13 +315,15 @@ export class Msix {
           const v = 32 * w + bit;
           if ((pba[w] & (1 << bit)) === 0 || (t[4 * v + W_CONTROL] & MSIX_VECTOR_MASKED)) continue;
           this.#clearPending(v);
-          due.push(v, t[4 * v + W_ADDR_HI] * TWO_32 + t[4 * v + W_ADDR_LO], t[4 * v + W_DATA]);
+          due.push(v, t[4 * v + W_ADDR_LO], t[4 * v + W_ADDR_HI], t[4 * v + W_DATA]);
         }
       }
     } finally {
       this.#unlock();
     }
-    for (let i = 0; i < due.length; i += 3) this.#hooks.signal(due[i], due[i + 1], due[i + 2]);
+    for (let i = 0; i < due.length; i += 4) {
+      this.#hooks.signal(due[i], due[i + 1], due[i + 2], due[i + 3]);
+    }
   }
 
   /** Message Control's MSI-X Enable bit. */
@@ -348,7 +356,8 @@ export class Msix {
     const t = this.#table, e = 4 * vector;
     this.#lock();
     const entry = {
-      address: t[e + W_ADDR_HI] * TWO_32 + t[e + W_ADDR_LO],
+      addressLo: t[e + W_ADDR_LO],
+      addressHi: t[e + W_ADDR_HI],
       data: t[e + W_DATA],
       masked: (t[e + W_CONTROL] & MSIX_VECTOR_MASKED) !== 0,
     };

@@ -312,8 +312,8 @@ export interface VfioHooks {
   /** The guest's MSI: `vectors` enabled (0: off) with these messages. False: refused, as above. */
   msiChanged(vectors: number, messages: MsiMessage[]): boolean | void;
   signal(vector: number): void;
-  /** A table entry changed: its message and its Vector Control mask bit. */
-  routeChanged(vector: number, address: number, data: number, masked: boolean): void;
+  /** A table entry changed (its message or its Vector Control mask bit): see `msix.entry`. */
+  routeChanged(vector: number): void;
 }
 
 // VfioPlan.seen (Int32): what the machine was last told, by any thread.
@@ -341,7 +341,7 @@ export class VfioPciFunction implements PciFunction {
     if (m) {
       this.msix = new Msix(m.state, m.vectors, this.shadow, m.shadowCapOffset, {
         signal: (v) => hooks.signal(v),
-        routeChanged: (v, address, data, masked) => hooks.routeChanged(v, address, data, masked),
+        routeChanged: (v) => hooks.routeChanged(v),
       });
       const control = m.shadowCapOffset + 2;
       this.shadow.onWrite(control, control + 2, () => {
@@ -361,14 +361,9 @@ export class VfioPciFunction implements PciFunction {
       this.shadow.onWrite(control, msi.shadowCapOffset + msi.capSize, () => {
         if (this.#refusing) return;
         const n = cap.enabled() ? cap.vectors() : 0;
-        const first = n > 0 ? cap.message(0) : { address: 0, data: 0 };
+        const first = n > 0 ? cap.message(0) : { addressLo: 0, addressHi: 0, data: 0 };
         // Only what changes the routes: a driver writes the capability a word at a time.
-        const now = [
-          n,
-          first.address % 0x1_0000_0000,
-          Math.floor(first.address / 0x1_0000_0000),
-          first.data,
-        ];
+        const now = [n, first.addressLo, first.addressHi, first.data];
         let same = true;
         for (let i = 0; i < now.length; i++) {
           if (Atomics.exchange(seen, SEEN_MSI + i, now[i]) !== (now[i] | 0)) same = false;

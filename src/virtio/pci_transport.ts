@@ -152,7 +152,8 @@ export interface VirtioPciHooks {
   signal(vector: number): void;
   /** Drive INTA# (level-triggered). */
   intx(high: boolean): void;
-  routeChanged(vector: number, address: number, data: number): void;
+  /** A vector's MSI-X table entry changed: its route follows `msix.entry(vector)`. */
+  routeChanged(vector: number): void;
 }
 
 /** One thread's view of a virtio-pci device: the PCI function the bus sees. */
@@ -168,7 +169,7 @@ export class VirtioPciFunction implements PciFunction {
     this.#deviceConfig = new Uint8Array(plan.deviceConfig);
     this.msix = new Msix(plan.msixState, plan.vectors, this.config, plan.msixCapOffset, {
       signal: (vector) => hooks.signal(vector),
-      routeChanged: (vector, address, data) => hooks.routeChanged(vector, address, data),
+      routeChanged: (vector) => hooks.routeChanged(vector),
     });
     // Command register and BAR 0: where the notify ioeventfds belong.
     this.config.onWrite(0x04, 0x06, () => this.placeNotify());

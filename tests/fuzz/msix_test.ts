@@ -31,13 +31,17 @@ Deno.test("fuzz msix: no access escapes; only enabled, unmasked vectors signal w
     let accesses = 0;
     let checkOnSignal = true;
     const msix: Msix = new Msix(state, n, cfg, cap, {
-      signal: (v, address, data) => {
+      signal: (v, addressLo, addressHi, data) => {
         stats.count("signals");
         ok(v >= 0 && v < n, `vector ${v}`);
         if (!checkOnSignal) return;
         const e = msix.entry(v)!;
         ok(msix.enabled() && !msix.functionMasked() && !e.masked, "signalled while masked");
-        deepEqual([address, data], [e.address, e.data], "the programmed message");
+        deepEqual(
+          [addressLo, addressHi, data],
+          [e.addressLo, e.addressHi, e.data],
+          "the programmed message",
+        );
       },
       routeChanged: (v) => ok(v >= 0 && v < n),
     });

@@ -20,7 +20,8 @@ const KVM_CAP_IRQ_ROUTING = 25;
 
 export interface MsiRoute {
   gsi: number;
-  address: number;
+  addressLo: number;
+  addressHi: number;
   data: number;
 }
 
@@ -88,8 +89,8 @@ export class FakeVm implements PciVm {
       if (dv.getUint32(at + O.type, true) === KVM_IRQ_ROUTING_MSI) {
         msi.push({
           gsi,
-          address: dv.getUint32(at + O["u.msi.address_hi"], true) * 0x1_0000_0000 +
-            dv.getUint32(at + O["u.msi.address_lo"], true),
+          addressLo: dv.getUint32(at + O["u.msi.address_lo"], true),
+          addressHi: dv.getUint32(at + O["u.msi.address_hi"], true),
           data: dv.getUint32(at + O["u.msi.data"], true),
         });
       }

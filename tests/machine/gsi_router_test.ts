@@ -27,7 +27,11 @@ function router(maxRoutes = 4096) {
   return { vm, lines, r, device };
 }
 
-const message = (v: number): MsiRoute => ({ address: 0xfee0_0000 + (v % 8) * 0x1000, data: v });
+const message = (v: number): MsiRoute => ({
+  addressLo: 0xfee0_0000 + (v % 8) * 0x1000,
+  addressHi: 0,
+  data: v,
+});
 
 Deno.test("gsi router: routes come as vectors are enabled and go when they are disabled", () => {
   const { vm, r, device } = router();
@@ -45,9 +49,9 @@ Deno.test("gsi router: routes come as vectors are enabled and go when they are d
   ok(v.update(0, 2, message));
   equal(vm.commits, 1);
   // A new message for vector 1: same GSI, new route.
-  ok(v.update(1, 2, () => ({ address: 0xfee0_2000, data: 0x99 })));
+  ok(v.update(1, 2, () => ({ addressLo: 0xfee0_2000, addressHi: 0, data: 0x99 })));
   equal(v.gsi(1), g1);
-  deepEqual(vm.msiRoutes[1], { gsi: g1, address: 0xfee0_2000, data: 0x99 });
+  deepEqual(vm.msiRoutes[1], { gsi: g1, addressLo: 0xfee0_2000, addressHi: 0, data: 0x99 });
   // Disabled: GSIs, routes and irqfds go.
   v.clear();
   deepEqual(vm.msiRoutes, []);
@@ -96,7 +100,7 @@ Deno.test("gsi router: a table KVM refuses changes nothing, and the next try wor
   ok(v.update(0, 1, message));
   const before = structuredClone(vm.msiRoutes);
   vm.failRouting = ENOMEM;
-  equal(v.update(0, 2, () => ({ address: 0xfee0_3000, data: 7 })), false);
+  equal(v.update(0, 2, () => ({ addressLo: 0xfee0_3000, addressHi: 0, data: 7 })), false);
   equal(lines.length, 1);
   ok(lines[0].includes("KVM_SET_GSI_ROUTING failed: ENOMEM"), lines[0]);
   deepEqual(vm.msiRoutes, before);
@@ -104,7 +108,7 @@ Deno.test("gsi router: a table KVM refuses changes nothing, and the next try wor
   equal(vm.gsiOf(fds[1]), undefined);
   equal(r.routed(), 1);
   vm.failRouting = 0;
-  ok(v.update(0, 2, () => ({ address: 0xfee0_3000, data: 7 })));
+  ok(v.update(0, 2, () => ({ addressLo: 0xfee0_3000, addressHi: 0, data: 7 })));
   equal(r.routed(), 2);
   deepEqual(vm.msiRoutes.map((m) => m.data), [7, 7]);
 });
@@ -124,4 +128,16 @@ Deno.test("gsi router: two threads' routers share one table", () => {
   b.clear();
   equal(a.gsi(0), 0);
   deepEqual(vm.msiRoutes, []);
+});
+
+Deno.test("gsi router: a message whose upper address dword is 2^21 or more reaches KVM exact", () => {
+  // hi * 2^32 + lo as one number would round 0xffff_ff00_fee0_100c to ...fee0_1000.
+  const { vm, device } = router();
+  const { v } = device(1);
+  const m = { addressLo: 0xfee0_100c, addressHi: 0xffff_ff00, data: 0x4041 };
+  ok(v.update(0, 1, () => m));
+  deepEqual(vm.msiRoutes, [{ gsi: v.gsi(0), ...m }]);
+  ok(v.update(0, 1, () => ({ ...m, addressLo: 0xfee0_1008 })), "a change in the low bits only");
+  equal(vm.commits, 2, "is a change, committed");
+  equal(vm.msiRoutes[0].addressLo, 0xfee0_1008);
 });

@@ -119,7 +119,7 @@ Deno.test("pci devices: MSI routes are taken as the guest enables vectors, for 2
   write32(bar1 + 8, 0x41);
   write32(bar1 + 0xc, 0); // unmask
   equal(vm.msiRoutes.length, 1);
-  deepEqual(vm.msiRoutes.map((m) => [m.address, m.data]), [[0xfee0_0000, 0x41]]);
+  deepEqual(vm.msiRoutes.map((m) => [m.addressLo, m.addressHi, m.data]), [[0xfee0_0000, 0, 0x41]]);
   equal(vm.gsiOf(d.irqFds[0]), vm.msiRoutes[0].gsi, "its irqfd is bound to the route's GSI");
   equal(vm.irqfds.size, 1, "and no other");
   // Masked again: the route stays; MSI-X disabled: it goes.

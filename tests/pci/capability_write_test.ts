@@ -44,7 +44,7 @@ Deno.test("capability writes: a dword at the MSI capability's ID enables it", ()
   cfg.write(msiAt + 12, 2, 0x41);
   cfg.write(msiAt, 4, (1 << 16) | cfg.read(msiAt, 2));
   equal(msi.enabled(), true);
-  deepEqual(msi.message(0), { address: 0xfee0_0000, data: 0x41 });
+  deepEqual(msi.message(0), { addressLo: 0xfee0_0000, addressHi: 0, data: 0x41 });
   // A byte at the capability's second byte (next pointer) does not touch Message Control.
   cfg.write(msiAt + 1, 1, 0);
   equal(msi.enabled(), true);

@@ -47,8 +47,18 @@ Deno.test("msi: 64-bit messages carry the vector in the low data bits", () => {
   cfg.write(at + 2, 2, 0x0001 | (2 << 4)); // enable, MME = 4 vectors
   equal(msi.enabled(), true);
   equal(msi.vectors(), 4);
-  deepEqual(msi.message(0), { address: 0x1_fee0_100c, data: 0x4060 });
-  deepEqual(msi.message(3), { address: 0x1_fee0_100c, data: 0x4063 });
+  deepEqual(msi.message(0), { addressLo: 0xfee0_100c, addressHi: 1, data: 0x4060 });
+  deepEqual(msi.message(3), { addressLo: 0xfee0_100c, addressHi: 1, data: 0x4063 });
+});
+
+Deno.test("msi: an upper address dword of 2^21 or more keeps every bit of the address", () => {
+  // As one number (hi * 2^32 + lo), 0xffff_fffe_fee0_100c would lose its low bits.
+  const { cfg, at, msi } = withMsi(1, true);
+  cfg.write(at + 4, 4, 0xfee0_100c);
+  cfg.write(at + 8, 4, 0xffff_fffe);
+  cfg.write(at + 12, 2, 0x41);
+  cfg.write(at + 2, 2, 0x0001);
+  deepEqual(msi.message(0), { addressLo: 0xfee0_100c, addressHi: 0xffff_fffe, data: 0x41 });
 });
 
 Deno.test("msi: 32-bit messages keep data at +8; a guest asking for more vectors gets the capable", () => {
@@ -57,8 +67,8 @@ Deno.test("msi: 32-bit messages keep data at +8; a guest asking for more vectors
   cfg.write(at + 8, 2, 0x0031);
   cfg.write(at + 2, 2, 0x0001 | (5 << 4)); // MME = 32 vectors, capable of 2
   equal(msi.vectors(), 2);
-  deepEqual(msi.message(1), { address: 0xfee0_0000, data: 0x0031 });
-  deepEqual(msi.message(0), { address: 0xfee0_0000, data: 0x0030 });
+  deepEqual(msi.message(1), { addressLo: 0xfee0_0000, addressHi: 0, data: 0x0031 });
+  deepEqual(msi.message(0), { addressLo: 0xfee0_0000, addressHi: 0, data: 0x0030 });
 });
 
 Deno.test("msi: vector counts that are not powers of two up to 32 are refused", () => {

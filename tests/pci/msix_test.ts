@@ -28,9 +28,14 @@ function device(vectors = 4, cfgState = PciConfigSpace.createState(), state?: Sh
   }
   const signals: Signal[] = [];
   const routes: Route[] = [];
+  /** What `signal` got, the address as its two dwords. */
+  const messages: Array<[vector: number, lo: number, hi: number, data: number]> = [];
   const msix = new Msix(state, vectors, cfg, cap, {
-    signal: (v, a, d) => signals.push([v, a, d]),
-    routeChanged: (v, a, d, m) => routes.push([v, a, d, m]),
+    signal: (v, lo, hi, d) => {
+      messages.push([v, lo, hi, d]);
+      signals.push([v, hi * 2 ** 32 + lo, d]);
+    },
+    routeChanged: (v, e) => routes.push([v, e.addressHi * 2 ** 32 + e.addressLo, e.data, e.masked]),
   });
   const control = (bits: number) => cfg.write(cap + 2, 2, bits);
   const w32 = (offset: number, value: number) => {
@@ -61,6 +66,7 @@ function device(vectors = 4, cfgState = PciConfigSpace.createState(), state?: Sh
     cap,
     msix,
     signals,
+    messages,
     routes,
     control,
     w32,
@@ -118,13 +124,32 @@ Deno.test("msix: entries reset masked with address and data 0; reserved control 
   const { msix, r32, w32, routes } = device(4);
   for (let v = 0; v < 4; v++) {
     deepEqual([r32(16 * v), r32(16 * v + 4), r32(16 * v + 8), r32(16 * v + 12)], [0, 0, 0, 1]);
-    deepEqual(msix.entry(v), { address: 0, data: 0, masked: true });
+    deepEqual(msix.entry(v), { addressLo: 0, addressHi: 0, data: 0, masked: true });
   }
   ok(w32(12, 0xffff_fffe));
   equal(r32(12), 0, "only bit 0 sticks");
   deepEqual(routes, [[0, 0, 0, false]], "unmasking is a route change");
   equal(msix.entry(4), undefined);
   ok(msix.vectorMasked(4) && !msix.pending(4), "out-of-range vectors look masked, not pending");
+});
+
+Deno.test("msix: an upper address dword of 2^21 or more keeps every bit of the address", () => {
+  // As one number, 0xffff_ffff_fee0_100c would be 0xffff_ffff_fee0_1000: the low bits gone.
+  const { msix, control, w32, unmask, messages, routes } = device(4);
+  w32(16, 0xfee0_100c);
+  w32(20, 0xffff_ffff);
+  w32(24, 0x4041);
+  control(MSIX_CONTROL_ENABLE);
+  unmask(1);
+  deepEqual(msix.entry(1), {
+    addressLo: 0xfee0_100c,
+    addressHi: 0xffff_ffff,
+    data: 0x4041,
+    masked: false,
+  });
+  ok(msix.trigger(1));
+  deepEqual(messages, [[1, 0xfee0_100c, 0xffff_ffff, 0x4041]]);
+  equal(routes.length, 4, "each changed dword was a route change");
 });
 
 Deno.test("msix: an enabled, unmasked vector signals its 64-bit address and data", () => {
@@ -218,7 +243,8 @@ Deno.test("msix: table accesses other than aligned dword/qword read all-ones and
   ok(msix.tableWrite(0, Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8)));
   deepEqual(read(0, 8), { defined: true, bytes: [1, 2, 3, 4, 5, 6, 7, 8] });
   deepEqual(read(4, 4), { defined: true, bytes: [5, 6, 7, 8] });
-  equal(msix.entry(0)!.address, 0x0807_0605_0403_0201);
+  equal(msix.entry(0)!.addressLo, 0x0403_0201);
+  equal(msix.entry(0)!.addressHi, 0x0807_0605);
 });
 
 Deno.test("msix: PBA reads aligned dword/qword, everything else all-ones; writes are ignored", () => {

@@ -149,7 +149,7 @@ Deno.test("vfio function: MSI writes reach the machine once per change, with the
   fn.config.write(0x52, 2, 0x0001); // again: no change
   fn.config.write(0x52, 2, 0x0000);
   deepEqual(events, [
-    ["msi", [1, [{ address: 0xfee0_0000, data: 0x41 }]]],
+    ["msi", [1, [{ addressLo: 0xfee0_0000, addressHi: 0, data: 0x41 }]]],
     ["msi", [0, []]],
   ]);
   // The device this function drives never sees the guest's MSI: its config space, the MSI
@@ -203,7 +203,7 @@ Deno.test("vfio function: MSI-X table and PBA offsets with bit 31 set are taken 
   equal(fn.config.read(0xb4, 4), 0x8000_0004, "the guest sees the device's offset/BIR dwords");
   equal(fn.config.read(0xb8, 4), 0x8000_1004);
   fn.barWrite(4, 0x8000_0000, Uint8Array.of(0x00, 0x10, 0xe0, 0xfe));
-  equal(fn.msix?.entry(0)?.address, 0xfee0_1000, "a table write lands in the emulated table");
+  equal(fn.msix?.entry(0)?.addressLo, 0xfee0_1000, "a table write lands in the emulated table");
   const d = new Uint8Array(4);
   fn.barRead(4, 0x8000_000c, d);
   deepEqual([...d], [1, 0, 0, 0], "vector 0 starts masked");
@@ -227,7 +227,11 @@ Deno.test("vfio function: a write at a capability's start reaches the emulated M
   fn.config.write(0x54, 4, 0xfee0_0000);
   fn.config.write(0x5c, 2, 0x0041);
   fn.config.write(0x50, 4, 0x0001_7005); // ID and next pointer as they read
-  deepEqual(events.slice(2), [["msi", [1, [{ address: 0xfee0_0000, data: 0x41 }]]]]);
+  deepEqual(events.slice(2), [["msi", [1, [{
+    addressLo: 0xfee0_0000,
+    addressHi: 0,
+    data: 0x41,
+  }]]]]);
   equal(fn.config.read(0x52, 2), 0x0081);
   // A dword that straddles the MSI-X capability's end: its emulated bytes (the PBA
   // offset/BIR, read-only) stay, the two after it are the device's.
