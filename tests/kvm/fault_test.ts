@@ -147,6 +147,22 @@ class Guest {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** CPU time a process has used, all its threads, user and system (/proc/PID/stat, 100 Hz). */
+function cpuSeconds(pid: number): number {
+  const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).replace(/^.*\) /, "").split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** denovmm's share of a CPU over 1.5 s, from 0.3 s after the guest's last command. */
+async function idleCpu(g: Guest): Promise<number> {
+  await sleep(300);
+  const t0 = cpuSeconds(g.child.pid);
+  await sleep(1500);
+  return (cpuSeconds(g.child.pid) - t0) / 1.5;
+}
+
+const pct = (share: number) => `${Math.round(share * 100)}%`;
+
 // --- the tap -----------------------------------------------------------------------------------
 
 const NS = `denovmm-fault-${Deno.pid}`;
@@ -165,17 +181,23 @@ Deno.test("fault: the tap goes down, then is deleted, while the guest sends: the
     const g = new Guest(["run", "--network", `tap=${TAP}`], { wrap: ["ip", "netns", "exec", NS] });
     const tx = async (step: string) => {
       await g.send(`echo "tx""-${step}" $(cat /sys/class/net/eth0/statistics/tx_packets)\n`);
-      return Number((await g.waitFor(new RegExp(`tx-${step} (\\d+)`)))[1]);
+      // Up to the line's end: the console's bytes come a few at a time, and "tx-up 7" is a
+      // prefix of "tx-up 72".
+      return Number((await g.waitFor(new RegExp(`tx-${step} (\\d+)\\r?\\n`)))[1]);
     };
     try {
       await g.send(
         `ip addr add ${GUEST_IP}/24 dev eth0; ip link set eth0 up\n` +
-          `ping -c 1 -W 10 ${HOST_IP} >/dev/null && echo "net""-up"\n` +
-          // Frames go out all the time from here: 20 pings a second, the larger ones two pages.
-          `ping -i 0.05 -s 1400 ${HOST_IP} >/dev/null 2>&1 &\n` +
-          `ping -i 0.05 -s 8000 ${HOST_IP} >/dev/null 2>&1 &\n`,
+          `ping -c 1 -W 10 ${HOST_IP} >/dev/null && echo "net""-up"\n`,
       );
       await g.waitFor(/net-up/);
+      const idleUp = await idleCpu(g);
+      // Frames go out all the time from here: two streams of 20 pings a second, one of them
+      // 8000 bytes (six fragments).
+      await g.send(
+        `ping -i 0.05 -s 1400 ${HOST_IP} >/dev/null 2>&1 &\n` +
+          `ping -i 0.05 -s 8000 ${HOST_IP} >/dev/null 2>&1 &\n`,
+      );
       const before = await tx("up");
       await sh(`${inNs} ip link set ${TAP} down`); // writes to the tap now fail with EIO
       await sleep(1500);
@@ -185,13 +207,23 @@ Deno.test("fault: the tap goes down, then is deleted, while the guest sends: the
       const deleted = await tx("deleted");
       await g.send(`kill %1 %2; echo "still""-alive"\n`);
       await g.waitFor(/still-alive/);
+      // The guest is idle again: so should denovmm be, with nothing behind its tap fd.
+      const idleDeleted = await idleCpu(g);
       await g.send("exit 0\n");
       const status = await g.finish();
+      console.log(
+        `denovmm's CPU, guest idle: ${pct(idleUp)} (tap up), ${pct(idleDeleted)} (deleted)`,
+      );
       equal(status.code, 0, g.output);
       // The guest really sent while the tap was down and after it was gone.
       ok(down - before >= 10, `frames sent while the tap was down: ${down - before}\n${g.output}`);
       ok(deleted - down >= 10, `frames sent after it was deleted: ${deleted - down}\n${g.output}`);
       match(g.stderr, /dropped/, "denovmm dropped the frames the tap refused");
+      ok(
+        idleDeleted < 0.25,
+        `denovmm spins once the tap is deleted: ${pct(idleDeleted)} of a CPU with the guest ` +
+          `idle (${pct(idleUp)} with the tap up)\n${g.output}`,
+      );
       ok(!/I\/O worker/.test(g.stderr), g.output);
     } finally {
       await g.stop();
@@ -231,7 +263,7 @@ Deno.test("fault: the image on a full file system: the guest sees I/O errors, th
           `echo "rewrite ""ok $1"\n` +
           `echo "io-errors"" $(dmesg | grep -c 'I/O error')"\n`,
       );
-      const errors = Number((await g.waitFor(/io-errors (\d+)/))[1]);
+      const errors = Number((await g.waitFor(/io-errors (\d+)\r?\n/))[1]);
       await g.send(`echo "still""-alive"\nexit 0\n`);
       await g.waitFor(/still-alive/);
       const status = await g.finish();
