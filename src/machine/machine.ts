@@ -368,7 +368,7 @@ class Threads {
  * What the VM ended with: a signal gives 128 + its number and always one line; a disk that
  * could not be flushed makes the status 1 and is named.
  */
-function endResult(
+export function endResult(
   end: MachineResult | StopSignal,
   problems: string[],
   diskCount: number,
