@@ -18,10 +18,14 @@ export class FdPoller {
     });
   }
 
-  /** Watch `fd` again, or stop watching it for now (a tap while the guest has no buffers). */
+  /**
+   * Watch `fd` again, or stop watching it for now (a tap while the guest has no buffers). A
+   * stopped fd is entered as -1, which poll(2) skips: with events 0 it would still report
+   * POLLERR and POLLHUP, and a deleted tap's descriptor has POLLERR for good.
+   */
   setEnabled(fd: number, enabled: boolean): void {
     const i = this.fds.indexOf(fd);
-    if (i >= 0) this.#view.setInt16(i * POLLFD_SIZE + 4, enabled ? POLLIN : 0, true);
+    if (i >= 0) this.#view.setInt32(i * POLLFD_SIZE, enabled ? fd : -1, true);
   }
 
   /** Block until at least one fd is readable; returns those fds (a reused array). */
