@@ -1,16 +1,16 @@
 /**
  * The machine's PCI side: plan (main thread, once) and wiring (every vCPU thread). The plan
  * is plain data: the host bridge and each virtio device's shared state, their BAR addresses
- * from the MMIO hole (or, for large 64-bit BARs, the 64-bit window above RAM), and the eventfds that connect them to KVM (ioeventfd for notifies,
- * irqfd per MSI-X vector) and to the I/O Worker.
+ * from the MMIO hole (large 64-bit BARs: from the 64-bit window above RAM), and the eventfds
+ * that connect them to KVM (ioeventfd for notifies, irqfd per MSI-X vector) and to the I/O
+ * Worker.
  */
 import { EventFd } from "../../ffi/eventfd.ts";
 import type { VmFd } from "../../ffi/kvm_fds.ts";
 import type { Bus } from "../bus/bus.ts";
 import { PCI_CONF1_ADDRESS_PORT, PCI_CONF1_PORTS, PciBus, type PciFunction } from "../pci/bus.ts";
-import { PciConfigSpace } from "../pci/config_space.ts";
+import { type PciBarKind, PciConfigSpace } from "../pci/config_space.ts";
 import { type GuestRange, MMIO_HOLE_START } from "../memory/layout.ts";
-import type { PciBarKind } from "../pci/config_space.ts";
 import {
   BAR0_SIZE,
   BAR1_SIZE,
@@ -61,9 +61,9 @@ export const PCI_MMIO_END = 0xfec0_0000;
  * 64-bit memory BARs this large or larger go to the 64-bit window above RAM; smaller ones stay in
  * the 32-bit hole (as every BAR did before there was a window) and go up only when it is full.
  * The hole has 1004 MiB for every device: a 256 MiB BAR would take a quarter of it, and a BAR
- * of 1 GiB or more cannot fit at all. OVMF and Cloud Hypervisor put every 64-bit BAR above
- * 4 GiB; SeaBIOS keeps them low until the hole runs out. Small ones low keeps the addresses
- * of today's devices, which a guest that cannot address above 4 GiB still reaches.
+ * of 1 GiB or more cannot fit at all. Cloud Hypervisor puts every 64-bit BAR above 4 GiB;
+ * SeaBIOS keeps them below until the hole runs out. Keeping the small ones low keeps the
+ * addresses of today's devices (virtio's BARs are 32-bit anyway).
  */
 export const PCI_LARGE_BAR_BYTES = 256 * 1024 * 1024;
 /** Port I/O space for I/O BARs: everything above the ISA/legacy range. */
@@ -473,7 +473,7 @@ export function registerPci(
     bus.window(PCI_MMIO_START, "memory", unclaimed),
     "pci mmio window",
   );
-  // The 64-bit window: a BAR the guest puts there (or anywhere else it addresses above RAM).
+  // The 64-bit window: large BARs, and any BAR the guest moves there (up to its address width).
   if (plan.mmio64.size > 0) {
     mmio.register(
       plan.mmio64.gpa,
