@@ -114,7 +114,7 @@ function indexModules(dir: string, index = new Map<string, string>()): Map<strin
 
 /**
  * A module's plain ELF bytes. busybox's insmod loads only uncompressed modules, and
- * readModinfo reads the ELF, so a compressed one goes through its decompressor here.
+ * parseModinfo reads the ELF, so a compressed one goes through its decompressor here.
  */
 async function readModule(path: string): Promise<Uint8Array> {
   const suffix = MODULE_SUFFIX.exec(path)?.[1];

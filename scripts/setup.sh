@@ -22,6 +22,9 @@ step() { printf 'setup: %s\n' "$*"; }
 want=(qemu-system-x86 busybox-static gcc libc6-dev linux-libc-dev bsdutils xz-utils zstd iproute2)
 have_deno() { [[ -x .tools/deno ]] && .tools/deno --version 2>/dev/null | grep -q "^deno $DENO_VERSION "; }
 have_deno || command -v npm >/dev/null || want+=(nodejs npm)
+# mkfs.minix (the fault tests' crashable file system) is in util-linux on Debian 12 and in
+# util-linux-extra on 13, which a minimal image lacks.
+command -v mkfs.minix >/dev/null || want+=(util-linux-extra)
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
