@@ -11,17 +11,7 @@ import { FdWriter } from "../../src/machine/fd_writer.ts";
 import { libc } from "../../ffi/libc.ts";
 import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT } from "../../src/virtio/queue.ts";
 import { MiB, ram } from "./fake_driver.ts";
-import { VirtioHarness } from "./virtio_harness.ts";
-
-function quietly<T>(fn: () => T): T {
-  const original = console.error;
-  console.error = () => {};
-  try {
-    return fn();
-  } finally {
-    console.error = original;
-  }
-}
+import { quietly, VirtioHarness } from "./virtio_harness.ts";
 
 function setUp() {
   const mem = ram();

@@ -4,7 +4,7 @@ import { openTap } from "../../ffi/tun.ts";
 import { libc } from "../../ffi/libc.ts";
 import { RX_QUEUE, TapNet, TX_QUEUE, VIRTIO_NET_HDR_BYTES } from "../../src/virtio/net.ts";
 import { FakeDriver, ram } from "./fake_driver.ts";
-import { VirtioHarness } from "./virtio_harness.ts";
+import { quietly, VirtioHarness } from "./virtio_harness.ts";
 
 /** A transmit chain: a vnet header (with `hdr` bytes on top) and a frame of `frameLen`. */
 function frame(d: FakeDriver, frameLen: number, hdr: number[] = []): number {
@@ -12,16 +12,6 @@ function frame(d: FakeDriver, frameLen: number, hdr: number[] = []): number {
   data.set(hdr);
   data.fill(0xee, VIRTIO_NET_HDR_BYTES);
   return d.addChain([{ len: data.length, data }]);
-}
-
-function quietly<T>(fn: () => T): T {
-  const original = console.error;
-  console.error = () => {};
-  try {
-    return fn();
-  } finally {
-    console.error = original;
-  }
 }
 
 Deno.test("net tx: a tap write error drops and counts the frame; the device goes on", () => {

@@ -160,3 +160,14 @@ export class RecordingDevice implements VirtioDevice {
     return this.written;
   }
 }
+
+/** Run `fn` with console.error silenced (the rate-limited lines a hostile test provokes). */
+export function quietly<T>(fn: () => T): T {
+  const original = console.error;
+  console.error = () => {};
+  try {
+    return fn();
+  } finally {
+    console.error = original;
+  }
+}
