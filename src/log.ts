@@ -10,6 +10,11 @@
 /** Milliseconds between two lines of one cause. */
 export const LOG_INTERVAL_MS = 1000;
 
+/** Anything lines go to by cause: a RateLimitedLog, or a test's recorder. */
+export interface CauseLog {
+  log(cause: string, message: string): unknown;
+}
+
 interface CauseState {
   lastMs: number;
   suppressed: number;
@@ -25,7 +30,7 @@ interface CauseState {
  * log.log("virtio-net tap0: tap write", "virtio-net tap0: frame dropped: write to tap: EIO");
  * ```
  */
-export class RateLimitedLog {
+export class RateLimitedLog implements CauseLog {
   readonly #causes = new Map<string, CauseState>();
 
   constructor(

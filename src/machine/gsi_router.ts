@@ -27,7 +27,7 @@ import {
   KVM_IRQCHIP_PIC_SLAVE,
   KvmIrqRouting,
 } from "../../ffi/kvm_irq_structs.ts";
-import { rateLimitedLog } from "../log.ts";
+import { type CauseLog, rateLimitedLog } from "../log.ts";
 import type { MsiMessage } from "../pci/msi.ts";
 
 export const IOAPIC_PINS = 24;
@@ -45,11 +45,6 @@ export type MsiRoute = MsiMessage;
 
 /** What the router asks of the VM (a VmFd; a fake in tests). */
 export type RouterVm = Pick<VmFd, "trySetGsiRouting" | "tryIrqfd">;
-
-/** Where refusals go: one line per cause per second (src/log.ts). */
-export interface RouterLog {
-  log(cause: string, message: string): unknown;
-}
 
 // Shared state (Int32): a header, then 4 words per GSI below the limit.
 const LOCK = 0;
@@ -81,7 +76,7 @@ export class GsiRouter {
   constructor(
     state: SharedArrayBuffer,
     private readonly vm: RouterVm,
-    private readonly log: RouterLog = rateLimitedLog,
+    private readonly log: CauseLog = rateLimitedLog,
   ) {
     this.#s = new Int32Array(state);
   }

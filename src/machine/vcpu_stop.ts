@@ -20,6 +20,7 @@ let kickHandlerInstalled = false;
 export class VcpuStopper {
   /** The flag the vCPU Workers read (VcpuWorkerInit.hostStop). */
   readonly flag = new SharedArrayBuffer(4);
+  readonly #flag = new Int32Array(this.flag);
   readonly #tids: number[] = [];
 
   /** `runs`: each vCPU's kvm_run page, mapped on this thread. */
@@ -31,7 +32,7 @@ export class VcpuStopper {
   }
 
   get requested(): boolean {
-    return Atomics.load(new Int32Array(this.flag), 0) !== 0;
+    return Atomics.load(this.#flag, 0) !== 0;
   }
 
   /** The vCPU's thread, once its Worker reports it. */
@@ -42,7 +43,7 @@ export class VcpuStopper {
 
   /** Ask every vCPU loop to end, and kick those in KVM_RUN out of it. Repeating is harmless. */
   request(): void {
-    Atomics.store(new Int32Array(this.flag), 0, 1);
+    Atomics.store(this.#flag, 0, 1);
     for (const run of this.runs) run.immediate_exit = 1;
     for (const tid of this.#tids) if (tid !== undefined) this.#kick(tid);
   }

@@ -10,7 +10,7 @@
  * function with both enabled is undefined; MSI-X wins, as in Linux's own preference).
  */
 
-import { rateLimitedLog } from "../log.ts";
+import { type CauseLog, rateLimitedLog } from "../log.ts";
 import { errnoName } from "../../ffi/libc.ts";
 
 /** VFIO's IRQ indexes for a PCI device: INTx 0, MSI 1, MSI-X 2; NONE is ours. */
@@ -29,11 +29,6 @@ export interface VfioIrqControl {
   setEventfds(index: number, fds: number[]): number;
   /** INTx: the eventfd that unmasks the line (KVM's resampler signals it on EOI). */
   setIntxUnmask(fd: number): number;
-}
-
-/** Where a refused switch is reported: one line per cause per second (src/log.ts). */
-export interface IrqLog {
-  log(cause: string, message: string): unknown;
 }
 
 export interface VfioIrqFds {
@@ -64,7 +59,7 @@ export class VfioIrqModes {
     private readonly fds: VfioIrqFds,
     private readonly control: VfioIrqControl,
     private readonly name = "vfio",
-    private readonly log: IrqLog = rateLimitedLog,
+    private readonly log: CauseLog = rateLimitedLog,
   ) {
     this.#s = new Int32Array(state);
   }
