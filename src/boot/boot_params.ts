@@ -16,6 +16,7 @@ import type { E820Entry } from "../memory/layout.ts";
 export const BOOT_PARAMS_SIZE = 4096;
 
 // struct boot_params fields outside the setup header.
+export const ACPI_RSDP_ADDR = 0x070; // __u64 acpi_rsdp_addr (read whatever the header's version)
 export const EXT_RAMDISK_IMAGE = 0x0c0; // __u32 ext_ramdisk_image (bits 63:32)
 export const EXT_RAMDISK_SIZE = 0x0c4; // __u32 ext_ramdisk_size (bits 63:32)
 export const EXT_CMD_LINE_PTR = 0x0c8; // __u32 ext_cmd_line_ptr (bits 63:32)
@@ -95,6 +96,8 @@ export interface BootParamsInput {
   cmdlineGpa: number;
   initrd?: { gpa: number; size: number };
   e820: readonly E820Entry[];
+  /** Where the ACPI RSDP is, which spares the kernel its scan of the BIOS area. */
+  acpiRsdpGpa?: number;
 }
 
 /** A zero page that does not fit the struct (too many E820 entries, a header too long). */
@@ -137,6 +140,7 @@ export function buildBootParams(input: BootParamsInput): Uint8Array {
   setSplit(view, RAMDISK_IMAGE, EXT_RAMDISK_IMAGE, initrd?.gpa ?? 0);
   setSplit(view, RAMDISK_SIZE, EXT_RAMDISK_SIZE, initrd?.size ?? 0);
 
+  view.setBigUint64(ACPI_RSDP_ADDR, BigInt(input.acpiRsdpGpa ?? 0), true);
   view.setUint8(E820_ENTRIES, e820.length);
   e820.forEach((entry, i) => {
     const at = E820_TABLE + i * E820_ENTRY_SIZE;

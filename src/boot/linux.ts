@@ -112,6 +112,8 @@ export interface LoadOptions {
    * while the VM was being set up): loadLinux writes everything else. Ignored for a bzImage.
    */
   elfPiecesWritten?: boolean;
+  /** The ACPI RSDP's address, for the zero page (the caller writes the tables). */
+  acpiRsdpGpa?: number;
 }
 
 /**
@@ -200,6 +202,7 @@ export function loadLinux(
       cmdlineGpa: CMDLINE_GPA,
       initrd: initrdPlace,
       e820: layout.e820(),
+      acpiRsdpGpa: opts.acpiRsdpGpa,
     }),
   );
   writeMpTable(mem, cpus, pciIrqs);

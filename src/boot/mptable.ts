@@ -11,9 +11,9 @@
  */
 
 import type { GuestMemory } from "../memory/guest_memory.ts";
-import { BIOS_START, HIGH_MEMORY_START } from "../memory/layout.ts";
+import { HIGH_MEMORY_START, MPTABLE_START } from "../memory/layout.ts";
 
-export const MPTABLE_GPA = BIOS_START;
+export const MPTABLE_GPA = MPTABLE_START;
 const MPTABLE_END = HIGH_MEMORY_START;
 export const LAPIC_GPA = 0xfee0_0000;
 export const IOAPIC_GPA = 0xfec0_0000;
@@ -85,6 +85,12 @@ export const MAX_MPTABLE_CPUS = Math.floor(
   (MPTABLE_END - MPTABLE_GPA - mptableSize(0)) / PROCESSOR_ENTRY_SIZE,
 );
 
+/** The IOAPIC takes the first id after the CPUs; 0xff is broadcast, so 255 CPUs leave it 0xfe
+ * (64-bit Linux only needs IOAPIC ids unique among IOAPICs). The MADT says the same. */
+export function ioapicIdFor(cpus: number): number {
+  return Math.min(cpus, ALL_LAPICS - 1);
+}
+
 /** Throw unless `cpus` processors fit in the MP table. */
 export function checkCpuCount(cpus: number): void {
   if (!Number.isInteger(cpus) || cpus < 1 || cpus > MAX_APIC_CPUS) {
@@ -115,9 +121,7 @@ export function mpTable(cpus: number, pciIrqs: readonly PciIrqRoute[] = []): Uin
     for (let i = 0; i < text.length; i++) bytes[at + i] = text.charCodeAt(i);
   };
   const tableStart = FLOATING_POINTER_SIZE;
-  // The IOAPIC takes the first id after the CPUs; 0xff is broadcast, so 255 CPUs leave it 0xfe
-  // (64-bit Linux only needs IOAPIC ids unique among IOAPICs).
-  const ioapicId = Math.min(cpus, ALL_LAPICS - 1);
+  const ioapicId = ioapicIdFor(cpus);
 
   // §4.1 floating pointer: signature, physical address of the table, length in paragraphs.
   ascii(0, "_MP_");

@@ -16,8 +16,8 @@ export const VERSION = "0.1.0";
  * console=ttyS0: the 8250 at 0x3f8 is the console; reboot=k: `reboot` resets through the
  * i8042, which ends the VM; panic=-1: a panic reboots (ends the VM) instead of hanging;
  * i8042.*: no AUX port, no MUX, no PnP probe, no keyboard, so the driver does not poll;
- * acpi=off: there are no ACPI tables (the MP table describes CPUs and the IOAPIC, and PCI is
- * found through configuration mechanism #1), so the kernel need not search for an RSDP;
+ * (no acpi=off: the machine is described by ACPI tables, src/acpi/, as Firecracker's and Cloud
+ * Hypervisor's are; a kernel without ACPI, or `-p acpi=off`, reads the MP table instead);
  * pci=noearly: no scans of PCI config space before the PCI subsystem starts. They look for
  * chipset quirks and, on AMD family 0xf/0x10 CPUs, for a GART aperture (every slot of all 256
  * buses, twice: 16 000 port exits, 1.7 s of a 3.2 s boot under the KVM sandbox, whose CPU is
@@ -26,7 +26,7 @@ export const VERSION = "0.1.0";
  * registers (the parameter was added for short-lived VMs; fips=1 overrides it). Under the
  * KVM sandbox they took 0.2 s of a 1.5 s boot; `-p cryptomgr.notests=0` turns them back on,
  * as a later parameter wins. */
-export const BASE_CMDLINE = "console=ttyS0 reboot=k panic=-1 acpi=off pci=noearly " +
+export const BASE_CMDLINE = "console=ttyS0 reboot=k panic=-1 pci=noearly " +
   "i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd cryptomgr.notests";
 /** Added unless the user passes their own -p: keeps the boot fast and the console clean. */
 export const DEFAULT_PARAMS = "quiet";
@@ -72,8 +72,11 @@ run options:
                       nomsix hides its MSI-X, so the driver uses MSI or INTx
       --debug         log unclaimed port/MMIO accesses and exit counts to stderr
 
+machine: ACPI tables describe it (CPUs, IOAPIC, PCI with ECAM, COM1, power-off); a kernel
+without ACPI, or -p acpi=off, finds CPUs and IRQs in the MP table instead.
+
 console: Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A. The guest ends the VM with status S
-by writing byte S to I/O port 0x501.`;
+by writing byte S to I/O port 0x501; poweroff ends it with status 0.`;
 
 const OPTIONS = {
   kernel: { type: "string", short: "k" },

@@ -10,6 +10,7 @@ import { I8042, I8042_DATA_PORT } from "../devices/i8042.ts";
 import { DEBUG_EXIT_LENGTH, DEBUG_EXIT_PORT, DebugExit } from "../devices/debug_exit.ts";
 import { CMOS_INDEX_PORT, CmosRtc } from "../devices/cmos_rtc.ts";
 import { PortSink } from "../devices/sink.ts";
+import { ACPI_PM_PORT, ACPI_PM_PORTS, AcpiPm } from "../devices/acpi_pm.ts";
 
 /** Ports Linux writes for I/O delays (POST code 0x80, the 0xed alternative): claimed, ignored. */
 const POST_PORT = 0x80;
@@ -21,7 +22,7 @@ export interface LegacyWiring {
   irq: (gsi: number, high: boolean) => void;
   /** Where the guest's console bytes go. */
   consoleOut: (byte: number) => void;
-  /** End the VM with an exit status (debug-exit port, i8042 reset), saying which. */
+  /** End the VM with an exit status (debug-exit port, i8042 reset, ACPI), saying which. */
   stop: (status: number, why: string) => void;
 }
 
@@ -40,6 +41,8 @@ export function registerLegacyDevices(pio: Bus, w: LegacyWiring): void {
     new DebugExit((s) => w.stop(s, "debug-exit port")),
     "debug-exit",
   );
+  // `poweroff` (ACPI S5) and `reboot=a` (the FADT's reset register): the VM is done.
+  pio.register(ACPI_PM_PORT, ACPI_PM_PORTS, new AcpiPm((why) => w.stop(0, why)), "acpi-pm");
   pio.register(CMOS_INDEX_PORT, 2, new CmosRtc(), "cmos-rtc");
   pio.register(POST_PORT, 1, new PortSink(), "post-code");
   pio.register(ALT_DELAY_PORT, 1, new PortSink(), "io-delay");

@@ -20,6 +20,7 @@ import { InputRing } from "../console/input_ring.ts";
 import { EventFd } from "../../ffi/eventfd.ts";
 import { type OpenInputFile, openInputFile, openKernelFile } from "./input_files.ts";
 import { pciIrqRoutes, planPci } from "./pci_devices.ts";
+import { writeAcpiTables } from "./acpi_tables.ts";
 import { findHostDevice, type HostPciDevice } from "../vfio/host_device.ts";
 import { mapGuestRam, openVfioDevice } from "../vfio/container.ts";
 import { type DiskOption, type NetOption, virtioRequests } from "./virtio_devices.ts";
@@ -161,7 +162,7 @@ function buildMachine(
     cfg.cmdline,
     cfg.cpus,
     pciIrqRoutes(pci),
-    { elfPiecesWritten },
+    { elfPiecesWritten, acpiRsdpGpa: writeAcpiTables(memory, cfg.cpus, mmio64) },
   );
 
   const maxVcpus = kvm.checkExtension(KVM_CAP.MAX_VCPUS);

@@ -10,7 +10,12 @@ import type { VmFd } from "../../ffi/kvm_fds.ts";
 import type { Bus } from "../bus/bus.ts";
 import { PCI_CONF1_ADDRESS_PORT, PCI_CONF1_PORTS, PciBus, type PciFunction } from "../pci/bus.ts";
 import { type PciBarKind, PciConfigSpace } from "../pci/config_space.ts";
-import { type GuestRange, MMIO_HOLE_START } from "../memory/layout.ts";
+import {
+  type GuestRange,
+  MMIO_HOLE_START,
+  PCI_ECAM_SIZE,
+  PCI_ECAM_START,
+} from "../memory/layout.ts";
 import {
   BAR0_SIZE,
   BAR1_SIZE,
@@ -54,9 +59,9 @@ import { RateLimitedLog, rateLimitedLog } from "../log.ts";
 import { errnoName, SyscallError } from "../../ffi/libc.ts";
 import { IRQ_INTX, VfioIrqModes } from "../vfio/irq_modes.ts";
 
-/** BARs go from the start of the 32-bit hole up to the IOAPIC. */
+/** BARs go from the start of the 32-bit hole up to the ECAM region (then the IOAPIC). */
 export const PCI_MMIO_START = MMIO_HOLE_START;
-export const PCI_MMIO_END = 0xfec0_0000;
+export const PCI_MMIO_END = PCI_ECAM_START;
 /**
  * 64-bit memory BARs this large or larger go to the 64-bit window above RAM; smaller ones stay in
  * the 32-bit hole (as every BAR did before there was a window) and go up only when it is full.
@@ -460,6 +465,7 @@ export function registerPci(
     bus.add(v.slot, fn);
   }
   pio.register(PCI_CONF1_ADDRESS_PORT, PCI_CONF1_PORTS, bus.conf1, "pci conf1");
+  mmio.register(PCI_ECAM_START, PCI_ECAM_SIZE, bus.ecam, "pci ecam");
   // I/O BARs (a passed-through device's) live above the legacy ports; Linux assigns them.
   pio.register(
     PCI_IO_START,

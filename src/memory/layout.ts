@@ -32,10 +32,28 @@ export const RAM_ALIGN_BYTES = 4 * KiB;
 export const EBDA_START = 0x9_FC00;
 /** End of conventional memory; 0xa0000..0xfffff is the legacy VGA/ROM area. */
 export const EBDA_END = 0xA_0000;
-/** The BIOS area, reserved so the kernel's MP/SMBIOS scans find nothing it could misread. */
-export const BIOS_START = 0xF_0000;
+/**
+ * The BIOS area (0xe0000..0xfffff), E820-reserved: the ACPI tables at its start, where the
+ * kernel scans for the RSDP (ACPI 6.5 §5.2.5.1), the MP table at 0xf0000; nothing else there
+ * for the kernel's MP/SMBIOS scans to misread.
+ */
+export const BIOS_START = 0xE_0000;
+/** Where the ACPI tables go, RSDP first (src/acpi/x86_tables.ts): 64 KiB up to the MP table. */
+export const ACPI_TABLES_START = BIOS_START;
+export const ACPI_TABLES_END = 0xF_0000;
+/** Where the MP table goes (MP spec 1.4 §4: the BIOS ROM area is one of the places to look). */
+export const MPTABLE_START = 0xF_0000;
 /** First byte above the legacy 1 MiB area; the kernel loads here. */
 export const HIGH_MEMORY_START = 0x10_0000;
+
+/**
+ * PCI Express ECAM (enhanced configuration access) for bus 0: 4 KiB of config space per
+ * function, 1 MiB in all, at the top of the 32-bit hole below the IOAPIC (the BAR window ends
+ * where it starts). The MCFG table names it; the E820 map and the DSDT reserve it, which Linux
+ * requires before it uses the region (arch/x86/pci/mmconfig-shared.c).
+ */
+export const PCI_ECAM_START = 0xFEB0_0000;
+export const PCI_ECAM_SIZE = 1 * MiB;
 
 /** E820 range types (bootparam.h / e820 ABI). */
 export const E820_RAM = 1;
@@ -114,6 +132,7 @@ export function memoryLayout(ramBytes: number): MemoryLayout {
         { gpa: BIOS_START, size: HIGH_MEMORY_START - BIOS_START, type: E820_RESERVED },
         { gpa: HIGH_MEMORY_START, size: lowRamEnd - HIGH_MEMORY_START, type: E820_RAM },
       ];
+      entries.push({ gpa: PCI_ECAM_START, size: PCI_ECAM_SIZE, type: E820_RESERVED });
       for (const r of regions.slice(1)) entries.push({ gpa: r.gpa, size: r.size, type: E820_RAM });
       return entries;
     },

@@ -1,5 +1,6 @@
 /**
- * PCI bus 0: configuration mechanism #1 (ports 0xcf8 address, 0xcfc-0xcff data) and the
+ * PCI bus 0: configuration mechanism #1 (ports 0xcf8 address, 0xcfc-0xcff data), PCI Express
+ * ECAM (config space by MMIO: one access is one exit, where conf1 takes two) and the
  * routing of BAR accesses to functions. Knows nothing of KVM: functions plug in, and every
  * thread builds its own PciBus over shared state (the address latch, each function's config
  * space), so a BAR the guest moves on one vCPU moves for all of them at once: accesses are
@@ -33,6 +34,9 @@ export interface PciFunction {
 
 // conf1 address register (PCI 3.0 §3.2.2.3.2): enable, bus, device, function, register.
 const CONF1_ENABLE = 0x8000_0000;
+/** Config space a function has; ECAM addresses 4 KiB per function (PCIe 6.0 §7.2.2). */
+const CONFIG_SPACE_BYTES = 256;
+const ECAM_FUNCTION_BYTES = 4096;
 
 export class PciBus {
   readonly #slots: Array<PciFunction | undefined> = new Array(PCI_MAX_SLOTS);
@@ -84,6 +88,37 @@ export class PciBus {
       fn.config.write(reg, data.length, leValue(data));
     },
   };
+
+  /**
+   * The ECAM region of bus 0 (1 MiB; its offset is device << 15 | function << 12 | register).
+   * Accesses must be 1, 2 or 4 bytes, naturally aligned (PCIe 6.0 §7.2.2.1): others, and those
+   * to an absent function, read all-ones and write nothing, as a master abort. Functions here
+   * are conventional PCI with 256 bytes of config space: their extended space reads 0 (no
+   * extended capability), which Linux also takes as "ECAM works" for the host bridge.
+   */
+  readonly ecam: BusDevice = {
+    read: (offset, data) => {
+      const fn = this.#ecamTarget(offset, data.length);
+      if (fn === undefined) return void data.fill(0xff);
+      const reg = offset % ECAM_FUNCTION_BYTES;
+      if (reg >= CONFIG_SPACE_BYTES) return void data.fill(0);
+      setLeValue(data, fn.config.read(reg, data.length));
+    },
+    write: (offset, data) => {
+      const fn = this.#ecamTarget(offset, data.length);
+      const reg = offset % ECAM_FUNCTION_BYTES;
+      if (fn === undefined || reg >= CONFIG_SPACE_BYTES) return;
+      fn.config.write(reg, data.length, leValue(data));
+    },
+  };
+
+  #ecamTarget(offset: number, size: number): PciFunction | undefined {
+    if ((size !== 1 && size !== 2 && size !== 4) || offset % size !== 0) return undefined;
+    const fn = Math.floor(offset / ECAM_FUNCTION_BYTES);
+    // Bus 0 only (the region is 1 MiB), function 0 of each slot.
+    if (fn >= PCI_MAX_SLOTS * 8 || fn % 8 !== 0) return undefined;
+    return this.#slots[fn / 8];
+  }
 
   /** The function the latch selects: bus 0, function 0 of a present slot, enable bit set. */
   #target(): PciFunction | undefined {

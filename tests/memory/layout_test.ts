@@ -12,12 +12,15 @@ import {
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 
+/** PCI Express ECAM for bus 0, reserved so Linux accepts the MCFG's region. */
+const ECAM = { gpa: 0xfeb0_0000, size: 0x10_0000, type: E820_RESERVED };
+
 /** The legacy part of the E820 map, the same for every machine. */
 function legacyE820(): E820Entry[] {
   return [
     { gpa: 0, size: 0x9fc00, type: E820_RAM },
     { gpa: 0x9fc00, size: 0x400, type: E820_RESERVED },
-    { gpa: 0xf0000, size: 0x10000, type: E820_RESERVED },
+    { gpa: 0xe0000, size: 0x20000, type: E820_RESERVED },
   ];
 }
 
@@ -29,6 +32,7 @@ Deno.test("layout: 256 MiB sits below the hole in one region", () => {
   deepEqual(layout.e820(), [
     ...legacyE820(),
     { gpa: 0x100000, size: 255 * MiB, type: E820_RAM },
+    ECAM,
   ]);
 });
 
@@ -42,6 +46,7 @@ Deno.test("layout: 3500 MiB straddles the hole: 3 GiB low plus 428 MiB at 4 GiB"
   deepEqual(layout.e820(), [
     ...legacyE820(),
     { gpa: 0x100000, size: 3 * GiB - MiB, type: E820_RAM },
+    ECAM,
     { gpa: 4 * GiB, size: 428 * MiB, type: E820_RAM },
   ]);
 });
@@ -59,21 +64,22 @@ Deno.test("layout: exactly 3 GiB fills the low region and has no high region", (
   const layout = memoryLayout(3 * GiB);
   equal(layout.lowRamEnd, 0xC000_0000);
   deepEqual(layout.regions, [{ gpa: 0, size: 3 * GiB, hostOffset: 0 }]);
-  equal(layout.e820().length, 4);
+  equal(layout.e820().length, 5);
 });
 
-Deno.test("layout: E820 ranges are ordered, disjoint and never reach into the MMIO hole", () => {
+Deno.test("layout: E820 ranges are ordered, disjoint; in the MMIO hole only the ECAM, reserved", () => {
   for (const ram of [32 * MiB, 3 * GiB, 3500 * MiB, 64 * GiB]) {
     const e820 = memoryLayout(ram).e820();
     for (let i = 1; i < e820.length; i++) {
       const prev = e820[i - 1];
       equal(prev.gpa + prev.size <= e820[i].gpa, true, `overlap in ${ram}`);
     }
-    for (const e of e820) {
+    for (const e of e820.filter((e) => e !== e820.find((x) => x.gpa === ECAM.gpa))) {
       equal(e.gpa + e.size <= 0xC000_0000 || e.gpa >= 0x1_0000_0000, true);
     }
+    deepEqual(e820.find((e) => e.gpa >= 0xC000_0000 && e.gpa < 0x1_0000_0000), ECAM);
     const ramTotal = e820.filter((e) => e.type === E820_RAM).reduce((n, e) => n + e.size, 0);
-    // Only the EBDA and the legacy area 0xa0000..0xfffff are held back from the guest.
+    // Only the EBDA and the legacy area 0xa0000..0xfffff are held back from the guest's RAM.
     equal(ramTotal, ram - (0x100000 - 0x9fc00));
   }
 });

@@ -137,3 +137,48 @@ Deno.test("pci bus: a window asks only the functions with a BAR in its space, an
   // A function added now would be missing from the windows already made: refused.
   throws(() => bus.add(2, counted("late", nic)), /added before any window/);
 });
+
+const ecamOffset = (slot: number, func: number, reg: number) => (slot << 15) | (func << 12) | reg;
+
+function ecamRead(bus: PciBus, offset: number, size: number): number {
+  const data = new Uint8Array(size);
+  bus.ecam.read(offset, data);
+  return data.reduceRight((v, b) => v * 256 + b, 0);
+}
+
+Deno.test("pci bus: ECAM reaches the same config space as conf1, one access each", () => {
+  const bus = new PciBus(PciBus.createState());
+  const a = recorder(3);
+  bus.add(3, a.fn);
+  equal(ecamRead(bus, ecamOffset(3, 0, 0), 4), 0x1043_1af4);
+  equal(ecamRead(bus, ecamOffset(3, 0, 2), 2), 0x1043);
+  equal(ecamRead(bus, ecamOffset(3, 0, 1), 1), 0x1a);
+  // A BAR written through ECAM reads back through conf1, and the other way round.
+  bus.ecam.write(ecamOffset(3, 0, 0x10), le(0xc020_0000, 4));
+  equal(cfgRead(bus, 3, 0x10, 4), 0xc020_0000);
+  cfgWrite(bus, 3, 0x04, 2, 0x0002);
+  equal(ecamRead(bus, ecamOffset(3, 0, 0x04), 2), 0x0002);
+  // Extended config space exists and is empty: no extended capability at 0x100.
+  equal(ecamRead(bus, ecamOffset(3, 0, 0x100), 4), 0);
+  equal(ecamRead(bus, ecamOffset(3, 0, 0xffc), 4), 0);
+  bus.ecam.write(ecamOffset(3, 0, 0x100), le(0x1234_5678, 4));
+  equal(ecamRead(bus, ecamOffset(3, 0, 0x100), 4), 0, "writes there change nothing");
+});
+
+Deno.test("pci bus: ECAM accesses to nothing, misaligned or of odd sizes read all-ones, write nothing", () => {
+  const bus = new PciBus(PciBus.createState());
+  const a = recorder(3);
+  bus.add(3, a.fn);
+  const before = [...Array(64)].map((_, i) => cfgRead(bus, 3, i * 4, 4));
+  equal(ecamRead(bus, ecamOffset(4, 0, 0), 4), 0xffff_ffff, "empty slot");
+  equal(ecamRead(bus, ecamOffset(3, 1, 0), 4), 0xffff_ffff, "function 1 is absent");
+  equal(ecamRead(bus, ecamOffset(3, 0, 2), 4), 0xffff_ffff, "a dword across a dword boundary");
+  equal(ecamRead(bus, ecamOffset(3, 0, 1), 2), 0xffff, "a misaligned word");
+  equal(ecamRead(bus, ecamOffset(3, 0, 0), 8), 2 ** 64 - 1, "a qword");
+  equal(ecamRead(bus, 0xf_ffff, 1), 0xff, "the last byte of the region (slot 31, function 7)");
+  equal(ecamRead(bus, 0x10_0000, 4), 0xffff_ffff, "past the region: bus 1 does not exist");
+  bus.ecam.write(ecamOffset(3, 0, 0x12), le(0xffff_ffff, 4));
+  bus.ecam.write(ecamOffset(3, 0, 0x10), new Uint8Array(8).fill(0xff));
+  bus.ecam.write(ecamOffset(3, 7, 0x10), le(0xffff_ffff, 4));
+  deepEqual([...Array(64)].map((_, i) => cfgRead(bus, 3, i * 4, 4)), before);
+});
