@@ -8,11 +8,14 @@
  * initramfs goes to .cache/<mode>/initramfs.cpio.gz. A stamp next to it records
  * what it was built from, so a second run with the same inputs does nothing.
  * `guest` also extracts the uncompressed kernel to .cache/guest/vmlinux (an ELF
- * that `denovmm run -k` boots without the guest decompressing itself).
+ * that `denovmm run -k` boots without the guest decompressing itself), and puts
+ * the kernels the KVM tests boot with the default guest's initramfs in
+ * .cache/kernels/FLAVOUR/ (vmlinuz + release): amd64 (the guest's own),
+ * cloud-amd64 and rt-amd64.
  */
 import { writeCpioGz } from "./lib/cpio.ts";
 import { parseModinfo } from "./lib/modinfo.ts";
-import { bzImagePayload } from "../src/boot/bzimage.ts";
+import { bzImagePayload, parseBzImage } from "../src/boot/bzimage.ts";
 import { parseElf } from "../src/boot/elf.ts";
 
 const MODULES: Record<string, string[]> = {
@@ -59,26 +62,121 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /**
+ * The versioned kernel package a meta-package (linux-image-amd64, linux-image-cloud-amd64, ...)
+ * points at on this machine's release, and its kernel release, e.g. "6.1.0-41-cloud-amd64".
+ */
+async function kernelPackage(meta: string): Promise<{ pkg: string; release: string }> {
+  const deps = await run("apt-cache", ["depends", meta]);
+  const pkg = deps.match(/Depends: (linux-image-\S+)/)?.[1];
+  if (!pkg) throw new Error(`no kernel package in: apt-cache depends ${meta}`);
+  return { pkg, release: pkg.replace(/^linux-image-/, "").replace(/-unsigned$/, "") };
+}
+
+/**
+ * A kernel .deb's flavour ("amd64", "cloud-amd64", "rt-amd64") from its file name:
+ * linux-image-ABI-FLAVOUR[-unsigned]_VERSION_ARCH.deb, ABI as 6.1.0-41 (Debian 12) or
+ * 6.12.57+deb13 (Debian 13).
+ */
+function debFlavour(name: string): string | undefined {
+  return name.match(/^linux-image-\d[^-_]*(?:-\d+)?-(.+?)(?:-unsigned)?_.*\.deb$/)?.[1];
+}
+
+/**
+ * `apt-get download`s `pkg` into .cache/debs and returns the .deb's path. Only called when a
+ * newer kernel is wanted, so the .debs of the same flavour already there are stale: they go
+ * first (27 to 71 MB each on Debian 12).
+ */
+async function download(pkg: string): Promise<string> {
+  const dir = `${cache}/debs`;
+  await Deno.mkdir(dir, { recursive: true });
+  const flavour = debFlavour(`${pkg}_.deb`);
+  for (const e of Deno.readDirSync(dir)) {
+    if (flavour && debFlavour(e.name) === flavour) await Deno.remove(`${dir}/${e.name}`);
+  }
+  await run("apt-get", ["download", "-q", pkg], dir);
+  const deb = [...Deno.readDirSync(dir)]
+    .map((e) => e.name).find((n) => n.startsWith(`${pkg}_`) && n.endsWith(".deb"));
+  if (!deb) throw new Error(`apt-get download ${pkg} left no .deb in ${dir}`);
+  return `${dir}/${deb}`;
+}
+
+/**
  * Unpacks the versioned kernel package that linux-image-amd64 points at into
  * .cache/kernel/ (`apt-get download` + `dpkg -x`: no root, no install).
  * Returns the kernel release, e.g. "6.1.0-41-amd64".
  */
 async function unpackKernel(): Promise<string> {
-  const deps = await run("apt-cache", ["depends", "linux-image-amd64"]);
-  const pkg = deps.match(/Depends: (linux-image-\S+)/)?.[1];
-  if (!pkg) throw new Error(`no kernel package in: apt-cache depends linux-image-amd64`);
-  const release = pkg.replace(/^linux-image-/, "").replace(/-unsigned$/, "");
+  const { pkg, release } = await kernelPackage("linux-image-amd64");
   if (await exists(`${cache}/kernel/boot/vmlinuz-${release}`)) return release;
 
   console.log(`build_guest: downloading ${pkg}`);
-  await Deno.mkdir(`${cache}/debs`, { recursive: true });
-  await run("apt-get", ["download", "-q", pkg], `${cache}/debs`);
-  const deb = [...Deno.readDirSync(`${cache}/debs`)]
-    .map((e) => e.name).find((n) => n.startsWith(`${pkg}_`) && n.endsWith(".deb"));
-  if (!deb) throw new Error(`apt-get download ${pkg} left no .deb in ${cache}/debs`);
+  const deb = await download(pkg);
   await Deno.remove(`${cache}/kernel`, { recursive: true }).catch(() => {});
-  await run("dpkg", ["-x", `${cache}/debs/${deb}`, `${cache}/kernel`]);
+  await run("dpkg", ["-x", deb, `${cache}/kernel`]);
   return release;
+}
+
+/**
+ * Puts a kernel in .cache/kernels/FLAVOUR/: `vmlinuz` (written by `write`, given the path) and
+ * `release`, written last, so that a run cut short leaves a stale or missing release and the
+ * next run fetches again. A `release` naming `release` already means up to date.
+ */
+async function installKernel(
+  flavour: string,
+  release: string,
+  write: (path: string) => Promise<string>,
+): Promise<void> {
+  const dir = `${cache}/kernels/${flavour}`;
+  const releasePath = `${dir}/release`;
+  if (
+    await exists(`${dir}/vmlinuz`) &&
+    (await Deno.readTextFile(releasePath).catch(() => "")) === `${release}\n`
+  ) {
+    console.log(`build_guest: kernels/${flavour} up to date (Linux ${release})`);
+    return;
+  }
+  await Deno.mkdir(dir, { recursive: true });
+  const tmp = `${dir}/vmlinuz.tmp`;
+  const from = await write(tmp);
+  const bzImage = parseBzImage(await Deno.readFile(tmp)); // what denovmm will check
+  await Deno.rename(tmp, `${dir}/vmlinuz`);
+  await Deno.writeTextFile(releasePath, `${release}\n`);
+  console.log(
+    `build_guest: kernels/${flavour}: Linux ${release}, bzImage protocol ` +
+      `${bzImage.version >> 8}.${bzImage.version & 0xff}, from ${from}`,
+  );
+}
+
+/**
+ * The KVM tests' kernels (see installKernel): the default guest's, copied, and Debian's cloud
+ * and rt flavours, of which only the bzImage is kept (the tests boot them with the default
+ * guest's initramfs, whose modules do not fit them anyway).
+ */
+async function fetchKernels(guestDir: string, release: string): Promise<void> {
+  await installKernel("amd64", release, async (path) => {
+    await Deno.copyFile(`${guestDir}/vmlinuz`, path);
+    return ".cache/guest/vmlinuz";
+  });
+  for (const flavour of ["cloud-amd64", "rt-amd64"]) {
+    const { pkg, release } = await kernelPackage(`linux-image-${flavour}`);
+    await installKernel(flavour, release, async (path) => {
+      const deb = await download(pkg);
+      // Only the bzImage, from the start of the data tarball: --occurrence=1 makes tar stop
+      // once it has it (0.05 s instead of 3 s decompressing every module), so dpkg-deb dies of
+      // SIGPIPE, hence its status and stderr are ignored; a failed dpkg-deb leaves tar without
+      // the file, and tar's status, which run() checks, says so.
+      await run("bash", [
+        "-c",
+        'dpkg-deb --fsys-tarfile "$1" 2>/dev/null | tar -xO --occurrence=1 "$2" >"$3"',
+        "bash",
+        deb,
+        `./boot/vmlinuz-${release}`,
+        path,
+      ]);
+      const size = (await Deno.stat(deb)).size;
+      return `${deb.slice(root.length + 1)} (${(size / 1e6).toFixed(1)} MB)`;
+    });
+  }
 }
 
 /**
@@ -264,7 +362,10 @@ async function main() {
   // The kernel is shared by both modes: the sandbox boots the same one.
   await Deno.copyFile(`${cache}/kernel/boot/vmlinuz-${release}`, `${guestDir}/vmlinuz`);
   await Deno.writeTextFile(`${guestDir}/kernel-release`, `${release}\n`);
-  if (mode === "guest") await extractVmlinux(guestDir, release);
+  if (mode === "guest") {
+    await extractVmlinux(guestDir, release);
+    await fetchKernels(guestDir, release);
+  }
 
   const busybox = await Deno.readFile("/bin/busybox");
   const init = await Deno.readFile(`${root}/scripts/initramfs/${mode}-init.sh`);
@@ -301,6 +402,9 @@ async function main() {
     ...applets.filter((a) => a !== "bin/busybox")
       .map((path) => ({ path, mode: 0o120777, data: new TextEncoder().encode("/bin/busybox") })),
     { path: "init", mode: 0o100755, data: init },
+    // The kernel the modules are for: guest-init.sh loads none under another (the KVM tests
+    // boot Debian's cloud and rt kernels with this image).
+    { path: "etc/modules.release", mode: 0o100644, data: new TextEncoder().encode(`${release}\n`) },
     {
       path: "etc/modules.order",
       mode: 0o100644,

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Prepares a fresh Debian 12 or 13 machine (as root) for denovmm: QEMU and busybox
-# for the KVM sandbox, Deno in .tools/, the default guest in .cache/guest/ and
-# the sandbox initramfs in .cache/sandbox/. Safe to run again: every step is
-# skipped when its result is already there.
+# for the KVM sandbox, Deno in .tools/, the default guest in .cache/guest/, the
+# kernels the KVM tests boot (Debian's amd64, cloud-amd64 and rt-amd64 bzImages)
+# in .cache/kernels/ and the sandbox initramfs in .cache/sandbox/. Safe to run
+# again: every step is skipped when its result is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,9 +18,11 @@ step() { printf 'setup: %s\n' "$*"; }
 # bsdutils has script(1), which gives the console test a real terminal; xz-utils
 # (priority standard, so not in every image) and zstd unpack the guest's vmlinux and the
 # kernel's modules (Debian 12's kernel is xz-compressed, 13's zstd, with .ko.xz modules);
-# iproute2 (not in a minimal image) sets up the network test's tap. npm only to fetch Deno,
-# when .tools/ does not have the pinned one yet.
-want=(qemu-system-x86 busybox-static gcc libc6-dev linux-libc-dev bsdutils xz-utils zstd iproute2)
+# iproute2 (not in a minimal image) sets up the network test's tap; acpica-tools has iasl, which
+# the unit tests use to disassemble (and so check) the ACPI tables denovmm writes. npm only to
+# fetch Deno, when .tools/ does not have the pinned one yet.
+want=(qemu-system-x86 busybox-static gcc libc6-dev linux-libc-dev bsdutils xz-utils zstd iproute2
+  acpica-tools)
 have_deno() { [[ -x .tools/deno ]] && .tools/deno --version 2>/dev/null | grep -q "^deno $DENO_VERSION "; }
 have_deno || command -v npm >/dev/null || want+=(nodejs npm)
 # mkfs.minix (the fault tests' crashable file system) is in util-linux on Debian 12 and in
@@ -50,8 +53,9 @@ else
     { echo "setup: .tools/deno does not run as deno $DENO_VERSION" >&2; exit 1; }
 fi
 
-# --- Guest kernel + initramfs, and the sandbox initramfs. build_guest.ts
-# decides itself whether its output is up to date (and says so in one line).
+# --- Guest kernel + initramfs, the KVM tests' kernels, and the sandbox initramfs.
+# build_guest.ts decides itself whether its output is up to date (and says so in
+# one line per output).
 for mode in guest sandbox; do
   .tools/deno run -A scripts/build_guest.ts "$mode" </dev/null
 done
