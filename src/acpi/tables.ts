@@ -162,14 +162,16 @@ export interface MadtInput {
 }
 
 /**
- * The MADT: a local APIC per CPU (a local x2APIC for an id above 0xfe), the IOAPIC with GSI
- * base 0, the interrupt source overrides, and LINT1 as NMI on every CPU.
+ * The MADT: a local APIC per CPU (a local x2APIC for an id above 0xfe or a UID above 0xff), the
+ * IOAPIC with GSI base 0, the interrupt source overrides, and LINT1 as NMI on every CPU.
  */
 export function madt(m: MadtInput): Uint8Array {
-  const x2 = m.apicIds.some((id) => id > MAX_XAPIC_ID);
+  // A Local APIC entry holds an 8-bit APIC id and an 8-bit UID: past either, an x2APIC entry.
+  const isX2 = (apicId: number, uid: number) => apicId > MAX_XAPIC_ID || uid > 0xff;
+  const x2 = m.apicIds.some(isX2);
   const overrides = m.overrides ?? [];
   const size = 8 +
-    m.apicIds.reduce((n, id) => n + (id > MAX_XAPIC_ID ? LEN_LOCAL_X2APIC : LEN_LOCAL_APIC), 0) +
+    m.apicIds.reduce((n, id, uid) => n + (isX2(id, uid) ? LEN_LOCAL_X2APIC : LEN_LOCAL_APIC), 0) +
     LEN_IOAPIC + overrides.length * LEN_INTERRUPT_OVERRIDE + LEN_LOCAL_APIC_NMI +
     (x2 ? LEN_LOCAL_X2APIC_NMI : 0);
   const body = new Uint8Array(size);
@@ -181,7 +183,7 @@ export function madt(m: MadtInput): Uint8Array {
     if (!Number.isInteger(apicId) || apicId < 0 || apicId > 0xffff_fffe) {
       throw new RangeError(`APIC id ${apicId} of CPU ${uid}`);
     }
-    if (apicId <= MAX_XAPIC_ID && uid <= 0xff) {
+    if (!isX2(apicId, uid)) {
       view.setUint8(at, MADT_LOCAL_APIC);
       view.setUint8(at + 1, LEN_LOCAL_APIC);
       view.setUint8(at + 2, uid);
