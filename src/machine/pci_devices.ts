@@ -8,6 +8,7 @@
 import { EventFd } from "../../ffi/eventfd.ts";
 import type { VmFd } from "../../ffi/kvm_fds.ts";
 import type { Bus } from "../bus/bus.ts";
+import type { BusDevice } from "../bus/device.ts";
 import { PCI_CONF1_ADDRESS_PORT, PCI_CONF1_PORTS, PciBus, type PciFunction } from "../pci/bus.ts";
 import { type PciBarKind, PciConfigSpace } from "../pci/config_space.ts";
 import {
@@ -369,8 +370,14 @@ export function registerPci(
   trace?: (line: string) => void,
   /** Where what the guest gets refused is reported (one line per cause per second). */
   log: RateLimitedLog = rateLimitedLog,
+  /** Told of each config-space exit, by mechanism (the exit counters). */
+  configExit: (ecam: boolean) => void = () => {},
 ): VirtioPciFunction[] {
   const bus = new PciBus(plan.busState);
+  const counted = (device: BusDevice, ecam: boolean): BusDevice => ({
+    read: (offset, data) => (configExit(ecam), device.read(offset, data)),
+    write: (offset, data) => (configExit(ecam), device.write(offset, data)),
+  });
   const hostBridge: PciFunction = {
     config: new PciConfigSpace(plan.hostBridge),
     barRead: (_i, _o, data) => void data.fill(0xff),
@@ -464,8 +471,8 @@ export function registerPci(
     if (fn.msix) want = msixRoutes(fn.msix, msixVectors);
     bus.add(v.slot, fn);
   }
-  pio.register(PCI_CONF1_ADDRESS_PORT, PCI_CONF1_PORTS, bus.conf1, "pci conf1");
-  mmio.register(PCI_ECAM_START, PCI_ECAM_SIZE, bus.ecam, "pci ecam");
+  pio.register(PCI_CONF1_ADDRESS_PORT, PCI_CONF1_PORTS, counted(bus.conf1, false), "pci conf1");
+  mmio.register(PCI_ECAM_START, PCI_ECAM_SIZE, counted(bus.ecam, true), "pci ecam");
   // I/O BARs (a passed-through device's) live above the legacy ports; Linux assigns them.
   pio.register(
     PCI_IO_START,

@@ -10,6 +10,9 @@ export const STAT = {
   pioWriteUnclaimed: 4,
   mmioReadUnclaimed: 5,
   mmioWriteUnclaimed: 6,
+  /** PCI config accesses by mechanism: conf1 takes two exits (address, data), ECAM one. */
+  pciConf1: 7,
+  pciEcam: 8,
 } as const;
 const COUNT = Object.keys(STAT).length;
 

@@ -58,17 +58,29 @@ function runVcpu(init: VcpuWorkerInit) {
   });
   const stats = new ExitStats(init.stats, init.vcpuId);
   // Nothing decodes there: counted and (--debug) logged like any other unclaimed access.
-  registerPci(pio, mmio, init.pci, vm, (write, addr, size) => {
-    stats.bump(write ? STAT.mmioWriteUnclaimed : STAT.mmioReadUnclaimed);
-    if (init.debug) {
-      log(`unclaimed mmio ${write ? "write" : "read"} at 0x${addr.toString(16)} size ${size}`);
-    }
-  }, (write, addr, size) => {
-    stats.bump(write ? STAT.pioWriteUnclaimed : STAT.pioReadUnclaimed);
-    if (init.debug) {
-      log(`unclaimed port ${write ? "write" : "read"} at 0x${addr.toString(16)} size ${size}`);
-    }
-  }, init.debug ? log : undefined);
+  registerPci(
+    pio,
+    mmio,
+    init.pci,
+    vm,
+    (write, addr, size) => {
+      stats.bump(write ? STAT.mmioWriteUnclaimed : STAT.mmioReadUnclaimed);
+      if (init.debug) {
+        log(`unclaimed mmio ${write ? "write" : "read"} at 0x${addr.toString(16)} size ${size}`);
+      }
+    },
+    (write, addr, size) => {
+      stats.bump(write ? STAT.pioWriteUnclaimed : STAT.pioReadUnclaimed);
+      if (init.debug) {
+        log(`unclaimed port ${write ? "write" : "read"} at 0x${addr.toString(16)} size ${size}`);
+      }
+    },
+    init.debug ? log : undefined,
+    undefined,
+    (ecam) => {
+      stats.bump(ecam ? STAT.pciEcam : STAT.pciConf1);
+    },
+  );
   // The boot CPU must not run before every AP's thread is in KVM_RUN: an AP whose Worker is
   // still loading when Linux sends INIT/SIPI misses the kernel's bring-up timeout and later
   // runs a trampoline that has moved on, which ends the VM in a triple fault.

@@ -3,6 +3,7 @@
 // guest does with BARs and interrupt enables must never end the VM.
 import { deepEqual, equal, ok } from "../assert.ts";
 import { NOTIFY_OFFSET } from "../../src/virtio/pci_transport.ts";
+import { PCI_ECAM_START } from "../../src/memory/layout.ts";
 import { machine, VFIO_SLOT, vfioSlots } from "./pci_machine.ts";
 
 Deno.test("pci devices: a VFIO BAR moved over RAM, or over its own other BAR, is left unmapped", () => {
@@ -157,4 +158,20 @@ Deno.test("pci devices: a VFIO BAR refused over another device's is placed once 
   deepEqual(slotOf(oneBar2), [[oneBar2, 0xd100_0000]]);
   deepEqual(slotOf(twoBar2), [[twoBar2, 0xd000_0000]]);
   for (const d of devs) d.close();
+});
+
+Deno.test("pci devices: ECAM at 0xfeb00000 reaches the functions conf1 does, and each exit is counted by mechanism", () => {
+  const m = machine();
+  const ecam = m.mmio.find(PCI_ECAM_START, 4)!;
+  const viaEcam = (slot: number, reg: number) => {
+    const d = new Uint8Array(4);
+    ecam.device.read((slot << 15) | reg, d);
+    return new DataView(d.buffer).getUint32(0, true);
+  };
+  for (const slot of [0, 1, 2, VFIO_SLOT, 4]) {
+    equal(viaEcam(slot, 0), m.cfgRead(slot, 0, 4), `slot ${slot} ids`);
+  }
+  equal(viaEcam(4, 0), 0xffff_ffff, "slot 4 is empty");
+  // 6 ECAM reads; each conf1 read is two exits: the address, then the data.
+  deepEqual(m.configExits, { conf1: 10, ecam: 6 });
 });

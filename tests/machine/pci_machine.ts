@@ -51,7 +51,18 @@ export function machine(options: PciMachineOptions = {}) {
   }
   const pio = new Bus("pio", 0x1_0000);
   const mmio = new Bus("mmio", 2 ** 52);
-  const functions = registerPci(pio, mmio, plan, vm, () => {}, () => {}, undefined, log);
+  const configExits = { conf1: 0, ecam: 0 };
+  const functions = registerPci(
+    pio,
+    mmio,
+    plan,
+    vm,
+    () => {},
+    () => {},
+    undefined,
+    log,
+    (ecam) => void configExits[ecam ? "ecam" : "conf1"]++,
+  );
   const conf1 = pio.find(0xcf8, 4)!.device;
   const select = (slot: number, reg: number) => {
     const a = new Uint8Array(4);
@@ -78,6 +89,8 @@ export function machine(options: PciMachineOptions = {}) {
     lines,
     plan,
     functions,
+    pio,
+    configExits,
     dev,
     devs,
     cfgWrite,
