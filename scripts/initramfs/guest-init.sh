@@ -41,7 +41,15 @@ echo "denovmm guest ready: Linux $(uname -r)"
 # discards output the UART has not sent yet (the tail of the last command's output). So the
 # shell's EXIT trap first waits for the UART: stty sets the mode with TCSADRAIN.
 echo "trap 'stty sane 2>/dev/null' EXIT" >/etc/shrc
-ENV=/etc/shrc setsid cttyhack sh
+# busybox's poweroff, reboot and halt without -f signal init (USR2, TERM, USR1): as init, do
+# what they ask. A trap runs only once the shell is waited for with `wait` (not while it runs
+# in the foreground), so the shell runs in the background, with the console (saved in fd 3)
+# as its stdin: an asynchronous command's stdin would otherwise be /dev/null.
+trap 'poweroff -f' USR1 USR2
+trap 'reboot -f' TERM
+exec 3<&0
+ENV=/etc/shrc setsid cttyhack sh <&3 3<&- &
+wait $!
 status=$?
 # One byte, the status, to port 0x501 (offset 1281 in /dev/port).
 printf "$(printf '\\%03o' "$status")" | dd of=/dev/port bs=1 seek=1281 count=1 2>/dev/null

@@ -5,7 +5,11 @@
  *   its BARs may use (the I/O ports above the legacy range, the 32-bit hole below the ECAM
  *   region, the 64-bit window above RAM) and `_PRT` how each slot's INTA#-INTD# reach IOAPIC
  *   pins, for every slot, present or not (a function's pin is only known once it is probed).
- * - `\_SB_.COM1`: the 8250 at 0x3f8, IRQ 4, so the OS need not guess the legacy port.
+ * - `\_SB_.COM1`: the 8250 at 0x3f8, IRQ 4, and `\_SB_.RTC_`: the CMOS clock at 0x70, IRQ 8.
+ *   With hardware-reduced ACPI, Linux assumes no 8259 PIC and maps no ISA IRQ by itself
+ *   (arch/x86/kernel/acpi/boot.c: legacy_pic = &null_legacy_pic), so a legacy device whose
+ *   IRQ no table names cannot get it: rtc_cmos's probe failed with -EINVAL until the DSDT
+ *   described the clock.
  * - `\_SB_.MBRD`: motherboard resources (PNP0C02): the ECAM region and the ACPI PM ports. Linux
  *   uses the MCFG's ECAM region only if a motherboard device reserves it.
  * - `\_S5_`: the sleep type that the FADT's sleep control register takes for soft-off.
@@ -57,6 +61,8 @@ export interface DsdtInput {
   /** IOAPIC pin (GSI) of slot `slot`'s INTx pin `pin` (1 = INTA# .. 4 = INTD#). */
   intxGsi(slot: number, pin: number): number;
   serial: { port: number; irq: number };
+  /** The MC146818-style CMOS clock: index port (data follows) and IRQ. */
+  rtc: { port: number; irq: number };
   pm: { port: number; ports: number; s5Type: number };
 }
 
@@ -66,7 +72,7 @@ export function dsdt(d: DsdtInput): Uint8Array {
     "DSDT",
     DSDT_REVISION,
     concat(
-      scope("\\_SB_", pciHostBridge(d), serialPort(d.serial), motherboard(d)),
+      scope("\\_SB_", pciHostBridge(d), serialPort(d.serial), cmosClock(d.rtc), motherboard(d)),
       // SLP_TYPa, SLP_TYPb: only the first means anything on hardware-reduced ACPI.
       name("\\_S5_", pkg(integer(d.pm.s5Type), integer(0))),
     ),
@@ -118,6 +124,14 @@ function serialPort(s: DsdtInput["serial"]): Uint8Array {
     name("_HID", eisaId("PNP0501")), // 16550A-compatible
     name("_UID", integer(1)),
     name("_CRS", resourceTemplate(io(s.port, s.port, 1, 8), irqNoFlags(s.irq))),
+  );
+}
+
+function cmosClock(r: DsdtInput["rtc"]): Uint8Array {
+  return device(
+    "RTC_",
+    name("_HID", eisaId("PNP0B00")), // AT real-time clock
+    name("_CRS", resourceTemplate(io(r.port, r.port, 1, 2), irqNoFlags(r.irq))),
   );
 }
 

@@ -60,6 +60,7 @@ const FADT_MINOR_REVISION = 5;
 
 // Field offsets from the table's start (Table 5.9).
 const FADT_X_DSDT = 140;
+const FADT_CENTURY = 108;
 const FADT_IAPC_BOOT_ARCH = 109;
 const FADT_FLAGS = 112;
 const FADT_RESET_REG = 116;
@@ -99,11 +100,13 @@ export interface AcpiPmPorts {
 
 /** A hardware-reduced FADT pointing at the DSDT through X_DSDT (the 32-bit DSDT field stays
  * 0: with both set, they must agree, and the 64-bit one is what ACPI 2.0+ reads). */
-export function fadt(dsdtGpa: number, pm: AcpiPmPorts): Uint8Array {
+export function fadt(dsdtGpa: number, pm: AcpiPmPorts, rtcCenturyIndex = 0): Uint8Array {
   const body = new Uint8Array(FADT_SIZE - SDT_HEADER_SIZE);
   const view = new DataView(body.buffer);
   const at = (offset: number) => offset - SDT_HEADER_SIZE;
   view.setBigUint64(at(FADT_X_DSDT), BigInt(dsdtGpa), true);
+  // The CMOS register that holds the century (0: none), so the OS reads a 4-digit year.
+  view.setUint8(at(FADT_CENTURY), rtcCenturyIndex);
   view.setUint16(at(FADT_IAPC_BOOT_ARCH), IAPC_LEGACY_DEVICES | IAPC_VGA_NOT_PRESENT, true);
   view.setUint32(
     at(FADT_FLAGS),

@@ -21,6 +21,8 @@ export interface X86AcpiInput extends DsdtInput {
   /** ISA IRQ -> GSI overrides (see the MADT). */
   overrides: readonly { irq: number; gsi: number }[];
   pmPorts: AcpiPmPorts;
+  /** The CMOS register holding the century, for the FADT. */
+  rtcCenturyIndex: number;
 }
 
 export interface AcpiBlob {
@@ -40,7 +42,7 @@ export function x86AcpiTables(input: X86AcpiInput, gpa: number, limit: number): 
   const build = (at: Record<string, number>): Record<string, Uint8Array> => ({
     RSDP: rsdp(at.XSDT),
     XSDT: xsdt([at.FACP, at.APIC, at.MCFG]),
-    FACP: fadt(at.DSDT, input.pmPorts),
+    FACP: fadt(at.DSDT, input.pmPorts, input.rtcCenturyIndex),
     APIC: madt(input),
     MCFG: mcfg([{ gpa: input.ecam.gpa, segment: 0, startBus: 0, endBus: 0 }]),
     DSDT: dsdt(input),

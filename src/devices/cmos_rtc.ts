@@ -28,6 +28,10 @@ const REG_B = 0x0b;
 const REG_C = 0x0c;
 const REG_D = 0x0d;
 const CENTURY = 0x32;
+/** Where the century is, for the FADT's CENTURY field. */
+export const CMOS_CENTURY_INDEX = CENTURY;
+/** The ISA IRQ a PC's clock has (ours raises none: no alarm or periodic interrupt). */
+export const CMOS_RTC_IRQ = 8;
 
 const REG_A_VALUE = 0x26; // UIP clear; 32.768 kHz divider, 1024 Hz periodic rate
 const REG_B_VALUE = 0x02; // 24-hour mode, DM=0 (BCD), no interrupts enabled

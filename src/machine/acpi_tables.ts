@@ -6,6 +6,7 @@ import { type X86AcpiInput, x86AcpiTables } from "../acpi/x86_tables.ts";
 import { IOAPIC_GPA, ioapicIdFor, LAPIC_GPA } from "../boot/mptable.ts";
 import { ACPI_PM_PORT, ACPI_PM_PORTS, RESET_VALUE, SLP_TYP_S5 } from "../devices/acpi_pm.ts";
 import { SERIAL_COM1_IRQ, SERIAL_COM1_PORT } from "../devices/serial.ts";
+import { CMOS_CENTURY_INDEX, CMOS_INDEX_PORT, CMOS_RTC_IRQ } from "../devices/cmos_rtc.ts";
 import type { GuestMemory } from "../memory/guest_memory.ts";
 import {
   ACPI_TABLES_END,
@@ -39,6 +40,8 @@ export function machineAcpi(cpus: number, mmio64: GuestRange): X86AcpiInput {
     ecam: { gpa: PCI_ECAM_START, size: PCI_ECAM_SIZE },
     intxGsi: intxPin,
     serial: { port: SERIAL_COM1_PORT, irq: SERIAL_COM1_IRQ },
+    rtc: { port: CMOS_INDEX_PORT, irq: CMOS_RTC_IRQ },
+    rtcCenturyIndex: CMOS_CENTURY_INDEX,
     pm: { port: ACPI_PM_PORT, ports: ACPI_PM_PORTS, s5Type: SLP_TYP_S5 },
   };
 }

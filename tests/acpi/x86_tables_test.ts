@@ -268,6 +268,7 @@ function checkFacp(dsl: string, blob: AcpiBlob): void {
     "Table Length : 00000114",
     "FADT Minor Revision : 05",
     "Hardware Reduced (V5) : 1",
+    "RTC Century Index : 32",
     "Reset Register Supported (V2) : 1",
     "Legacy Devices Supported (V2) : 1",
     "8042 Present on ports 60/64 (V2) : 0",
@@ -325,6 +326,11 @@ function checkDsdt(dsl: string, mmio64: { gpa: number; size: number }): void {
     "Name (_BBN, Zero)",
     "Device (COM1)",
     'Name (_HID, EisaId ("PNP0501")',
+    "Device (RTC)",
+    'Name (_HID, EisaId ("PNP0B00")',
+    "IO (Decode16,\n 0x0070, // Range Minimum\n 0x0070, // Range Maximum\n" +
+    " 0x01, // Alignment\n 0x02, // Length",
+    "IRQNoFlags ()\n {8}",
     "Device (MBRD)",
     'Name (_HID, EisaId ("PNP0C02")',
     "WordBusNumber (ResourceProducer, MinFixed, MaxFixed, PosDecode,\n" +

@@ -115,3 +115,13 @@ export function memTotalKiB(stdout: string): number {
   if (!m) throw new Error(`no MemTotal in guest output:\n${stdout}`);
   return Number(m[1]);
 }
+
+/** MemTotal is RAM less what the kernel keeps for itself: within 25% below -m, never above. */
+export function assertMemTotal(stdout: string, ramBytes: number): void {
+  const kib = memTotalKiB(stdout);
+  const mib = ramBytes / (1024 * 1024);
+  if (kib * 1024 > ramBytes) throw new Error(`MemTotal ${kib} kB exceeds -m (${mib} MiB)`);
+  if (kib * 1024 <= ramBytes * 0.75) {
+    throw new Error(`MemTotal ${kib} kB is far below -m (${mib} MiB)`);
+  }
+}

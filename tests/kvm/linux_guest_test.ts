@@ -2,17 +2,10 @@
 // to its shell, runs piped commands, sees the RAM and command line it was given, and its
 // exit status comes back to the host.
 import { equal, ok } from "../assert.ts";
-import { GUEST_DIR, kernelRelease, memTotalKiB, runDenovmm } from "./guest_runner.ts";
+import { assertMemTotal, GUEST_DIR, kernelRelease, runDenovmm } from "./guest_runner.ts";
 
 const BANNER = "denovmm guest ready: Linux ";
 const MiB = 1024 * 1024;
-
-/** MemTotal is RAM less what the kernel keeps for itself: within 25% below -m, never above. */
-function assertMemTotal(stdout: string, ramBytes: number): void {
-  const kib = memTotalKiB(stdout);
-  ok(kib * 1024 <= ramBytes, `MemTotal ${kib} kB exceeds -m (${ramBytes / MiB} MiB)`);
-  ok(kib * 1024 > ramBytes * 0.75, `MemTotal ${kib} kB is far below -m (${ramBytes / MiB} MiB)`);
-}
 
 Deno.test("linux: 256M guest boots, runs piped commands, sees -p, and its exit status returns", async () => {
   const r = await runDenovmm({
