@@ -1,6 +1,7 @@
 // Expected bytes are worked out from ACPI 6.x chapter 20 and §6.4 by hand; the iasl test at the
 // end checks the same encoder against ACPICA's own disassembler and compiler.
-import { deepEqual, equal, match, ok, throws } from "../assert.ts";
+import { deepEqual, equal, ok } from "../assert.ts";
+import { assertClean, hex, iasl, rangeError } from "./acpi_test_helpers.ts";
 import {
   buffer,
   device,
@@ -23,19 +24,6 @@ import {
   wordBusNumber,
   wordIo,
 } from "../../src/acpi/aml.ts";
-
-/** Hex with a space between bytes: a mismatch shows up as a readable string diff. */
-function hex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(" ");
-}
-
-function rangeError(fn: () => unknown, message?: RegExp): void {
-  throws(fn, (e: unknown) => {
-    ok(e instanceof RangeError, `expected a RangeError, got ${e}`);
-    if (message) match(e.message, message);
-    return true;
-  });
-}
 
 Deno.test("aml: name paths: root, parent, one, two and many segments, padding", () => {
   equal(hex(nameString("\\_SB_.PCI0")), "5c 2e 5f 53 42 5f 50 43 49 30");
@@ -354,29 +342,6 @@ function sampleDsdtBody(): Uint8Array {
     ),
     ...name("\\_S5_", pkg(integer(5), integer(0))),
   ]);
-}
-
-async function iasl(cwd: string, ...args: string[]): Promise<{ code: number; log: string }> {
-  let out: Deno.CommandOutput;
-  try {
-    out = await new Deno.Command("iasl", { args, cwd, stdout: "piped", stderr: "piped" }).output();
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-    throw new Error("iasl not found: run `bash scripts/setup.sh` (it installs acpica-tools)", {
-      cause: e,
-    });
-  }
-  const text = new TextDecoder();
-  return { code: out.code, log: text.decode(out.stdout) + text.decode(out.stderr) };
-}
-
-/** Exit 0, and no line about an error or a warning bar iasl's summary when it counts none. */
-function assertClean(what: string, r: { code: number; log: string }): void {
-  equal(r.code, 0, `${what} exited ${r.code}:\n${r.log}`);
-  const complaints = r.log.split("\n").filter((l) =>
-    /error|warning/i.test(l) && !/\b0 Errors, 0 Warnings\b/.test(l)
-  );
-  deepEqual(complaints, [], `${what} complained:\n${r.log}`);
 }
 
 Deno.test("aml: iasl disassembles a sample DSDT and recompiles it identically", async () => {

@@ -1,7 +1,8 @@
 // The fixed-layout tables (src/acpi/tables.ts, sdt.ts) field by field, at the offsets of
 // ACPI 6.5 §5.2 and the PCI Firmware Specification's MCFG. x86_tables_test.ts checks the same
 // bytes against iasl's disassembler.
-import { deepEqual, equal, match, ok, throws } from "../assert.ts";
+import { deepEqual, equal, ok } from "../assert.ts";
+import { rangeError, sum, text, view } from "./acpi_test_helpers.ts";
 import {
   ascii,
   checksum,
@@ -22,26 +23,6 @@ import {
 } from "../../src/acpi/tables.ts";
 
 const PM = { sleepControl: 0x600, sleepStatus: 0x601, reset: 0x602, resetValue: 1 };
-
-function view(bytes: Uint8Array): DataView {
-  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-function text(bytes: Uint8Array, at: number, length: number): string {
-  return String.fromCharCode(...bytes.subarray(at, at + length));
-}
-
-function sum(bytes: Uint8Array): number {
-  return bytes.reduce((s, b) => s + b, 0) & 0xff;
-}
-
-function rangeError(fn: () => unknown, message?: RegExp): void {
-  throws(fn, (e: unknown) => {
-    ok(e instanceof RangeError, `expected a RangeError, got ${e}`);
-    if (message) match(e.message, message);
-    return true;
-  });
-}
 
 /** The header every table but the RSDP starts with, checksum over the whole table included. */
 function assertHeader(table: Uint8Array, signature: string, revision: number): void {

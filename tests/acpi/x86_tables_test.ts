@@ -1,7 +1,8 @@
 // The whole set of x86 tables as denovmm's machine states it (machineAcpi), laid out by
 // x86AcpiTables: the pointers between tables, then ACPICA's iasl reading each table back, and
 // iasl compiling an RSDP of its own to compare with ours (its disassembler cannot read RSDPs).
-import { deepEqual, equal, match, ok, throws } from "../assert.ts";
+import { deepEqual, equal, ok } from "../assert.ts";
+import { assertClean, hex, iasl, rangeError, sum, text, view } from "./acpi_test_helpers.ts";
 import { madt } from "../../src/acpi/tables.ts";
 import { type AcpiBlob, x86AcpiTables } from "../../src/acpi/x86_tables.ts";
 import { machineAcpi, writeAcpiTables } from "../../src/machine/acpi_tables.ts";
@@ -24,33 +25,9 @@ const CPU_COUNTS = [1, 3, 8, 255];
 const ALIGN = 16;
 const SIGNATURES = ["RSDP", "XSDT", "FACP", "APIC", "MCFG", "DSDT"];
 
-function view(bytes: Uint8Array): DataView {
-  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-function text(bytes: Uint8Array, at: number, length: number): string {
-  return String.fromCharCode(...bytes.subarray(at, at + length));
-}
-
-function sum(bytes: Uint8Array): number {
-  return bytes.reduce((s, b) => s + b, 0) & 0xff;
-}
-
-function hex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(" ");
-}
-
 /** `n` as iasl prints it: upper-case hex, zero-padded to `digits`. */
 function h(n: number, digits: number): string {
   return n.toString(16).toUpperCase().padStart(digits, "0");
-}
-
-function rangeError(fn: () => unknown, message?: RegExp): void {
-  throws(fn, (e: unknown) => {
-    ok(e instanceof RangeError, `expected a RangeError, got ${e}`);
-    if (message) match(e.message, message);
-    return true;
-  });
 }
 
 /** The table at guest address `gpa`, as long as its header says (36 bytes for the RSDP). */
@@ -192,29 +169,6 @@ Deno.test("x86 tables: writeAcpiTables puts the blob in the BIOS area", () => {
 });
 
 // --- Against ACPICA's iasl -----------------------------------------------------------------
-
-async function iasl(cwd: string, ...args: string[]): Promise<{ code: number; log: string }> {
-  let out: Deno.CommandOutput;
-  try {
-    out = await new Deno.Command("iasl", { args, cwd, stdout: "piped", stderr: "piped" }).output();
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-    throw new Error("iasl not found: run `bash scripts/setup.sh` (it installs acpica-tools)", {
-      cause: e,
-    });
-  }
-  const decoder = new TextDecoder();
-  return { code: out.code, log: decoder.decode(out.stdout) + decoder.decode(out.stderr) };
-}
-
-/** Exit 0, and no line about an error or a warning bar the compiler's count of none. */
-function assertClean(what: string, r: { code: number; log: string }): void {
-  equal(r.code, 0, `${what} exited ${r.code}:\n${r.log}`);
-  const complaints = r.log.split("\n").filter((l) =>
-    /error|warning/i.test(l) && !/\b0 Errors, 0 Warnings\b/.test(l)
-  );
-  deepEqual(complaints, [], `${what} complained:\n${r.log}`);
-}
 
 /** Every string in `wanted` is in the disassembly, which has no complaint of its own. */
 function assertSays(what: string, dsl: string, wanted: string[]): void {
