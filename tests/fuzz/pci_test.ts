@@ -1,7 +1,7 @@
-// Hostile-guest fuzzing of PCI: config mechanism #1 and the BAR windows of a bus with a host
+// Hostile-guest fuzzing of PCI: config mechanism #1, ECAM and the BAR windows of a bus with a host
 // bridge, an emulated function (mem32, I/O and mem64 BARs), a virtio-pci function and a
 // passed-through function over a fake VFIO device. Config cycles of every width at every
-// offset, BAR sizing and moves (onto each other, onto the hole's edges, to 0 and all-ones),
+// offset (ECAM: of every function number and at every offset of its 4 KiB, aligned or not), BAR sizing and moves (onto each other, onto the hole's edges, to 0 and all-ones),
 // decode toggles, and MMIO and port accesses around every BAR's edges. No exception escapes,
 // every BAR access a function gets lies inside that BAR as programmed, and a passed-through
 // BAR's memory slots sit where the BAR decodes.
@@ -186,6 +186,19 @@ Deno.test("fuzz pci: config cycles, BAR moves and BAR accesses on emulated, virt
         select(slot, reg);
         conf1Write(4 + (reg & 3), leBytes(width, value));
       };
+      // ECAM: bus 0's 1 MiB; the MMIO bus delivers only accesses wholly inside it.
+      const ecam = (write: boolean, offset: number, data: Uint8Array) => {
+        if (offset + data.length <= 0x10_0000) {
+          if (write) bus.ecam.write(offset, data);
+          else bus.ecam.read(offset, data);
+        }
+        accesses++;
+        stats.count("ecam-accesses");
+      };
+      // Mostly function 0 and the first 256 bytes (where the config space is), sometimes not.
+      const ecamOffset = (slot: number, a: number, b: number) =>
+        (slot << 15) | ((a % 5 === 0 ? (a >> 3) % 8 : 0) << 12) |
+        (b % 7 === 0 ? b % 4096 : b % 256);
       // Where a guest might put a BAR: free space, on top of another BAR, at the hole's edges.
       const barTargets = () => [
         HOLE + 0x40_0000,
@@ -206,8 +219,16 @@ Deno.test("fuzz pci: config cycles, BAR moves and BAR accesses on emulated, virt
         const slot = pick(slots, a);
         if (kind === 0) { // raw: the address latch, anything
           conf1Write(a % 8, leBytes(pick(WIDTHS, b), c));
+        } else if (kind === 1 && c % 4 === 3) { // a config write through ECAM
+          ecam(
+            true,
+            ecamOffset(slot, a, b),
+            leBytes(pick(WIDTHS, a >> 4), b % 3 ? c : 0xffff_ffff),
+          );
         } else if (kind === 1) { // a config write anywhere in a function
           cfgWrite(slot, b % 256, pick([4, 2, 1], c), b % 3 ? c : 0xffff_ffff);
+        } else if (kind === 2 && c % 4 === 3) { // a config read through ECAM
+          ecam(false, ecamOffset(slot, a, b), new Uint8Array(pick(WIDTHS, a >> 4)));
         } else if (kind === 2) { // a config read anywhere, and through the data port's edges
           select(slot, b % 256, c % 7 !== 0);
           const d = new Uint8Array(pick(WIDTHS, c));
