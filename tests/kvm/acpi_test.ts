@@ -14,6 +14,8 @@ const KERNELS = ["amd64", "cloud-amd64", "rt-amd64"] as const;
 const CPUS = [1, 3, 8];
 const RAM_MIB = [256, 3500];
 const INITRD = `${GUEST_DIR}/initramfs.cpio.gz`;
+/** The ECAM region as dmesg prints it, escaped for a RegExp. */
+const ECAM_RANGE = String.raw`\[mem 0xfeb00000-0xfebfffff\]`;
 
 /** What Linux prints when firmware tables are wrong (ACPICA's and the kernel's own prefixes). */
 const FIRMWARE_ERRORS =
@@ -29,7 +31,7 @@ const PROBE = [
   "echo nproc=$(nproc)",
   "echo tables=$(ls /sys/firmware/acpi/tables | grep -v -e data -e dynamic | tr '\\n' ,)",
   "grep MemTotal /proc/meminfo",
-  "dmesg | grep -E 'ACPI|Firmware|FW BUG|MMCONFIG' | sed 's/^/dmesg: /'",
+  "dmesg | grep -E 'ACPI|Firmware|FW BUG|MMCONFIG|ECAM' | sed 's/^/dmesg: /'",
   // Extended config space (past 256 bytes) exists only through ECAM.
   "echo hostbridge-config=$(wc -c </sys/bus/pci/devices/0000:00:00.0/config)",
   "echo uname=$(uname -r)",
@@ -86,13 +88,13 @@ for (const b of matrix()) {
     ok(/^tables=APIC,DSDT,FACP,MCFG,\r?$/m.test(out), `the tables:\n${report}`);
     assertMemTotal(out, b.ramMiB * MiB);
     ok(/dmesg: .*ACPI: Using ACPI \(MADT\) for SMP/.test(out), "CPUs from the MADT");
-    ok(
-      /dmesg: .*PCI: MMCONFIG for domain 0000 \[bus 00-00\] at \[mem 0xfeb00000-0xfebfffff\]/.test(
-        out,
-      ),
-      `MMCONFIG:\n${report}`,
+    // Linux 6.1 says MMCONFIG; 6.9 and later (Debian 13's 6.12) say ECAM.
+    const ecamInUse = new RegExp(
+      String.raw`dmesg: .*PCI: (MMCONFIG for domain 0000 \[bus 00-00\] at ${ECAM_RANGE}|` +
+        String.raw`ECAM ${ECAM_RANGE} \(base 0xfeb00000\) for domain 0000 \[bus 00-00\])`,
     );
-    ok(/dmesg: .*MMCONFIG at \[mem 0xfeb00000-0xfebfffff\] reserved/.test(out), "ECAM reserved");
+    ok(ecamInUse.test(out), `ECAM in use:\n${report}`);
+    ok(new RegExp(`dmesg: .*(MMCONFIG at|ECAM) ${ECAM_RANGE} reserved`).test(out), "reserved");
     ok(/^hostbridge-config=4096\r?$/m.test(out), `extended config space through ECAM:\n${report}`);
     ok(r.stderr.includes("ACPI power off: the VM ends, status 0"), `ACPI S5:\n${r.stderr}`);
     const errors = out.split("\n").filter((l) => l.startsWith("dmesg:") && FIRMWARE_ERRORS.test(l));
