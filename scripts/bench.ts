@@ -326,22 +326,10 @@ const { initrd, disk } = await prepare();
 const bz = `${GUEST}/vmlinuz`;
 const elf = `${GUEST}/vmlinux`;
 const log = (s: string) => console.error(`bench: ${s}`);
-/**
- * Both VMMs boot their guest without ACPI (the MP table; QEMU's firmware tables unused), as every
- * bench run before issue 12 did: with ACPI, QEMU's 2-vCPU guests locked up the 2-CPU sandbox's
- * kernel in QEMU's vCPU thread in two runs of two (soft lockup, then no heartbeat), before any
- * number came. What ACPI costs denovmm's guest is measured apart (README, "The machine").
- */
-const MACHINE_PARAMS = "acpi=off";
 
 if (ONLY.has("boot")) {
   for (const cpus of [1, 2]) {
-    const g = (kernel: string): Guest => ({
-      kernel,
-      initrd,
-      params: `${MACHINE_PARAMS} quiet bench=boot`,
-      cpus,
-    });
+    const g = (kernel: string): Guest => ({ kernel, initrd, params: "quiet bench=boot", cpus });
     const bzPc = row(`boot to /init, bzImage, ${cpus} vCPU (wall)`, "s", "-M pc", false, "≤0.50");
     const bzMicro = row(
       `boot to /init, bzImage, ${cpus} vCPU (wall)`,
@@ -395,7 +383,7 @@ if (ONLY.has("exits")) {
   const g = (mode: string): Guest => ({
     kernel: elf,
     initrd,
-    params: `${MACHINE_PARAMS} quiet bench=${mode} bench_n=${n}`,
+    params: `quiet bench=${mode} bench_n=${n}`,
     cpus: 1,
   });
   const pio = row("exit round trip, port I/O write", "µs", "microvm", false, "≤0.80");
@@ -414,13 +402,7 @@ if (ONLY.has("exits")) {
 }
 
 if (ONLY.has("disk")) {
-  const g: Guest = {
-    kernel: elf,
-    initrd,
-    params: `${MACHINE_PARAMS} quiet bench=disk bench_n=2000`,
-    cpus: 1,
-    disk,
-  };
+  const g: Guest = { kernel: elf, initrd, params: "quiet bench=disk bench_n=2000", cpus: 1, disk };
   const seq = row("disk sequential read 1 MiB O_DIRECT", "MiB/s", "-M pc", true, "≥1.0");
   const rand = row("disk random read 4 KiB O_DIRECT", "IOPS", "-M pc", true, "≥0.9");
   for (let round = 0; round < ROUNDS; round++) {
