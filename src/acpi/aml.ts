@@ -49,7 +49,8 @@ const NULL_NAME = 0x00;
 /** The largest length a 4-byte PkgLength holds: 4 + 8 + 8 + 8 bits. */
 const PKG_LENGTH_MAX = 2 ** 28 - 1;
 
-function concat(...parts: Uint8Array[]): Uint8Array {
+/** The bytes of `parts` one after the other: how a TermList is a sequence of terms. */
+export function concat(...parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let off = 0;
   for (const p of parts) {

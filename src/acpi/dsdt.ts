@@ -18,6 +18,7 @@
  */
 
 import {
+  concat,
   device,
   dwordMemory,
   eisaId,
@@ -148,14 +149,4 @@ function motherboard(d: DsdtInput): Uint8Array {
       ),
     ),
   );
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }

@@ -38,19 +38,22 @@ export function x86AcpiTables(input: X86AcpiInput, gpa: number, limit: number): 
   if (gpa % TABLE_ALIGN !== 0) {
     throw new RangeError(`ACPI tables at unaligned 0x${gpa.toString(16)}`);
   }
-  // Addresses go into the RSDP, XSDT and FADT, never their sizes: lay out with stand-ins first.
-  const build = (at: Record<string, number>): Record<string, Uint8Array> => ({
+  // Addresses go into the RSDP, XSDT and FADT, never their sizes: they are laid out with
+  // stand-ins, built once the others' addresses are known; the rest are built once.
+  const pointing = (at: Record<string, number>) => ({
     RSDP: rsdp(at.XSDT),
     XSDT: xsdt([at.FACP, at.APIC, at.MCFG]),
     FACP: fadt(at.DSDT, input.pmPorts, input.rtcCenturyIndex),
+  });
+  const fixed = {
     APIC: madt(input),
     MCFG: mcfg([{ gpa: input.ecam.gpa, segment: 0, startBus: 0, endBus: 0 }]),
     DSDT: dsdt(input),
-  });
+  };
   const at: Record<string, number> = {};
   let next = gpa;
-  const standIns = { RSDP: 0, XSDT: 0, FACP: 0, APIC: 0, MCFG: 0, DSDT: 0 };
-  for (const [sig, table] of Object.entries(build(standIns))) {
+  const standIns = { XSDT: 0, FACP: 0, APIC: 0, MCFG: 0, DSDT: 0 };
+  for (const [sig, table] of Object.entries({ ...pointing(standIns), ...fixed })) {
     at[sig] = next;
     next += Math.ceil(table.length / TABLE_ALIGN) * TABLE_ALIGN;
   }
@@ -58,6 +61,8 @@ export function x86AcpiTables(input: X86AcpiInput, gpa: number, limit: number): 
     throw new RangeError(`ACPI tables take ${next - gpa} bytes; there is room for ${limit}`);
   }
   const bytes = new Uint8Array(next - gpa);
-  for (const [sig, table] of Object.entries(build(at))) bytes.set(table, at[sig] - gpa);
+  for (const [sig, table] of Object.entries({ ...pointing(at), ...fixed })) {
+    bytes.set(table, at[sig] - gpa);
+  }
   return { gpa, bytes, tables: at };
 }

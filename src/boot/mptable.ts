@@ -12,6 +12,8 @@
 
 import type { GuestMemory } from "../memory/guest_memory.ts";
 import { HIGH_MEMORY_START, MPTABLE_START } from "../memory/layout.ts";
+// The MP spec checksums its structures the way ACPI does: all bytes sum to 0 mod 256.
+import { checksum } from "../acpi/sdt.ts";
 
 export const MPTABLE_GPA = MPTABLE_START;
 const MPTABLE_END = HIGH_MEMORY_START;
@@ -243,11 +245,4 @@ function interruptEntry(
   view.setUint8(at + 5, sourceIrq);
   view.setUint8(at + 6, destinationId);
   view.setUint8(at + 7, destinationPin);
-}
-
-/** The byte that makes all bytes of `bytes` (its own slot still 0) sum to 0 mod 256. */
-function checksum(bytes: Uint8Array): number {
-  let sum = 0;
-  for (const b of bytes) sum += b;
-  return (256 - (sum & 0xff)) & 0xff;
 }

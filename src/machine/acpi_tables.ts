@@ -4,7 +4,15 @@
  */
 import { type X86AcpiInput, x86AcpiTables } from "../acpi/x86_tables.ts";
 import { IOAPIC_GPA, ioapicIdFor, LAPIC_GPA } from "../boot/mptable.ts";
-import { ACPI_PM_PORT, ACPI_PM_PORTS, RESET_VALUE, SLP_TYP_S5 } from "../devices/acpi_pm.ts";
+import {
+  ACPI_PM_PORT,
+  ACPI_PM_PORTS,
+  RESET_OFFSET,
+  RESET_VALUE,
+  SLEEP_CONTROL_OFFSET,
+  SLEEP_STATUS_OFFSET,
+  SLP_TYP_S5,
+} from "../devices/acpi_pm.ts";
 import { SERIAL_COM1_IRQ, SERIAL_COM1_PORT } from "../devices/serial.ts";
 import { CMOS_CENTURY_INDEX, CMOS_INDEX_PORT, CMOS_RTC_IRQ } from "../devices/cmos_rtc.ts";
 import type { GuestMemory } from "../memory/guest_memory.ts";
@@ -29,9 +37,9 @@ export function machineAcpi(cpus: number, mmio64: GuestRange): X86AcpiInput {
     // said here as an identity override, the same wiring the MP table gives.
     overrides: [{ irq: 0, gsi: 0 }],
     pmPorts: {
-      sleepControl: ACPI_PM_PORT,
-      sleepStatus: ACPI_PM_PORT + 1,
-      reset: ACPI_PM_PORT + 2,
+      sleepControl: ACPI_PM_PORT + SLEEP_CONTROL_OFFSET,
+      sleepStatus: ACPI_PM_PORT + SLEEP_STATUS_OFFSET,
+      reset: ACPI_PM_PORT + RESET_OFFSET,
       resetValue: RESET_VALUE,
     },
     pciIo: { min: PCI_IO_START, max: PCI_IO_END - 1 },

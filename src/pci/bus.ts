@@ -74,7 +74,7 @@ export class PciBus {
       if (offset < 4) return void data.fill(0xff);
       const fn = this.#target();
       const reg = (Atomics.load(this.#address, 0) & 0xfc) + (offset - 4);
-      if (fn === undefined || reg + data.length > 256) return void data.fill(0xff);
+      if (fn === undefined || reg + data.length > CONFIG_SPACE_BYTES) return void data.fill(0xff);
       setLeValue(data, fn.config.read(reg, data.length));
     },
     write: (offset, data) => {
@@ -84,7 +84,7 @@ export class PciBus {
       if (offset < 4) return;
       const fn = this.#target();
       const reg = (Atomics.load(this.#address, 0) & 0xfc) + (offset - 4);
-      if (fn === undefined || reg + data.length > 256) return;
+      if (fn === undefined || reg + data.length > CONFIG_SPACE_BYTES) return;
       fn.config.write(reg, data.length, leValue(data));
     },
   };
