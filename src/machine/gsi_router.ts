@@ -51,7 +51,8 @@ const LOCK = 0;
 const LIMIT = 1; // KVM_MAX_IRQ_ROUTES: entries in a table, and GSI numbers below it
 const ROUTED = 2; // MSI routes in the table now
 const NEXT = 3; // where the search for a free GSI starts
-const HEADER = 4;
+const COMMITS = 4; // KVM_SET_GSI_ROUTING calls made, by every thread (--debug prints it)
+const HEADER = 8;
 const GSI_WORDS = 4; // in use, address low, address high, data
 
 export class GsiRouter {
@@ -84,6 +85,11 @@ export class GsiRouter {
   /** MSI routes the table can take, in all. */
   capacity(): number {
     return Math.min(this.#s[LIMIT] - DEFAULT_ROUTES, this.#s[LIMIT] - FIRST_MSI_GSI);
+  }
+
+  /** KVM_SET_GSI_ROUTING calls made so far, by any thread. */
+  commits(): number {
+    return Atomics.load(this.#s, COMMITS);
   }
 
   /** MSI routes in the table now. */
@@ -245,6 +251,7 @@ export class GsiRouter {
       if (s[at] === 1) r.setMsi(n++, gsi, s[at + 1] >>> 0, s[at + 2] >>> 0, s[at + 3] >>> 0);
     }
     r.nr = n;
+    Atomics.add(s, COMMITS, 1);
     return this.vm.trySetGsiRouting(r);
   }
 

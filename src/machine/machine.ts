@@ -20,6 +20,7 @@ import { InputRing } from "../console/input_ring.ts";
 import { EventFd } from "../../ffi/eventfd.ts";
 import { type OpenInputFile, openInputFile, openKernelFile } from "./input_files.ts";
 import { pciIrqRoutes, planPci } from "./pci_devices.ts";
+import { GsiRouter } from "./gsi_router.ts";
 import { writeAcpiTables } from "./acpi_tables.ts";
 import { findHostDevice, type HostPciDevice } from "../vfio/host_device.ts";
 import { mapGuestRam, openVfioDevice } from "../vfio/container.ts";
@@ -327,7 +328,12 @@ class Threads {
         exitOnSignal(s, "while the VM was being stopped: exiting without flushing the disks")
       );
       const problems = await this.#stop(stopper, gate, disks);
-      if (cfg.debug) console.error(`denovmm: exits: ${new ExitStats(stats).summary()}`);
+      if (cfg.debug) {
+        console.error(`denovmm: exits: ${new ExitStats(stats).summary()}`);
+        console.error(
+          `denovmm: KVM_SET_GSI_ROUTING calls: ${new GsiRouter(pci.routerState, vm).commits()}`,
+        );
+      }
       return endResult(end, problems, disks.count);
     } finally {
       unroute();
