@@ -10,10 +10,7 @@ export interface BusDevice {
   write(offset: number, data: Uint8Array): void;
 }
 
-/** A level-triggered interrupt line (an ISA IRQ pin on the in-kernel PIC/IOAPIC). */
-export interface IrqLine {
-  setLevel(high: boolean): void;
-}
+export type { IrqLine } from "./interrupt.ts";
 
 /** Little-endian value of an access of up to 4 bytes. */
 export function leValue(data: Uint8Array): number {

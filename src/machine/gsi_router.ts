@@ -4,9 +4,12 @@
  * MSI-X or unmasks a vector) changes entries and re-submits the lot under a lock.
  *
  * GSIs 0-23 keep KVM's default routes (ISA IRQs 0-15 to both PICs and the IOAPIC, 16-23 to
- * the IOAPIC only). MSI routes take GSIs from 24 up, as the guest enables vectors, not when a
- * device is planned: a vector gets a GSI, its route and its irqfd bound (`MsiVectors`) when it
- * becomes deliverable, and gives all three back when the guest disables it. KVM's limit
+ * the IOAPIC only). MSI routes take GSIs from 24 up, as the guest makes vectors deliverable,
+ * not when a device is planned: a vector gets a GSI, its route and its irqfd bound
+ * (src/machine/msi_vectors.ts) when it becomes deliverable, and gives the GSI back and its
+ * irqfd unbound when the guest disables MSI or MSI-X. Giving back commits nothing: the route
+ * stays in KVM's table, unreachable with no irqfd on its GSI, until the next change rewrites
+ * the table without it (or with the GSI's next owner). KVM's limit
  * (KVM_CAP_IRQ_ROUTING: KVM_MAX_IRQ_ROUTES, 4096 on current x86 kernels, 1024 on old ones)
  * bounds both the GSI numbers and the table's entries, the 40 default ones included; a vector
  * enabled past it gets no route and one log line, and the VM goes on.
@@ -14,9 +17,9 @@
  * @example
  * ```ts
  * const router = new GsiRouter(GsiRouter.createState(vm.checkExtension(KVM_CAP.IRQ_ROUTING)), vm);
- * const vectors = new MsiVectors(MsiVectors.createState(irqFds.length), irqFds, router, "dev");
- * vectors.update(0, 1, () => ({ addressLo: 0xfee0_0000, addressHi: 0, data: 0x41 })); // routed
- * vectors.update(0, 1, () => undefined); // and given back
+ * const gsis = new Int32Array(new SharedArrayBuffer(4 * irqFds.length));
+ * router.update(gsis, irqFds, "dev", 0, 1, () => ({ addressLo: 0xfee0_0000, addressHi: 0, data: 0x41 }));
+ * router.release(gsis, irqFds, "dev"); // vector 0's GSI back, its irqfd unbound
  * ```
  */
 import type { VmFd } from "../../ffi/kvm_fds.ts";
@@ -28,7 +31,8 @@ import {
   KvmIrqRouting,
 } from "../../ffi/kvm_irq_structs.ts";
 import { type CauseLog, rateLimitedLog } from "../log.ts";
-import type { MsiMessage } from "../pci/msi.ts";
+import type { MsiMessage } from "../bus/interrupt.ts";
+import { spinLock, spinUnlock } from "../spin_lock.ts";
 
 export const IOAPIC_PINS = 24;
 const ISA_IRQS = 16;
@@ -39,9 +43,6 @@ export const DEFAULT_ROUTES = ISA_IRQS * 2 + (IOAPIC_PINS - ISA_IRQS);
 export const FALLBACK_MAX_ROUTES = 1024;
 /** The most routes we keep state for, whatever KVM allows (16 bytes of shared state each). */
 const MAX_ROUTES_KEPT = 16384;
-
-/** One MSI message as KVM routes it: address_lo, address_hi and data, each a u32. */
-export type MsiRoute = MsiMessage;
 
 /** What the router asks of the VM (a VmFd; a fake in tests). */
 export type RouterVm = Pick<VmFd, "trySetGsiRouting" | "tryIrqfd">;
@@ -99,8 +100,8 @@ export class GsiRouter {
 
   /**
    * Make vectors [first, end) of one device match `want`: a message routes the vector
-   * (a fresh GSI, its route, its irqfd bound, when it has none), undefined gives its GSI
-   * back. One KVM_SET_GSI_ROUTING for the lot, and only if something changed. Returns false
+   * (a fresh GSI, its route, its irqfd bound, when it has none), undefined leaves it as it
+   * is. One KVM_SET_GSI_ROUTING for the lot, and only if something changed. Returns false
    * when a vector could not get a route (none left, or KVM refused), after one log line;
    * whatever could not be done is left as it was, and asking again later may succeed.
    */
@@ -110,28 +111,19 @@ export class GsiRouter {
     name: string,
     first: number,
     end: number,
-    want: (vector: number) => MsiRoute | undefined,
+    want: (vector: number) => MsiMessage | undefined,
   ): boolean {
     const s = this.#s;
     let ok = true;
-    this.#lock();
+    spinLock(s, LOCK);
     try {
       // What to undo if KVM refuses the table: [gsi, its four words, vector, its old GSI].
       const journal: number[] = [];
       const bind: number[] = []; // vector, gsi
-      const unbind: number[] = []; // vector, gsi
       for (let v = first; v < end; v++) {
         const m = want(v);
+        if (m === undefined) continue;
         let gsi = gsis[v];
-        if (m === undefined) {
-          if (gsi === 0) continue;
-          this.#note(journal, gsi, v, gsi);
-          s[HEADER + gsi * GSI_WORDS] = 0;
-          s[ROUTED]--;
-          gsis[v] = 0;
-          unbind.push(v, gsi);
-          continue;
-        }
         const lo = m.addressLo | 0, hi = m.addressHi | 0;
         const data = m.data | 0;
         if (gsi === 0) {
@@ -172,12 +164,6 @@ export class GsiRouter {
         );
         return false;
       }
-      for (let i = 0; i < unbind.length; i += 2) {
-        const e = this.vm.tryIrqfd(irqFds[unbind[i]], unbind[i + 1], true);
-        if (e !== 0) {
-          this.log.log(`${name} irqfd`, `${name}: KVM_IRQFD (unbind) failed: ${errnoName(e)}`);
-        }
-      }
       let dropped = false;
       for (let i = 0; i < bind.length; i += 2) {
         const [v, gsi] = [bind[i], bind[i + 1]];
@@ -193,7 +179,32 @@ export class GsiRouter {
       if (dropped) this.#commit();
       return ok;
     } finally {
-      this.#unlock();
+      spinUnlock(s, LOCK);
+    }
+  }
+
+  /**
+   * Give back every GSI of one device's vectors and unbind their irqfds (the guest disabled
+   * MSI or MSI-X). No KVM_SET_GSI_ROUTING: with no irqfd on it a stale route is never used,
+   * and the next commit leaves it out.
+   */
+  release(gsis: Int32Array, irqFds: readonly number[], name: string): void {
+    const s = this.#s;
+    spinLock(s, LOCK);
+    try {
+      for (let v = 0; v < gsis.length; v++) {
+        const gsi = gsis[v];
+        if (gsi === 0) continue;
+        s[HEADER + gsi * GSI_WORDS] = 0;
+        s[ROUTED]--;
+        gsis[v] = 0;
+        const e = this.vm.tryIrqfd(irqFds[v], gsi, true);
+        if (e !== 0) {
+          this.log.log(`${name} irqfd`, `${name}: KVM_IRQFD (unbind) failed: ${errnoName(e)}`);
+        }
+      }
+    } finally {
+      spinUnlock(s, LOCK);
     }
   }
 
@@ -253,61 +264,5 @@ export class GsiRouter {
     r.nr = n;
     Atomics.add(s, COMMITS, 1);
     return this.vm.trySetGsiRouting(r);
-  }
-
-  #lock(): void {
-    while (Atomics.compareExchange(this.#s, LOCK, 0, 1) !== 0) { /* short critical sections */ }
-  }
-  #unlock(): void {
-    Atomics.store(this.#s, LOCK, 0);
-  }
-}
-
-/**
- * One device's MSI or MSI-X vectors: each one's irqfd (an eventfd made at plan time) and, while
- * the guest has the vector enabled, a GSI with its route. Every thread builds its own view over
- * the same state (one Int32 per vector: its GSI, 0 for none).
- */
-export class MsiVectors {
-  readonly #gsis: Int32Array;
-
-  static createState(vectors: number): SharedArrayBuffer {
-    return new SharedArrayBuffer(4 * Math.max(vectors, 1));
-  }
-
-  constructor(
-    state: SharedArrayBuffer,
-    private readonly irqFds: readonly number[],
-    private readonly router: GsiRouter,
-    /** Starts each log line: the device, and MSI or MSI-X. */
-    private readonly name: string,
-  ) {
-    this.#gsis = new Int32Array(state);
-  }
-
-  get vectors(): number {
-    return this.irqFds.length;
-  }
-
-  /** The GSI routed for `vector` now, 0 for none. */
-  gsi(vector: number): number {
-    if (!Number.isInteger(vector) || vector < 0 || vector >= this.#gsis.length) return 0;
-    return Atomics.load(this.#gsis, vector);
-  }
-
-  /** See `GsiRouter.update`; vectors [first, end) clamped to this device's. */
-  update(
-    first: number,
-    end: number,
-    want: (vector: number) => MsiRoute | undefined,
-  ): boolean {
-    const lo = Math.max(0, first), hi = Math.min(end, this.irqFds.length);
-    if (lo >= hi) return true;
-    return this.router.update(this.#gsis, this.irqFds, this.name, lo, hi, want);
-  }
-
-  /** Give back every vector's route (the guest disabled MSI or MSI-X). */
-  clear(): void {
-    this.update(0, this.irqFds.length, () => undefined);
   }
 }

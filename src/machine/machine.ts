@@ -21,6 +21,7 @@ import { EventFd } from "../../ffi/eventfd.ts";
 import { type OpenInputFile, openInputFile, openKernelFile } from "./input_files.ts";
 import { pciIrqRoutes, planPci } from "./pci_devices.ts";
 import { GsiRouter } from "./gsi_router.ts";
+import { msixEvents } from "../pci/msix.ts";
 import { writeAcpiTables } from "./acpi_tables.ts";
 import { findHostDevice, type HostPciDevice } from "../vfio/host_device.ts";
 import { mapGuestRam, openVfioDevice } from "../vfio/container.ts";
@@ -260,6 +261,7 @@ class Threads {
         ramBytes: cfg.ramBytes,
         controlFd: pci.controlFd,
         vmFd: vm.fd,
+        routerState: pci.routerState,
         devices: pci.devices,
         vfio: pci.vfio,
         debug: cfg.debug,
@@ -330,8 +332,13 @@ class Threads {
       const problems = await this.#stop(stopper, gate, disks);
       if (cfg.debug) {
         console.error(`denovmm: exits: ${new ExitStats(stats).summary()}`);
+        const events = [
+          ...pci.devices.map((d) => d.plan.msix),
+          ...pci.vfio.flatMap((v) => v.msix ? [v.msix] : []),
+        ].reduce((n, plan) => n + msixEvents(plan), 0);
         console.error(
-          `denovmm: KVM_SET_GSI_ROUTING calls: ${new GsiRouter(pci.routerState, vm).commits()}`,
+          `denovmm: KVM_SET_GSI_ROUTING calls: ${new GsiRouter(pci.routerState, vm).commits()} ` +
+            `(MSI-X enable and unmask events: ${events})`,
         );
       }
       return endResult(end, problems, disks.count);

@@ -2,8 +2,8 @@
  * The machine's PCI side: plan (main thread, once) and wiring (every vCPU thread). The plan
  * is plain data: the host bridge and each virtio device's shared state, their BAR addresses
  * from the MMIO hole (large 64-bit BARs: from the 64-bit window above RAM), and the eventfds
- * that connect them to KVM (ioeventfd for notifies, irqfd per MSI-X vector) and to the I/O
- * Worker.
+ * that connect them to KVM (ioeventfd for notifies, a vector group of irqfds per MSI or MSI-X
+ * function: src/machine/msi_vectors.ts) and to the I/O Worker.
  */
 import { EventFd } from "../../ffi/eventfd.ts";
 import type { VmFd } from "../../ffi/kvm_fds.ts";
@@ -26,9 +26,10 @@ import {
   VirtioPciFunction,
 } from "../virtio/pci_transport.ts";
 import type { IoDevicePlan, VirtioBackendPlan } from "../virtio/io_worker_protocol.ts";
-import { GsiRouter, type MsiRoute, MsiVectors } from "./gsi_router.ts";
+import { GsiRouter } from "./gsi_router.ts";
+import { kvmLine, MsiVectors, planMsiVectors } from "./interrupts.ts";
+import type { MsiMessage } from "../bus/interrupt.ts";
 import { KVM_CAP } from "../../ffi/kvm.ts";
-import type { Msix } from "../pci/msix.ts";
 import type { PciIrqRoute } from "../boot/mptable.ts";
 import { hostPageSize } from "../../ffi/libc.ts";
 
@@ -51,6 +52,7 @@ export type PciVm = Pick<
 import { type OpenedVfioDevice, setIntxUnmaskEventfd, setIrqEventfds } from "../vfio/container.ts";
 import {
   planVfioFunction,
+  type VfioInterrupts,
   type VfioMapping,
   type VfioOptions,
   VfioPciFunction,
@@ -80,10 +82,7 @@ const HOST_BRIDGE_CLASS = 0x06_00_00;
 const REDHAT_VENDOR = 0x1b36;
 const HOST_BRIDGE_DEVICE = 0x0008;
 
-export interface PciDevicePlan extends IoDevicePlan {
-  /** The GSIs its MSI-X vectors have while the guest enables them (MsiVectors). */
-  routes: SharedArrayBuffer;
-}
+export type PciDevicePlan = IoDevicePlan;
 
 export interface PciMachinePlan {
   busState: SharedArrayBuffer;
@@ -96,23 +95,9 @@ export interface PciMachinePlan {
   mmio64: GuestRange;
 }
 
-/** One eventfd per vector: its irqfd, bound to a GSI while the guest has the vector enabled. */
+/** One eventfd per vector. */
 function eventfds(vectors: number): number[] {
   return Array.from({ length: vectors }, () => EventFd.create().fd);
-}
-
-/**
- * Which MSI-X vectors have a route: while MSI-X is enabled, each vector the guest has unmasked
- * (a vector masked later keeps its route, following its message); none while it is disabled.
- * So routes are taken as a driver sets its vectors up, not for every vector a device declares.
- */
-function msixRoutes(msix: Msix, routes: MsiVectors): (vector: number) => MsiRoute | undefined {
-  return (vector) => {
-    if (!msix.enabled()) return undefined;
-    const e = msix.entry(vector);
-    if (e === undefined || (e.masked && routes.gsi(vector) === 0)) return undefined;
-    return { addressLo: e.addressLo, addressHi: e.addressHi, data: e.data };
-  };
 }
 
 export interface VirtioDeviceRequest {
@@ -132,9 +117,10 @@ export function intxPin(slot: number, pin = 1): number {
 export function pciIrqRoutes(plan: PciMachinePlan): PciIrqRoute[] {
   return [
     ...plan.devices.map((d) => ({ slot: d.plan.slot, pin: 1, ioapicPin: d.plan.intxGsi })),
-    ...plan.vfio.flatMap((v) =>
-      v.intx ? [{ slot: v.slot, pin: v.intxPin, ioapicPin: v.intx.gsi }] : []
-    ),
+    ...plan.vfio.flatMap((v) => {
+      const intx = v.interrupts.intx;
+      return intx ? [{ slot: v.slot, pin: v.intxPin, ioapicPin: intx.gsi }] : [];
+    }),
   ];
 }
 
@@ -147,9 +133,10 @@ function irqControl(deviceFd: number) {
 }
 
 function irqModes(v: VfioPlan, log: RateLimitedLog): VfioIrqModes {
+  const { intx, msi, msix, modes } = v.interrupts;
   return new VfioIrqModes(
-    v.irqState,
-    { intx: v.intx, msi: v.msiFds, msix: v.deviceFds },
+    modes,
+    { intx, msi: msi?.irqFds ?? [], msix: msix?.deviceFds ?? [] },
     irqControl(v.deviceFd),
     v.bdf,
     log,
@@ -158,7 +145,7 @@ function irqModes(v: VfioPlan, log: RateLimitedLog): VfioIrqModes {
 
 const hex = (n: number) => `0x${n.toString(16)}`;
 /** An MSI address for a line: the upper dword only when it is not 0. */
-const msiAddress = (m: MsiRoute) =>
+const msiAddress = (m: MsiMessage) =>
   m.addressHi === 0
     ? hex(m.addressLo)
     : `${hex(m.addressHi)}${m.addressLo.toString(16).padStart(8, "0")}`;
@@ -298,14 +285,11 @@ export function planPci(
       allocate(BAR1_SIZE),
       intxPin(slot),
     );
-    const notifyFds = Array.from({ length: plan.numQueues }, () => EventFd.create().fd);
-    const irqFds = eventfds(plan.vectors);
     return {
       plan,
       backend: r.backend,
-      notifyFds,
-      irqFds,
-      routes: MsiVectors.createState(plan.vectors),
+      notifyFds: eventfds(plan.numQueues),
+      vectors: planMsiVectors(plan.msix.vectors, plan.name),
     };
   });
   const vfio = passthrough.map((d, i): VfioPlan => {
@@ -319,14 +303,16 @@ export function planPci(
       () => nextSlot++,
       vfioOptions[i],
     );
-    const vectors = base.msix?.vectors ?? 0;
-    const irqFds = eventfds(vectors);
-    const deviceFds = eventfds(vectors);
-    // MSI: VFIO signals the irqfds themselves (no masking to emulate, so no relay).
-    const msiFds = eventfds(base.msi?.vectors ?? 0);
+    // MSI-X: the device's eventfds, relayed (masking, pending bits) to the group's irqfds.
+    const msix = base.msix && {
+      deviceFds: eventfds(base.msix.vectors),
+      vectors: planMsiVectors(base.msix.vectors, `vfio ${base.bdf} MSI-X`),
+    };
+    // MSI: VFIO signals the group's irqfds itself (no masking to emulate, so no relay).
+    const msi = base.msi && planMsiVectors(base.msi.vectors, `vfio ${base.bdf} MSI`);
     // INTx: VFIO masks the line as it fires; the guest's EOI makes KVM signal the resample
     // eventfd, which VFIO takes as "unmask". All in the kernel.
-    let intx: VfioPlan["intx"];
+    let intx: VfioInterrupts["intx"];
     if (base.intxPin !== 0 && (d.irqCounts[IRQ_INTX] ?? 0) > 0) {
       const gsi = intxPin(base.slot, base.intxPin);
       const triggerFd = EventFd.create().fd;
@@ -336,13 +322,7 @@ export function planPci(
     }
     const plan: VfioPlan = {
       ...base,
-      deviceFds,
-      irqFds,
-      msixRoutes: MsiVectors.createState(vectors),
-      msiFds,
-      msiRoutes: MsiVectors.createState(msiFds.length),
-      intx,
-      irqState: VfioIrqModes.createState(),
+      interrupts: { intx, msi, msix, modes: VfioIrqModes.createState() },
     };
     irqModes(plan, log).start(); // INTx on until the guest enables MSI or MSI-X
     return plan;
@@ -388,24 +368,16 @@ export function registerPci(
   const control = new EventFd(plan.controlFd);
   const functions = plan.devices.map((d) => {
     const notify = d.notifyFds.map((fd) => new EventFd(fd));
-    const irq = d.irqFds.map((fd) => new EventFd(fd));
-    const fn = new VirtioPciFunction(d.plan, {
-      notify: (q) => notify[q]?.signal(),
-      kick: () => control.signal(),
-      notifyMoved: (oldGpa, newGpa) =>
-        moveNotify(vm, d.plan.name, d.notifyFds, oldGpa, newGpa, log),
-      signal: (vector) => irq[vector]?.signal(),
-      intx: (high) => vm.irqLine(d.plan.intxGsi, high),
-      routeChanged: (vector) => void routes.update(vector, vector + 1, want),
-    });
-    const routes = new MsiVectors(d.routes, d.irqFds, router, d.plan.name);
-    const want = msixRoutes(fn.msix, routes);
-    // MSI-X Enable: routes for the unmasked vectors, or none.
-    const msixControl = d.plan.msixCapOffset + 2;
-    fn.config.onWrite(
-      msixControl,
-      msixControl + 2,
-      () => void routes.update(0, d.irqFds.length, want),
+    const fn = new VirtioPciFunction(
+      d.plan,
+      {
+        notify: (q) => notify[q]?.signal(),
+        kick: () => control.signal(),
+        notifyMoved: (oldGpa, newGpa) =>
+          moveNotify(vm, d.plan.name, d.notifyFds, oldGpa, newGpa, log),
+      },
+      new MsiVectors(d.vectors, router),
+      kvmLine(vm, d.plan.intxGsi),
     );
     bus.add(d.plan.slot, fn);
     return fn;
@@ -424,51 +396,33 @@ export function registerPci(
     }
   };
   for (const v of plan.vfio) {
-    const irq = v.irqFds.map((fd) => new EventFd(fd));
     const modes = irqModes(v, log);
-    const msixVectors = new MsiVectors(v.msixRoutes, v.irqFds, router, `vfio ${v.bdf} MSI-X`);
-    const msiVectors = new MsiVectors(v.msiRoutes, v.msiFds, router, `vfio ${v.bdf} MSI`);
-    let want: (vector: number) => MsiRoute | undefined = () => undefined;
-    const fn = new VfioPciFunction(v, {
-      msixEnabled: (on) => {
-        trace?.(`vfio ${v.bdf}: MSI-X ${on ? "on" : "off"}`);
-        // Routes before the device may fire; the device quiet before routes go.
-        if (!on) {
-          modes.msix(false);
-          msixVectors.clear();
-          return true;
-        }
-        msixVectors.update(0, v.irqFds.length, want);
-        if (modes.msix(true)) return true;
-        msixVectors.clear();
-        return false;
+    const { msi, msix } = v.interrupts;
+    const fn = new VfioPciFunction(
+      v,
+      {
+        // The capability routed its vectors before this, and releases them after.
+        msixEnabled: (on) => {
+          trace?.(`vfio ${v.bdf}: MSI-X ${on ? "on" : "off"}`);
+          return modes.msix(on);
+        },
+        msiChanged: (vectors, messages) => {
+          trace?.(
+            `vfio ${v.bdf}: MSI ${vectors === 0 ? "off" : `on, ${vectors} vector(s)`}` +
+              messages.map((m) => ` ${msiAddress(m)}/0x${m.data.toString(16)}`)
+                .join(""),
+          );
+          return modes.msi(vectors);
+        },
+        placeSlot: (m, gpa) => placeSlot(vm, v.bdf, m, gpa, log),
+        slotsRemoved: () => placeOthersAgain(fn),
       },
-      msiChanged: (vectors, messages) => {
-        trace?.(
-          `vfio ${v.bdf}: MSI ${vectors === 0 ? "off" : `on, ${vectors} vector(s)`}` +
-            messages.map((m) => ` ${msiAddress(m)}/0x${m.data.toString(16)}`)
-              .join(""),
-        );
-        if (vectors === 0) {
-          modes.msi(0);
-          msiVectors.clear();
-          return true;
-        }
-        // Every enabled vector routed, or MSI refused: a driver cannot use part of them.
-        if (msiVectors.update(0, v.msiFds.length, (i) => messages[i]) && modes.msi(vectors)) {
-          return true;
-        }
-        modes.msi(0);
-        msiVectors.clear();
-        return false;
+      {
+        msix: msix && new MsiVectors(msix.vectors, router),
+        msi: msi && new MsiVectors(msi, router),
       },
-      signal: (vector) => irq[vector]?.signal(),
-      routeChanged: (vector) => void msixVectors.update(vector, vector + 1, want),
-      placeSlot: (m, gpa) => placeSlot(vm, v.bdf, m, gpa, log),
-      slotsRemoved: () => placeOthersAgain(fn),
-    });
+    );
     vfioFunctions.push(fn);
-    if (fn.msix) want = msixRoutes(fn.msix, msixVectors);
     bus.add(v.slot, fn);
   }
   pio.register(PCI_CONF1_ADDRESS_PORT, PCI_CONF1_PORTS, counted(bus.conf1, false), "pci conf1");

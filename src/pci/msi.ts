@@ -12,10 +12,11 @@
  * const { body, writable } = msiCapabilityBody({ vectors: 4, address64: true });
  * const at = cfg.addCapability(PCI_CAP_ID_MSI, body, writable);
  * const msi = new MsiCapability(cfg, at);
- * if (msi.enabled()) route(msi.message(0));
+ * msi.sync(vectors); // after each guest write: the enabled vectors routed, or released
  * ```
  */
 import type { PciConfigSpace } from "./config_space.ts";
+import type { MsiMessage, MsiVectorGroup } from "../bus/interrupt.ts";
 
 export const PCI_CAP_ID_MSI = 0x05;
 /** Message Control bits (PCI 3.0 §6.8.1.3). */
@@ -64,16 +65,6 @@ export function msiCapabilityBody(layout: MsiLayout): { body: Uint8Array; writab
   return { body, writable };
 }
 
-/**
- * One MSI message as KVM routes it (struct kvm_irq_routing_msi): the 64-bit address as its two
- * dwords, since a number holds it exactly only while the upper dword is below 2^21.
- */
-export interface MsiMessage {
-  addressLo: number;
-  addressHi: number;
-  data: number;
-}
-
 /** What the guest programmed into an emulated MSI capability at `at` (its ID byte). */
 export class MsiCapability {
   constructor(private readonly cfg: PciConfigSpace, readonly at: number) {}
@@ -106,5 +97,20 @@ export class MsiCapability {
     const data = this.cfg.read(this.at + (is64 ? 12 : 8), 2);
     const n = this.vectors();
     return { addressLo: low, addressHi: high, data: (data & ~(n - 1)) | (i & (n - 1)) };
+  }
+
+  /**
+   * Bring `group` in line with what the guest programmed: the enabled vectors routed with
+   * their messages (one routing change, none when they already match), or every route
+   * released while MSI is off. Returns the vectors enabled (0: off) and whether each of them
+   * has a route.
+   */
+  sync(group: MsiVectorGroup): { vectors: number; routed: boolean } {
+    if (!this.enabled()) {
+      group.release();
+      return { vectors: 0, routed: true };
+    }
+    const vectors = this.vectors();
+    return { vectors, routed: group.route(0, vectors, (i) => this.message(i)) };
   }
 }

@@ -7,25 +7,32 @@
  * lays both out inside their BARs for VFIO, where the host page size only says which page to
  * trap, clamped to the BAR.
  *
- * Table entries and pending bits live in a SharedArrayBuffer guarded by a spinlock: a vCPU
- * Worker runs the guest's table accesses while the I/O Worker triggers vectors. Each thread
- * builds its own `Msix` over the same state and its own `PciConfigSpace`. Lock order is
- * MSI-X, then config space; hooks run outside both locks.
+ * Table entries and pending bits live in a SharedArrayBuffer guarded by a spin lock: a vCPU
+ * Worker runs the guest's table accesses while the I/O Worker triggers vectors. Every thread
+ * attaches its own `Msix` to the same `MsixPlan` and its own `PciConfigSpace`. Lock order is
+ * MSI-X, then config space; the vector group is called outside both locks.
+ *
+ * Delivery goes through an `MsiVectorGroup` (src/bus/interrupt.ts): the table says which
+ * vectors are deliverable, and only those are routed. A vector is routed when it becomes
+ * deliverable (MSI-X enabled, the function and the vector unmasked) or when its message
+ * changes while it is; masking a vector or the function routes nothing (a masked vector
+ * raises its pending bit here instead of its route), and disabling MSI-X releases the
+ * group's routes. So a driver that masks, programs and unmasks a vector (as Linux does)
+ * costs one routing change at the unmask, not one per dword it wrote.
  *
  * @example
  * ```ts
  * const { body, writable } = msixCapabilityBody(3, 1, 0, 1, 0x800);
  * const capOffset = cfg.addCapability(PCI_CAP_ID_MSIX, body, writable);
- * const msix = new Msix(Msix.createState(3), 3, cfg, capOffset, {
- *   signal: (vector, addressLo, addressHi, data) => kvm.signalMsi(addressLo, addressHi, data),
- * });
+ * const msix = new Msix(planMsix(3, capOffset), cfg, vectors); // vectors: an MsiVectorGroup
  * // BAR 1 accesses: [0, 0x30) is the table, [0x800, 0x808) the PBA.
- * msix.tableWrite(0x0c, Uint8Array.of(0, 0, 0, 0)); // guest unmasks vector 0
+ * msix.tableWrite(0x0c, Uint8Array.of(0, 0, 0, 0)); // guest unmasks vector 0: routed
  * if (!msix.trigger(0)) intx.setLevel(true); // MSI-X disabled: fall back to INTx
  * ```
  */
 import { PCI_BAR_COUNT, type PciConfigSpace } from "./config_space.ts";
-import type { MsiMessage } from "./msi.ts";
+import type { MsiMessage, MsiVectorGroup } from "../bus/interrupt.ts";
+import { spinLock, spinUnlock } from "../spin_lock.ts";
 
 /** Capability ID of MSI-X (PCI 3.0 Appendix H). */
 export const PCI_CAP_ID_MSIX = 0x11;
@@ -105,15 +112,23 @@ export function msixCapabilityBody(
 }
 
 /**
- * What the device does with a vector; the PCI layer knows nothing of KVM. The 64-bit message
- * address comes as its two dwords, as the table and KVM's routes hold it: as one number it
- * would lose its low bits once the upper dword reaches 2^21.
+ * What every thread needs to attach to one function's MSI-X: the vector count, the shared
+ * table and PBA, and where the capability sits in the config space it is attached with.
  */
-export interface MsixHooks {
-  /** Deliver message `data` to the address `addressHi:addressLo`. Called with no lock held. */
-  signal(vector: number, addressLo: number, addressHi: number, data: number): void;
-  /** An entry's address, data or mask bit changed (e.g. re-program a KVM MSI route). */
-  routeChanged?(vector: number, entry: MsixEntry): void;
+export interface MsixPlan {
+  vectors: number;
+  state: SharedArrayBuffer;
+  capOffset: number;
+}
+
+/** Main thread: the plan for `vectors` vectors whose capability is at `capOffset`. */
+export function planMsix(vectors: number, capOffset: number): MsixPlan {
+  return { vectors, state: Msix.createState(vectors), capOffset };
+}
+
+/** MSI-X enable, function unmask and vector unmask events a plan's function has seen. */
+export function msixEvents(plan: MsixPlan): number {
+  return Atomics.load(new Int32Array(plan.state, 0, HEADER_BYTES / 4), S_EVENTS);
 }
 
 /** One table entry as the guest programmed it: its message and its Vector Control mask bit. */
@@ -121,8 +136,11 @@ export interface MsixEntry extends MsiMessage {
   masked: boolean;
 }
 
-// Shared state: Int32 lock, padding to 16 bytes, the table as Uint32 words, then the PBA.
+// Shared state: a 16-byte header (Int32: lock, events, the Message Control last acted on), the
+// table as Uint32 words, then the PBA.
 const S_LOCK = 0;
+const S_EVENTS = 1;
+const S_CONTROL = 2;
 const HEADER_BYTES = 16;
 const W_ADDR_LO = 0, W_ADDR_HI = 1, W_DATA = 2, W_CONTROL = 3;
 
@@ -134,6 +152,11 @@ function stateBytes(vectors: number): number {
 function definedAccess(offset: number, width: number, limit: number): boolean {
   return Number.isInteger(offset) && offset >= 0 && offset + width <= limit &&
     ((width === 4 && offset % 4 === 0) || (width === 8 && offset % 8 === 0));
+}
+
+/** The little-endian dword at `data[at..at+4)`. */
+function leWord(data: Uint8Array, at: number): number {
+  return (data[at] | data[at + 1] << 8 | data[at + 2] << 16 | data[at + 3] << 24) >>> 0;
 }
 
 function readWords(words: Uint32Array, first: number, data: Uint8Array): void {
@@ -152,7 +175,7 @@ export class Msix {
   readonly #pba: Uint32Array;
   readonly #config: PciConfigSpace;
   readonly #controlOffset: number;
-  readonly #hooks: MsixHooks;
+  readonly #group: MsiVectorGroup;
 
   /** Allocate the state for `vectors` entries, each reset to address 0, data 0, masked. */
   static createState(vectors: number): SharedArrayBuffer {
@@ -163,16 +186,11 @@ export class Msix {
   }
 
   /**
-   * `capOffset` is what `addCapability` returned for the MSI-X capability in `config`. The
-   * constructor listens on `config` for writes to Message Control and calls `controlChanged`.
+   * Attach to `plan` in this thread: `plan.capOffset` is what `addCapability` returned for the
+   * MSI-X capability in `config`. Listens on `config` for writes to Message Control.
    */
-  constructor(
-    state: SharedArrayBuffer,
-    vectors: number,
-    config: PciConfigSpace,
-    capOffset: number,
-    hooks: MsixHooks,
-  ) {
+  constructor(plan: MsixPlan, config: PciConfigSpace, group: MsiVectorGroup) {
+    const { vectors, state, capOffset } = plan;
     checkVectors(vectors);
     if (state.byteLength !== stateBytes(vectors)) {
       throw new RangeError(
@@ -196,7 +214,7 @@ export class Msix {
     this.#pba = new Uint32Array(state, HEADER_BYTES + this.tableSize, this.pbaSize / 4);
     this.#config = config;
     this.#controlOffset = capOffset + 2;
-    this.#hooks = hooks;
+    this.#group = group;
     config.onWrite(this.#controlOffset, this.#controlOffset + 2, () => this.controlChanged());
   }
 
@@ -210,28 +228,30 @@ export class Msix {
       data.fill(0xff);
       return false;
     }
-    this.#lock();
+    spinLock(this.#s, S_LOCK);
     readWords(this.#table, offset / 4, data);
-    this.#unlock();
+    spinUnlock(this.#s, S_LOCK);
     return true;
   }
 
   /**
-   * Guest write of the table; undefined accesses are dropped (returns false). A change to an
-   * entry's address, data or mask calls `routeChanged`; an unmasked entry whose pending bit is
-   * set is delivered at once when MSI-X is enabled and the function unmasked (§6.8.2.9).
+   * Guest write of the table; undefined accesses are dropped (returns false). An entry that
+   * is deliverable after the write is routed when its message or mask changed; an unmasked
+   * entry whose pending bit is set is delivered at once when MSI-X is enabled and the
+   * function unmasked (§6.8.2.9).
    */
   tableWrite(offset: number, data: Uint8Array): boolean {
     if (!definedAccess(offset, data.length, this.tableSize)) return false;
     const t = this.#table;
     const vector = offset >> 4; // a qword write never crosses a 16-byte entry
     const e = 4 * vector;
-    let changed = false, deliver = false;
-    let lo = 0, hi = 0, msgData = 0, masked = false;
-    this.#lock();
+    let changed = false, deliver = false, route = false;
+    let lo = 0, hi = 0, msgData = 0;
+    spinLock(this.#s, S_LOCK);
     try {
+      const wasMasked = (t[e + W_CONTROL] & MSIX_VECTOR_MASKED) !== 0;
       for (let w = offset / 4, i = 0; i < data.length; w++, i += 4) {
-        let value = (data[i] | data[i + 1] << 8 | data[i + 2] << 16 | data[i + 3] << 24) >>> 0;
+        let value = leWord(data, i);
         if ((w & 3) === W_CONTROL) value &= MSIX_VECTOR_MASKED; // reserved bits read 0
         if (t[w] !== value) changed = true;
         t[w] = value;
@@ -239,18 +259,25 @@ export class Msix {
       lo = t[e + W_ADDR_LO];
       hi = t[e + W_ADDR_HI];
       msgData = t[e + W_DATA];
-      masked = (t[e + W_CONTROL] & MSIX_VECTOR_MASKED) !== 0;
-      if (!masked && this.#isPending(vector) && this.#deliverable()) {
+      const masked = (t[e + W_CONTROL] & MSIX_VECTOR_MASKED) !== 0;
+      if (wasMasked && !masked) this.#s[S_EVENTS]++;
+      const deliverable = !masked && this.#deliverable();
+      route = changed && deliverable;
+      if (deliverable && this.#isPending(vector)) {
         this.#clearPending(vector);
         deliver = true;
       }
     } finally {
-      this.#unlock();
+      spinUnlock(this.#s, S_LOCK);
     }
-    if (changed) {
-      this.#hooks.routeChanged?.(vector, { addressLo: lo, addressHi: hi, data: msgData, masked });
+    if (route) {
+      this.#group.route(
+        vector,
+        vector + 1,
+        () => ({ addressLo: lo, addressHi: hi, data: msgData }),
+      );
     }
-    if (deliver) this.#hooks.signal(vector, lo, hi, msgData);
+    if (deliver) this.#group.trigger(vector);
     return true;
   }
 
@@ -260,9 +287,9 @@ export class Msix {
       data.fill(0xff);
       return false;
     }
-    this.#lock();
+    spinLock(this.#s, S_LOCK);
     readWords(this.#pba, offset / 4, data);
-    this.#unlock();
+    spinUnlock(this.#s, S_LOCK);
     return true;
   }
 
@@ -278,52 +305,70 @@ export class Msix {
    */
   trigger(vector: number): boolean {
     if (!Number.isInteger(vector) || vector < 0 || vector >= this.vectors) return false;
-    const t = this.#table;
-    const e = 4 * vector;
-    let lo = 0, hi = 0, data = 0;
-    this.#lock();
+    spinLock(this.#s, S_LOCK);
     try {
       const control = this.#config.read(this.#controlOffset, 2);
       if ((control & MSIX_CONTROL_ENABLE) === 0) return false;
-      if ((control & MSIX_CONTROL_FUNCTION_MASK) !== 0 || (t[e + W_CONTROL] & MSIX_VECTOR_MASKED)) {
+      if (
+        (control & MSIX_CONTROL_FUNCTION_MASK) !== 0 ||
+        (this.#table[4 * vector + W_CONTROL] & MSIX_VECTOR_MASKED)
+      ) {
         this.#pba[vector >> 5] |= 1 << (vector & 31);
         return true;
       }
-      lo = t[e + W_ADDR_LO];
-      hi = t[e + W_ADDR_HI];
-      data = t[e + W_DATA];
     } finally {
-      this.#unlock();
+      spinUnlock(this.#s, S_LOCK);
     }
-    this.#hooks.signal(vector, lo, hi, data);
+    this.#group.trigger(vector);
     return true;
   }
 
   /**
-   * Message Control changed: once MSI-X is enabled and the function unmasked, deliver every
-   * pending vector that is not masked itself. Registered by the constructor; safe to repeat.
+   * Message Control was written: disabling MSI-X releases the routes; once MSI-X is enabled
+   * and the function unmasked, every unmasked vector is routed (one routing change, none when
+   * the routes already match) and every pending one delivered. Registered by the
+   * constructor; safe to repeat.
    */
   controlChanged(): void {
     const due: number[] = [];
-    this.#lock();
+    let release = false, deliverable = false;
+    spinLock(this.#s, S_LOCK);
     try {
-      if (!this.#deliverable()) return;
-      const t = this.#table, pba = this.#pba;
-      for (let w = 0; w < pba.length; w++) {
-        if (pba[w] === 0) continue;
-        for (let bit = 0; bit < 32; bit++) {
-          const v = 32 * w + bit;
-          if ((pba[w] & (1 << bit)) === 0 || (t[4 * v + W_CONTROL] & MSIX_VECTOR_MASKED)) continue;
-          this.#clearPending(v);
-          due.push(v, t[4 * v + W_ADDR_LO], t[4 * v + W_ADDR_HI], t[4 * v + W_DATA]);
+      const control = this.#config.read(this.#controlOffset, 2);
+      const before = this.#s[S_CONTROL];
+      this.#s[S_CONTROL] = control;
+      const on = (control & MSIX_CONTROL_ENABLE) !== 0;
+      const wasOn = (before & MSIX_CONTROL_ENABLE) !== 0;
+      const masked = (control & MSIX_CONTROL_FUNCTION_MASK) !== 0;
+      if ((on && !wasOn) || (on && !masked && (before & MSIX_CONTROL_FUNCTION_MASK) !== 0)) {
+        this.#s[S_EVENTS]++;
+      }
+      release = !on && wasOn;
+      deliverable = on && !masked;
+      if (deliverable) {
+        const t = this.#table, pba = this.#pba;
+        for (let w = 0; w < pba.length; w++) {
+          if (pba[w] === 0) continue;
+          for (let bit = 0; bit < 32; bit++) {
+            const v = 32 * w + bit;
+            if ((pba[w] & (1 << bit)) === 0 || (t[4 * v + W_CONTROL] & MSIX_VECTOR_MASKED)) {
+              continue;
+            }
+            this.#clearPending(v);
+            due.push(v);
+          }
         }
       }
     } finally {
-      this.#unlock();
+      spinUnlock(this.#s, S_LOCK);
     }
-    for (let i = 0; i < due.length; i += 4) {
-      this.#hooks.signal(due[i], due[i + 1], due[i + 2], due[i + 3]);
-    }
+    if (release) this.#group.release();
+    if (!deliverable) return;
+    this.#group.route(0, this.vectors, (v) => {
+      const e = this.entry(v);
+      return e === undefined || e.masked ? undefined : e;
+    });
+    for (const v of due) this.#group.trigger(v);
   }
 
   /** Message Control's MSI-X Enable bit. */
@@ -344,9 +389,9 @@ export class Msix {
   /** The vector's pending bit; false for a vector out of range. */
   pending(vector: number): boolean {
     if (!Number.isInteger(vector) || vector < 0 || vector >= this.vectors) return false;
-    this.#lock();
+    spinLock(this.#s, S_LOCK);
     const pending = this.#isPending(vector);
-    this.#unlock();
+    spinUnlock(this.#s, S_LOCK);
     return pending;
   }
 
@@ -354,14 +399,14 @@ export class Msix {
   entry(vector: number): MsixEntry | undefined {
     if (!Number.isInteger(vector) || vector < 0 || vector >= this.vectors) return undefined;
     const t = this.#table, e = 4 * vector;
-    this.#lock();
+    spinLock(this.#s, S_LOCK);
     const entry = {
       addressLo: t[e + W_ADDR_LO],
       addressHi: t[e + W_ADDR_HI],
       data: t[e + W_DATA],
       masked: (t[e + W_CONTROL] & MSIX_VECTOR_MASKED) !== 0,
     };
-    this.#unlock();
+    spinUnlock(this.#s, S_LOCK);
     return entry;
   }
 
@@ -377,14 +422,6 @@ export class Msix {
 
   #clearPending(vector: number): void {
     this.#pba[vector >> 5] &= ~(1 << (vector & 31));
-  }
-
-  #lock(): void {
-    while (Atomics.compareExchange(this.#s, S_LOCK, 0, 1) !== 0) { /* spin */ }
-  }
-
-  #unlock(): void {
-    Atomics.store(this.#s, S_LOCK, 0);
   }
 }
 

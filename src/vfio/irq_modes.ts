@@ -12,6 +12,7 @@
 
 import { type CauseLog, rateLimitedLog } from "../log.ts";
 import { errnoName } from "../../ffi/libc.ts";
+import { spinLock, spinUnlock } from "../spin_lock.ts";
 
 /** VFIO's IRQ indexes for a PCI device: INTx 0, MSI 1, MSI-X 2; NONE is ours. */
 export const IRQ_NONE = -1;
@@ -95,7 +96,7 @@ export class VfioIrqModes {
   #update(wish: (s: Int32Array) => void): number {
     const s = this.#s;
     let refused = 0;
-    while (Atomics.compareExchange(s, LOCK, 0, 1) !== 0) { /* rare, short */ }
+    spinLock(s, LOCK);
     try {
       wish(s);
       // Wanted first, then what is left when the host refuses it: MSI-X, MSI, INTx, none.
@@ -130,7 +131,7 @@ export class VfioIrqModes {
         else if (index === IRQ_MSI) s[WANT_MSI] = 0;
       }
     } finally {
-      Atomics.store(s, LOCK, 0);
+      spinUnlock(s, LOCK);
     }
   }
 

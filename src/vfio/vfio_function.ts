@@ -9,10 +9,12 @@
  * BARs: every access is trapped and forwarded with pread/pwrite at the region offset, except
  * the MSI-X table and PBA, emulated at the device's offsets and exactly their size
  * (src/pci/msix.ts: 16 bytes a vector, one bit a vector rounded to 8 bytes, never a page).
- * Interrupts: with MSI-X the device signals one eventfd per vector (VFIO_DEVICE_SET_IRQS); the
- * I/O Worker relays each to the vector's irqfd unless the vector is masked, in which case it
- * stays pending. MSI (no per-vector masking offered) and INTx never leave the kernel: MSI
- * eventfds are KVM irqfds, and INTx is a resampling irqfd whose EOI unmasks the line in VFIO.
+ * Interrupts (`VfioInterrupts`): with MSI-X the device signals one eventfd per vector
+ * (VFIO_DEVICE_SET_IRQS); the I/O thread relays each to the vector group unless the vector is
+ * masked, in which case it stays pending (src/vfio/msix_relay.ts). MSI (no per-vector masking
+ * offered) and INTx never leave the kernel: MSI eventfds are the group's own irqfds, and INTx
+ * is a resampling irqfd whose EOI unmasks the line in VFIO. The emulated capabilities route
+ * their vector groups (src/bus/interrupt.ts); the machine's hooks only switch VFIO's mode.
  */
 import { type PciBarKind, PciConfigSpace } from "../pci/config_space.ts";
 import type { PciFunction } from "../pci/bus.ts";
@@ -21,9 +23,11 @@ import {
   MSIX_CONTROL_ENABLE,
   msixCapabilityBody,
   msixPbaSize,
+  type MsixPlan,
   msixRegions,
   msixTableSize,
   PCI_CAP_ID_MSIX,
+  planMsix,
 } from "../pci/msix.ts";
 import {
   MSI_CONTROL_64BIT,
@@ -31,9 +35,10 @@ import {
   MsiCapability,
   msiCapabilityBody,
   msiCapabilitySize,
-  type MsiMessage,
   PCI_CAP_ID_MSI,
 } from "../pci/msi.ts";
+import type { MsiMessage, MsiVectorGroup, MsiVectorsPlan } from "../bus/interrupt.ts";
+import { spinLock, spinUnlock } from "../spin_lock.ts";
 import { regionRead, regionWrite, type VfioRegion } from "./container.ts";
 import { mmapDevice } from "../../ffi/libc.ts";
 
@@ -46,17 +51,14 @@ const INTERRUPT_PIN = 0x3d;
 const TO_DEVICE = -1;
 const DROPPED = -2;
 
-export interface VfioMsixPlan {
-  vectors: number;
-  /** Where the device keeps its MSI-X capability (guest-visible offset). */
-  capOffset: number;
+/** The emulated MSI-X: an `MsixPlan` over the shadow (`capOffset` is the shadow's). */
+export interface VfioMsixPlan extends MsixPlan {
+  /** Where the device keeps its MSI-X capability (the guest-visible offset). */
+  deviceCapOffset: number;
   tableBar: number;
   tableOffset: number;
   pbaBar: number;
   pbaOffset: number;
-  state: SharedArrayBuffer;
-  /** The shadow's own capability offset (what Msix reads Message Control from). */
-  shadowCapOffset: number;
 }
 
 export interface VfioMsiPlan {
@@ -94,18 +96,7 @@ export interface VfioPlan {
   mappings: VfioMapping[];
   /** Float64 per mapping: the guest address its slot is at now (0: not placed); [last] lock. */
   placed: SharedArrayBuffer;
-  /** MSI-X: eventfds the device signals (VFIO) and the irqfds KVM listens on, per vector. */
-  deviceFds: number[];
-  irqFds: number[];
-  /** The GSIs of the MSI-X irqfds while the guest enables them (src/machine/gsi_router.ts). */
-  msixRoutes: SharedArrayBuffer;
-  /** MSI: one irqfd (which VFIO signals directly) per vector the function may use. */
-  msiFds: number[];
-  msiRoutes: SharedArrayBuffer;
-  /** INTx: VFIO's trigger and KVM's resample eventfds, on the IOAPIC pin `gsi`. */
-  intx?: { gsi: number; triggerFd: number; resampleFd: number };
-  /** Which interrupt mechanism is on (VfioIrqModes). */
-  irqState: SharedArrayBuffer;
+  interrupts: VfioInterrupts;
   /**
    * What the machine was last told of the guest's MSI-X Enable and MSI (Int32: MSI-X on, MSI
    * vectors, address low and high, data), so a write on any vCPU is compared with the last.
@@ -113,11 +104,20 @@ export interface VfioPlan {
   seen: SharedArrayBuffer;
 }
 
-/** What planning adds; the machine adds the eventfds and GSIs. */
-export type VfioBasePlan = Omit<
-  VfioPlan,
-  "deviceFds" | "irqFds" | "msixRoutes" | "msiFds" | "msiRoutes" | "intx" | "irqState"
->;
+/** A passed-through function's interrupts, each mechanism it has (the machine plans them). */
+export interface VfioInterrupts {
+  /** INTx: VFIO's trigger and KVM's resample eventfds, on the interrupt controller's `gsi`. */
+  intx?: { gsi: number; triggerFd: number; resampleFd: number };
+  /** MSI: the vector group, whose irqfds VFIO signals directly. */
+  msi?: MsiVectorsPlan;
+  /** MSI-X: the eventfds the device signals (VFIO), relayed to the vector group. */
+  msix?: { deviceFds: number[]; vectors: MsiVectorsPlan };
+  /** Which mechanism is on (VfioIrqModes). */
+  modes: SharedArrayBuffer;
+}
+
+/** What planning adds; the machine adds the interrupts. */
+export type VfioBasePlan = Omit<VfioPlan, "interrupts">;
 
 export interface VfioOptions {
   /** Hide the MSI-X capability (the driver then uses MSI or INTx). */
@@ -218,7 +218,7 @@ export function planVfioFunction(
         layout.pbaOffset,
       );
       const shadowCapOffset = shadow.addCapability(PCI_CAP_ID_MSIX, body.body, body.writable);
-      msix = { ...layout, capOffset: at, state: Msix.createState(vectors), shadowCapOffset };
+      msix = { ...layout, ...planMsix(vectors, shadowCapOffset), deviceCapOffset: at };
     }
     prevNext = at + 1;
   }
@@ -305,16 +305,26 @@ export interface VfioHooks {
    */
   slotsRemoved?(): void;
   /**
-   * MSI-X enabled or disabled by the guest: (re)program the device's eventfds. Returns false
-   * when the host refused to turn it on: the guest's Enable bit is cleared again.
+   * MSI-X enabled or disabled by the guest (its vectors are routed already): (re)program the
+   * device's eventfds. Returns false when the host refused to turn it on: the guest's Enable
+   * bit is cleared again, which releases the routes.
    */
   msixEnabled(on: boolean): boolean | void;
-  /** The guest's MSI: `vectors` enabled (0: off) with these messages. False: refused, as above. */
+  /**
+   * The guest's MSI: `vectors` enabled (0: off) with these messages, routed already. False:
+   * refused, as above.
+   */
   msiChanged(vectors: number, messages: MsiMessage[]): boolean | void;
-  signal(vector: number): void;
-  /** A table entry changed (its message or its Vector Control mask bit): see `msix.entry`. */
-  routeChanged(vector: number): void;
 }
+
+/** Where the emulated capabilities deliver: the function's vector groups. */
+export interface VfioVectorGroups {
+  msix?: MsiVectorGroup;
+  msi?: MsiVectorGroup;
+}
+
+/** A group for a mechanism the machine did not plan: nothing to route, nothing raised. */
+const NO_VECTORS: MsiVectorGroup = { trigger: () => {}, route: () => false, release: () => {} };
 
 // VfioPlan.seen (Int32): what the machine was last told, by any thread.
 const SEEN_MSIX_ON = 0;
@@ -332,18 +342,16 @@ export class VfioPciFunction implements PciFunction {
   #refusing = false;
   #place: (() => boolean) | undefined;
 
-  constructor(readonly plan: VfioPlan, hooks: VfioHooks) {
+  constructor(readonly plan: VfioPlan, hooks: VfioHooks, groups: VfioVectorGroups = {}) {
     this.shadow = new PciConfigSpace(plan.shadow);
     for (const [at, value] of plan.patches) this.#patch.set(at, value);
     // Every vCPU thread has its own instance, so what was last reported is shared state.
     const seen = new Int32Array(plan.seen);
     const m = plan.msix;
     if (m) {
-      this.msix = new Msix(m.state, m.vectors, this.shadow, m.shadowCapOffset, {
-        signal: (v) => hooks.signal(v),
-        routeChanged: (v) => hooks.routeChanged(v),
-      });
-      const control = m.shadowCapOffset + 2;
+      // Msix listens on Message Control first: routes are in place before VFIO turns MSI-X on.
+      this.msix = new Msix(m, this.shadow, groups.msix ?? NO_VECTORS);
+      const control = m.capOffset + 2;
       this.shadow.onWrite(control, control + 2, () => {
         if (this.#refusing) return;
         const on = this.msix!.enabled() ? 1 : 0;
@@ -357,6 +365,7 @@ export class VfioPciFunction implements PciFunction {
     const msi = plan.msi;
     if (msi) {
       const cap = new MsiCapability(this.shadow, msi.shadowCapOffset);
+      const group = groups.msi ?? NO_VECTORS;
       const control = msi.shadowCapOffset + 2;
       this.shadow.onWrite(control, msi.shadowCapOffset + msi.capSize, () => {
         if (this.#refusing) return;
@@ -370,10 +379,16 @@ export class VfioPciFunction implements PciFunction {
         }
         if (same) return;
         const messages = Array.from({ length: n }, (_, i) => cap.message(i));
-        if (hooks.msiChanged(n, messages) === false && n > 0) {
-          for (let i = 0; i < now.length; i++) Atomics.store(seen, SEEN_MSI + i, 0);
-          this.#clearBits(control, MSI_CONTROL_ENABLE);
-        }
+        // Every enabled vector routed, or MSI refused: a driver cannot use part of them.
+        const routed = cap.sync(group).routed;
+        if (routed && hooks.msiChanged(n, messages) !== false) return;
+        if (n === 0) return;
+        // Unrouted, MSI is not turned on (and whatever was on goes); refused, the host has
+        // already fallen back.
+        if (!routed) hooks.msiChanged(0, []);
+        group.release();
+        for (let i = 0; i < now.length; i++) Atomics.store(seen, SEEN_MSI + i, 0);
+        this.#clearBits(control, MSI_CONTROL_ENABLE);
       });
     }
     if (plan.mappings.length > 0 && hooks.placeSlot) {
@@ -417,7 +432,7 @@ export class VfioPciFunction implements PciFunction {
     let removed = false;
     const at = new Float64Array(this.plan.placed);
     const lock = new Int32Array(this.plan.placed, 8 * this.plan.mappings.length, 1);
-    while (Atomics.compareExchange(lock, 0, 0, 1) !== 0) { /* rare, short */ }
+    spinLock(lock, 0);
     try {
       const want = this.plan.mappings.map((m) => {
         const bar = this.shadow.barInfo(m.bar);
@@ -437,7 +452,7 @@ export class VfioPciFunction implements PciFunction {
         if (want[i] !== 0 && at[i] !== want[i]) at[i] = place(m, want[i]) === false ? 0 : want[i];
       });
     } finally {
-      Atomics.store(lock, 0, 0);
+      spinUnlock(lock, 0);
     }
     return removed;
   }
@@ -456,8 +471,8 @@ export class VfioPciFunction implements PciFunction {
       return offset;
     }
     const m = this.plan.msix;
-    if (m && offset >= m.capOffset + 2 && offset < m.capOffset + 12) {
-      return m.shadowCapOffset + (offset - m.capOffset);
+    if (m && offset >= m.deviceCapOffset + 2 && offset < m.deviceCapOffset + 12) {
+      return m.capOffset + (offset - m.deviceCapOffset);
     }
     const msi = this.plan.msi;
     if (msi && offset >= msi.capOffset + 2 && offset < msi.capOffset + msi.capSize) {

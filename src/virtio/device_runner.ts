@@ -2,7 +2,7 @@
  * One virtio device as the I/O Worker runs it: its queues, built from the transport's registers
  * when the driver enables them, served when the driver notifies or the host source has data,
  * and interrupts raised for what was used. It knows neither KVM nor eventfds: the Worker gives
- * it a way to signal an MSI-X vector and to raise INTx.
+ * it the function's MSI-X vector group and its INTx line (src/bus/interrupt.ts).
  *
  * The rules it keeps (virtio 1.2):
  * - Queues are served only while the device is live: DRIVER_OK set (§3.1.1), not
@@ -21,6 +21,7 @@
 import type { GuestMemory } from "../memory/guest_memory.ts";
 import { PCI_COMMAND_INTX_DISABLE, PciConfigSpace } from "../pci/config_space.ts";
 import { Msix } from "../pci/msix.ts";
+import type { IrqLine, MsiVectorGroup } from "../bus/interrupt.ts";
 import { logRateLimited } from "../log.ts";
 import { DeviceFault } from "./device_fault.ts";
 import { VIRTIO_F_RING_EVENT_IDX, VIRTIO_NO_VECTOR, VirtioPciState } from "./pci_state.ts";
@@ -53,14 +54,6 @@ export interface VirtioDevice {
   fill?(queue: number, q: SplitQueue, budget: number): FillResult;
 }
 
-/** How the runner reaches the interrupt controller. */
-export interface RunnerInterrupts {
-  /** Signal MSI-X vector `vector`'s irqfd. */
-  signal(vector: number): void;
-  /** Raise INTA# (the ISR read lowers it). */
-  intx(): void;
-}
-
 export class DeviceRunner {
   readonly config: PciConfigSpace;
   readonly state: VirtioPciState;
@@ -76,14 +69,14 @@ export class DeviceRunner {
     plan: VirtioPciPlan,
     private readonly mem: GuestMemory,
     private readonly device: VirtioDevice,
-    private readonly irq: RunnerInterrupts,
+    vectors: MsiVectorGroup,
+    /** INTA#: raised here, lowered by the driver's ISR read (on a vCPU thread). */
+    private readonly intx: IrqLine,
   ) {
     this.name = plan.name;
     this.config = new PciConfigSpace(plan.pciState);
     this.state = new VirtioPciState(plan.virtioState);
-    this.msix = new Msix(plan.msixState, plan.vectors, this.config, plan.msixCapOffset, {
-      signal: (vector) => irq.signal(vector),
-    });
+    this.msix = new Msix(plan.msix, this.config, vectors);
   }
 
   /** Catch up with resets, DRIVER_OK and enabled queues; serve each enabled queue once.
@@ -188,6 +181,6 @@ export class DeviceRunner {
       return;
     }
     const intxOff = (this.config.command() & PCI_COMMAND_INTX_DISABLE) !== 0;
-    this.state.raiseIsr(isr, intxOff ? undefined : () => this.irq.intx());
+    this.state.raiseIsr(isr, intxOff ? undefined : () => this.intx.setLevel(true));
   }
 }

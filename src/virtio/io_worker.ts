@@ -22,6 +22,8 @@ import { RX_QUEUE, TapNet } from "./net.ts";
 import { CONSOLE_RX_QUEUE, VirtioConsole } from "./console.ts";
 import { InputRing } from "../console/input_ring.ts";
 import { FdWriter } from "../machine/fd_writer.ts";
+import { GsiRouter } from "../machine/gsi_router.ts";
+import { kvmLine, MsiVectors } from "../machine/interrupts.ts";
 import type { IoDevicePlan, IoWorkerInit, IoWorkerReport } from "./io_worker_protocol.ts";
 
 /** The device model behind each planned device; the runner does the rest. */
@@ -58,13 +60,16 @@ function run(init: IoWorkerInit): void {
     memoryLayout(init.ramBytes),
   );
   const vm = new VmFd(init.vmFd);
-  const devices = init.devices.map((d) => {
-    const irq = d.irqFds.map((fd) => new EventFd(fd));
-    return new DeviceRunner(d.plan, mem, deviceModel(d, mem), {
-      signal: (vector) => irq[vector]?.signal(),
-      intx: () => vm.irqLine(d.plan.intxGsi, true),
-    });
-  });
+  const router = new GsiRouter(init.routerState, vm);
+  const devices = init.devices.map((d) =>
+    new DeviceRunner(
+      d.plan,
+      mem,
+      deviceModel(d, mem),
+      new MsiVectors(d.vectors, router),
+      kvmLine(vm, d.plan.intxGsi),
+    )
+  );
   const control = new EventFd(init.controlFd);
   // Device-side inputs: a tap's frames, the console's typed bytes.
   const inputFds = init.devices.flatMap((d) =>
@@ -77,18 +82,14 @@ function run(init: IoWorkerInit): void {
   // MSI-X of passed-through devices: the device's eventfd per vector, relayed to the irqfd
   // unless the guest masked the vector (then it stays pending in the PBA).
   const relays = init.vfio.flatMap((v) => {
-    if (!v.msix) return [];
-    const irq = v.irqFds.map((fd) => new EventFd(fd));
+    const irq = v.interrupts.msix;
+    if (!v.msix || !irq) return [];
     const msix = new Msix(
-      v.msix.state,
-      v.msix.vectors,
+      v.msix,
       new PciConfigSpace(v.shadow),
-      v.msix.shadowCapOffset,
-      {
-        signal: (vector) => irq[vector]?.signal(),
-      },
+      new MsiVectors(irq.vectors, router),
     );
-    return v.deviceFds.map((fd, vector) => ({ fd, ev: new EventFd(fd), msix, vector }));
+    return irq.deviceFds.map((fd, vector) => ({ fd, ev: new EventFd(fd), msix, vector }));
   });
   const poller = new FdPoller([
     init.controlFd,

@@ -1,6 +1,7 @@
 /** What the main thread hands the I/O Worker: plain data only (SABs, fd numbers, paths). */
 import type { VirtioPciPlan } from "./pci_transport.ts";
 import type { VfioPlan } from "../vfio/vfio_function.ts";
+import type { MsiVectorsPlan } from "../bus/interrupt.ts";
 
 export type VirtioBackendPlan =
   | { kind: "blk"; path: string; readOnly: boolean; id: string }
@@ -13,8 +14,8 @@ export interface IoDevicePlan {
   backend: VirtioBackendPlan;
   /** One eventfd per queue, signalled by KVM (ioeventfd) or by a vCPU on a notify exit. */
   notifyFds: number[];
-  /** One eventfd per MSI-X vector, bound to its GSI with KVM_IRQFD. */
-  irqFds: number[];
+  /** Its MSI-X vectors: an irqfd each, routed while the guest has the vector deliverable. */
+  vectors: MsiVectorsPlan;
 }
 
 export interface IoWorkerInit {
@@ -24,6 +25,8 @@ export interface IoWorkerInit {
   controlFd: number;
   /** For INTx (KVM_IRQ_LINE) while a driver has MSI-X off. */
   vmFd: number;
+  /** The VM's GSI routing state (src/machine/gsi_router.ts), which vector groups share. */
+  routerState: SharedArrayBuffer;
   devices: IoDevicePlan[];
   /** Passed-through devices whose MSI-X signals the worker relays (masking, pending). */
   vfio: VfioPlan[];

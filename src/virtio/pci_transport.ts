@@ -5,11 +5,13 @@
  *
  * `planVirtioPci` runs once on the main thread and returns plain data (SABs and fd numbers)
  * that every thread turns into its own `VirtioPciFunction`. The transport knows nothing of KVM:
- * placing the notify ioeventfds, routing MSI and waking the I/O Worker are hooks.
+ * placing the notify ioeventfds and waking the I/O Worker are hooks, and interrupts go to an
+ * `MsiVectorGroup` and an `IrqLine` (src/bus/interrupt.ts).
  */
 import type { PciFunction } from "../pci/bus.ts";
 import { PCI_INTERRUPT_LINE, PciConfigSpace } from "../pci/config_space.ts";
-import { Msix, msixCapabilityBody, PCI_CAP_ID_MSIX } from "../pci/msix.ts";
+import { Msix, msixCapabilityBody, type MsixPlan, PCI_CAP_ID_MSIX, planMsix } from "../pci/msix.ts";
+import type { IrqLine, MsiVectorGroup } from "../bus/interrupt.ts";
 import { VirtioPciState } from "./pci_state.ts";
 
 export const VIRTIO_PCI_VENDOR = 0x1af4;
@@ -41,11 +43,10 @@ export interface VirtioPciPlan {
   slot: number;
   deviceType: number;
   numQueues: number;
-  vectors: number;
   pciState: SharedArrayBuffer;
   virtioState: SharedArrayBuffer;
-  msixState: SharedArrayBuffer;
-  msixCapOffset: number;
+  /** One vector per queue and one for configuration changes, in BAR 1. */
+  msix: MsixPlan;
   deviceConfig: SharedArrayBuffer;
   /** The IOAPIC pin INTA# of this function is wired to (used while MSI-X is off). */
   intxGsi: number;
@@ -110,11 +111,9 @@ export function planVirtioPci(
     slot,
     deviceType: d.deviceType,
     numQueues: d.numQueues,
-    vectors,
     pciState,
     virtioState: VirtioPciState.create(d.numQueues, d.queueMaxSize, vectors, d.features),
-    msixState: Msix.createState(vectors),
-    msixCapOffset,
+    msix: planMsix(vectors, msixCapOffset),
     deviceConfig,
     intxGsi,
   };
@@ -148,12 +147,6 @@ export interface VirtioPciHooks {
   kick(): void;
   /** BAR 0 moved or memory decoding changed: notify slots now at `notifyGpa` (0: none). */
   notifyMoved(oldGpa: number, newGpa: number): void;
-  /** MSI-X delivery and route changes. */
-  signal(vector: number): void;
-  /** Drive INTA# (level-triggered). */
-  intx(high: boolean): void;
-  /** A vector's MSI-X table entry changed: its route follows `msix.entry(vector)`. */
-  routeChanged(vector: number): void;
 }
 
 /** One thread's view of a virtio-pci device: the PCI function the bus sees. */
@@ -163,14 +156,17 @@ export class VirtioPciFunction implements PciFunction {
   readonly msix: Msix;
   readonly #deviceConfig: Uint8Array;
 
-  constructor(readonly plan: VirtioPciPlan, private readonly hooks: VirtioPciHooks) {
+  /** `vectors`: where MSI-X delivers; `intx`: INTA#, which the ISR read lowers. */
+  constructor(
+    readonly plan: VirtioPciPlan,
+    private readonly hooks: VirtioPciHooks,
+    vectors: MsiVectorGroup,
+    private readonly intx: IrqLine,
+  ) {
     this.config = new PciConfigSpace(plan.pciState);
     this.state = new VirtioPciState(plan.virtioState);
     this.#deviceConfig = new Uint8Array(plan.deviceConfig);
-    this.msix = new Msix(plan.msixState, plan.vectors, this.config, plan.msixCapOffset, {
-      signal: (vector) => hooks.signal(vector),
-      routeChanged: (vector) => hooks.routeChanged(vector),
-    });
+    this.msix = new Msix(plan.msix, this.config, vectors);
     // Command register and BAR 0: where the notify ioeventfds belong.
     this.config.onWrite(0x04, 0x06, () => this.placeNotify());
     this.config.onWrite(0x10, 0x14, () => this.placeNotify());
@@ -203,7 +199,7 @@ export class VirtioPciFunction implements PciFunction {
     if (offset < COMMON_OFFSET + COMMON_SIZE) {
       value = this.state.readCommon(offset - COMMON_OFFSET, data.length);
     } else if (offset === ISR_OFFSET && data.length === 1) {
-      value = this.state.readIsr(() => this.hooks.intx(false));
+      value = this.state.readIsr(() => this.intx.setLevel(false));
     } else if (
       offset >= DEVICE_CONFIG_OFFSET && offset < DEVICE_CONFIG_OFFSET + DEVICE_CONFIG_MAX
     ) {

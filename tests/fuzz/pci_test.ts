@@ -5,6 +5,7 @@
 // decode toggles, and MMIO and port accesses around every BAR's edges. No exception escapes,
 // every BAR access a function gets lies inside that BAR as programmed, and a passed-through
 // BAR's memory slots sit where the BAR decodes.
+import { RecordingVectors } from "../bus/recording_vectors.ts";
 import { equal, ok } from "../assert.ts";
 import { PciBus, type PciFunction } from "../../src/pci/bus.ts";
 import { PciConfigSpace } from "../../src/pci/config_space.ts";
@@ -83,25 +84,12 @@ Deno.test("fuzz pci: config cycles, BAR moves and BAR accesses on emulated, virt
         4096,
         () => 8,
       );
-      // Every field the machine adds, under the names of before and after the MSI route rework
-      // (src/vfio is being changed beside this test): the fake has no eventfds or routes.
-      const plan = {
-        ...base,
-        deviceFds: [],
-        irqFds: [],
-        gsis: [],
-        msiFds: [],
-        msiGsis: [],
-        msixRoutes: new SharedArrayBuffer(4),
-        msiRoutes: new SharedArrayBuffer(4),
-        irqState: new SharedArrayBuffer(20),
-      } as unknown as VfioPlan;
+      // What the machine adds: the fake has no eventfds (no INTx, MSI or MSI-X groups planned).
+      const plan: VfioPlan = { ...base, interrupts: { modes: new SharedArrayBuffer(20) } };
       const placed = new Map<number, number>();
       const vfio: VfioPciFunction = new VfioPciFunction(plan, {
         msixEnabled: () => stats.count("msix-enables"),
         msiChanged: () => stats.count("msi-changes"),
-        signal: () => {},
-        routeChanged: () => {},
         placeSlot: (m, gpa): void => {
           const i = plan.mappings.indexOf(m);
           if (gpa === 0) {
@@ -146,14 +134,9 @@ Deno.test("fuzz pci: config cycles, BAR moves and BAR accesses on emulated, virt
           HOLE + 0x30_4000,
           5,
         ),
-        {
-          notify: () => {},
-          kick: () => {},
-          notifyMoved: () => {},
-          signal: () => {},
-          intx: () => {},
-          routeChanged: () => {},
-        },
+        { notify: () => {}, kick: () => {}, notifyMoved: () => {} },
+        new RecordingVectors(),
+        { setLevel: () => {} },
       );
       const bus = new PciBus(PciBus.createState());
       bus.add(SLOTS.bridge, {

@@ -16,6 +16,7 @@
  * else. Each used element must name a chain the device popped and not report more bytes than
  * the chain could take.
  */
+import { RecordingVectors } from "../bus/recording_vectors.ts";
 import { deepEqual, equal, ok } from "../assert.ts";
 import { PciBus } from "../../src/pci/bus.ts";
 import { DeviceRunner, type VirtioDevice } from "../../src/virtio/device_runner.ts";
@@ -289,15 +290,21 @@ export class VirtioFuzzRig {
         equal(from, this.#notifyAt, "notify slots moved from where they were");
         this.#notifyAt = to;
       },
-      signal: () => {},
-      intx: () => {},
-      routeChanged: () => {},
     };
-    this.fn = new VirtioPciFunction(plan, hooks);
-    this.runner = new DeviceRunner(plan, this.ram.mem, watch.device(this.backend.device), {
-      signal: () => stats.count("msi-x"),
-      intx: () => stats.count("intx"),
-    });
+    // The vCPU's and the I/O thread's instances share the machine's routes.
+    const vectors = new RecordingVectors();
+    this.fn = new VirtioPciFunction(plan, hooks, vectors, { setLevel: () => {} });
+    this.runner = new DeviceRunner(
+      plan,
+      this.ram.mem,
+      watch.device(this.backend.device),
+      {
+        trigger: (v) => (stats.count("msi-x"), vectors.trigger(v)),
+        route: (first, end, message) => vectors.route(first, end, message),
+        release: () => vectors.release(),
+      },
+      { setLevel: (high) => void (high && stats.count("intx")) },
+    );
     this.bus = new PciBus(PciBus.createState());
     this.bus.add(SLOT, this.fn);
     this.#mmio = this.bus.window(HOLE, "memory", () => {});
@@ -443,7 +450,7 @@ export class VirtioFuzzRig {
     this.common(0x10, 2, 0);
     // MSI-X: program and unmask every vector, then enable (or leave it off: INTx).
     if (c % 4 !== 3) {
-      for (let v = 0; v < this.fn.plan.vectors; v++) {
+      for (let v = 0; v < this.fn.plan.msix.vectors; v++) {
         this.mmioWrite(this.bar1() + 16 * v, leBytes(8, 0xfee0_0000, 0));
         this.mmioWrite(this.bar1() + 16 * v + 8, leBytes(4, 0x20 + v));
         this.mmioWrite(this.bar1() + 16 * v + 12, leBytes(4, 0));

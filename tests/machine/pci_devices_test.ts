@@ -105,7 +105,7 @@ Deno.test("pci devices: MSI routes are taken as the guest enables vectors, for 2
   equal(vm.msiRoutes.length, 0);
   // virtio device 1: memory decoding and MSI-X on; vector 0 programmed and unmasked.
   const d = plan.devices[0];
-  const control = d.plan.msixCapOffset + 2;
+  const control = d.plan.msix.capOffset + 2;
   cfgWrite(1, 0x04, 2, 0x0002);
   cfgWrite(1, control, 2, 0x8000);
   equal(vm.msiRoutes.length, 0, "every vector is still masked");
@@ -121,18 +121,31 @@ Deno.test("pci devices: MSI routes are taken as the guest enables vectors, for 2
   write32(bar1 + 0xc, 0); // unmask
   equal(vm.msiRoutes.length, 1);
   deepEqual(vm.msiRoutes.map((m) => [m.addressLo, m.addressHi, m.data]), [[0xfee0_0000, 0, 0x41]]);
-  equal(vm.gsiOf(d.irqFds[0]), vm.msiRoutes[0].gsi, "its irqfd is bound to the route's GSI");
+  equal(
+    vm.gsiOf(d.vectors.irqFds[0]),
+    vm.msiRoutes[0].gsi,
+    "its irqfd is bound to the route's GSI",
+  );
   equal(vm.irqfds.size, 1, "and no other");
-  // Masked again: the route stays; MSI-X disabled: it goes.
+  equal(vm.commits, 1, "one routing change for the unmask");
+  // Masked again: the route stays, nothing committed; MSI-X disabled: its irqfd is unbound and
+  // its GSI given back, still with no routing change (nothing can reach the stale route).
   write32(bar1 + 0xc, 1);
   equal(vm.msiRoutes.length, 1);
   cfgWrite(1, control, 2, 0x0000);
-  equal(vm.msiRoutes.length, 0);
   equal(vm.irqfds.size, 0);
+  equal(vm.commits, 1);
+  // Unmasked while disabled: nothing; enabled again: a fresh route, one change.
+  write32(bar1 + 0xc, 0);
+  equal(vm.commits, 1);
+  cfgWrite(1, control, 2, 0x8000);
+  equal(vm.commits, 2);
+  equal(vm.irqfds.size, 1);
+  cfgWrite(1, control, 2, 0x0000);
   // The passed-through device's MSI-X, refused by the host (the fake takes no VFIO ioctl),
-  // leaves no route behind either.
+  // leaves no route behind either: all its vectors are masked, so none was taken.
   cfgWrite(VFIO_SLOT, 0xb2, 2, 0x8000);
-  equal(vm.msiRoutes.length, 0);
+  equal(vm.commits, 2);
   equal(vm.irqfds.size, 0);
   dev.close();
 });

@@ -3,7 +3,8 @@
 // the emulated side is held to the same rule).
 import { deepEqual, equal } from "../assert.ts";
 import { PciConfigSpace } from "../../src/pci/config_space.ts";
-import { Msix, msixCapabilityBody, PCI_CAP_ID_MSIX } from "../../src/pci/msix.ts";
+import { Msix, msixCapabilityBody, PCI_CAP_ID_MSIX, planMsix } from "../../src/pci/msix.ts";
+import { RecordingVectors } from "../bus/recording_vectors.ts";
 import { MsiCapability, msiCapabilityBody, PCI_CAP_ID_MSI } from "../../src/pci/msi.ts";
 
 function withBoth() {
@@ -12,10 +13,13 @@ function withBoth() {
   const msiAt = cfg.addCapability(PCI_CAP_ID_MSI, msiBody.body, msiBody.writable);
   const x = msixCapabilityBody(2, 1, 0, 1, 0x800);
   const msixAt = cfg.addCapability(PCI_CAP_ID_MSIX, x.body, x.writable);
-  const signals: number[] = [];
-  const msix = new Msix(Msix.createState(2), 2, cfg, msixAt, {
-    signal: (vector) => void signals.push(vector),
-  });
+  const group = new RecordingVectors();
+  const msix = new Msix(planMsix(2, msixAt), cfg, group);
+  const signals = {
+    get delivered() {
+      return group.triggered.map(([v]) => v);
+    },
+  };
   return { cfg, msiAt, msixAt, msi: new MsiCapability(cfg, msiAt), msix, signals };
 }
 
@@ -25,12 +29,12 @@ Deno.test("capability writes: a dword at the MSI-X capability's ID enables it an
   msix.tableWrite(12, Uint8Array.of(0, 0, 0, 0)); // vector 0 unmasked
   cfg.write(msixAt + 2, 2, 0x8000 | 0x4000); // enabled, function masked
   equal(msix.trigger(0), true);
-  deepEqual(signals, [], "held pending while the function is masked");
+  deepEqual(signals.delivered, [], "held pending while the function is masked");
   // One dword at the ID: ID, next pointer (read-only), then Message Control, unmasked.
   cfg.write(msixAt, 4, (0x8000 << 16) | (cfg.read(msixAt, 2) & 0xffff));
   equal(msix.enabled(), true);
   equal(msix.functionMasked(), false);
-  deepEqual(signals, [0], "the pending vector is delivered at once");
+  deepEqual(signals.delivered, [0], "the pending vector is delivered at once");
   // A word over the next pointer and Message Control's low byte leaves Enable (high byte).
   cfg.write(msixAt + 1, 2, 0);
   equal(msix.enabled(), true);

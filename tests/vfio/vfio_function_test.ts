@@ -10,7 +10,8 @@ import {
   VfioPciFunction,
   type VfioPlan,
 } from "../../src/vfio/vfio_function.ts";
-import type { MsiMessage } from "../../src/pci/msi.ts";
+import type { MsiMessage } from "../../src/bus/interrupt.ts";
+import { RecordingVectors } from "../bus/recording_vectors.ts";
 
 const KiB = 1024;
 
@@ -37,26 +38,17 @@ function plan(
     () => slot++,
     options,
   );
-  const full: VfioPlan = {
-    ...base,
-    deviceFds: [],
-    irqFds: [],
-    msixRoutes: new SharedArrayBuffer(4),
-    msiFds: [],
-    msiRoutes: new SharedArrayBuffer(4),
-    irqState: new SharedArrayBuffer(20),
-  };
+  const full: VfioPlan = { ...base, interrupts: { modes: new SharedArrayBuffer(20) } };
   const events: Array<[string, unknown]> = [];
   const hooks: VfioHooks = {
     msixEnabled: (on) => void events.push(["msix", on]),
     msiChanged: (n: number, m: MsiMessage[]) => void events.push(["msi", [n, m]]),
-    signal: () => {},
-    routeChanged: () => {},
     placeSlot: (m, gpa) => void events.push(["place", [m.bar, m.offset, gpa]]),
     ...override,
   };
-  const fn = new VfioPciFunction(full, hooks);
-  return { fn, plan: full, events, dev };
+  const groups = { msix: new RecordingVectors(), msi: new RecordingVectors() };
+  const fn = new VfioPciFunction(full, hooks, groups);
+  return { fn, plan: full, events, dev, groups };
 }
 
 /** The capability IDs in the order the guest walks them. */
@@ -139,7 +131,7 @@ Deno.test("vfio function: MSI-X table and PBA emulated, the rest of their page f
 });
 
 Deno.test("vfio function: MSI writes reach the machine once per change, with the messages", () => {
-  const { fn, events, dev } = plan();
+  const { fn, events, dev, groups } = plan();
   const before = dev.config();
   fn.config.write(0x54, 4, 0xfee0_0000);
   fn.config.write(0x58, 4, 0);
@@ -152,6 +144,8 @@ Deno.test("vfio function: MSI writes reach the machine once per change, with the
     ["msi", [1, [{ addressLo: 0xfee0_0000, addressHi: 0, data: 0x41 }]]],
     ["msi", [0, []]],
   ]);
+  deepEqual(groups.msi.changes, [[[0, 0xfee0_0000, 0x41]]], "routed once, before the machine knew");
+  equal(groups.msi.releases, 1, "and released when MSI went off");
   // The device this function drives never sees the guest's MSI: its config space, the MSI
   // capability's Message Control (0x0180), address and data included, is as it was.
   const after = dev.config();
@@ -273,8 +267,6 @@ Deno.test("vfio function: enable changes on one thread's instance are news to an
   const other = new VfioPciFunction(p, {
     msixEnabled: (on) => void events.push(["msix other", on]),
     msiChanged: () => {},
-    signal: () => {},
-    routeChanged: () => {},
   });
   fn.config.write(0xb2, 2, 0x8000);
   other.config.write(0xb2, 2, 0x0000);
@@ -314,5 +306,18 @@ Deno.test("vfio function: a slot that cannot be placed stays unplaced and is tri
     "both placed once nothing overlaps",
   );
   equal(tries.filter(([bar, gpa]) => bar === 2 && gpa !== 0).length, 3, "tried at every write");
+  dev.close();
+});
+
+Deno.test("vfio function: MSI the vector group cannot route is never turned on", () => {
+  const { fn, events, dev, groups } = plan();
+  groups.msi.refuse = true;
+  fn.config.write(0x54, 4, 0xfee0_0000);
+  fn.config.write(0x52, 2, 0x0001);
+  equal(fn.config.read(0x52, 2) & 1, 0, "MSI Enable cleared");
+  deepEqual(events, [["msi", [0, []]]], "the machine only hears that MSI is off");
+  groups.msi.refuse = false;
+  fn.config.write(0x52, 2, 0x0001);
+  deepEqual(events.at(-1), ["msi", [1, [{ addressLo: 0xfee0_0000, addressHi: 0, data: 0 }]]]);
   dev.close();
 });

@@ -4,6 +4,7 @@
  * notify), the device side is the real DeviceRunner, and guest RAM is a plain ArrayBuffer.
  * Kicks and notifies are recorded; the test decides when the "Worker" runs.
  */
+import { RecordingVectors } from "../bus/recording_vectors.ts";
 import { GuestMemory } from "../../src/memory/guest_memory.ts";
 import {
   COMMON_OFFSET,
@@ -57,6 +58,8 @@ export class VirtioHarness {
   notifies: number[] = [];
   signals: number[] = [];
   intx: boolean[] = [];
+  /** The machine's routes, as the vCPU side's MSI-X makes them. */
+  readonly vectors = new RecordingVectors();
 
   constructor(
     device: VirtioDevice,
@@ -66,18 +69,22 @@ export class VirtioHarness {
   ) {
     this.mem = mem;
     this.plan = planVirtioPci(description(numQueues, features), 1, BAR0_GPA, BAR1_GPA, 10);
-    this.fn = new VirtioPciFunction(this.plan, {
-      notify: (q) => this.notifies.push(q),
-      kick: () => this.kicks++,
-      notifyMoved: () => {},
-      signal: () => {},
-      intx: (high) => this.intx.push(high),
-      routeChanged: () => {},
-    });
+    const line = { setLevel: (high: boolean) => void this.intx.push(high) };
+    this.fn = new VirtioPciFunction(
+      this.plan,
+      {
+        notify: (q) => this.notifies.push(q),
+        kick: () => this.kicks++,
+        notifyMoved: () => {},
+      },
+      this.vectors,
+      line,
+    );
     this.runner = new DeviceRunner(this.plan, mem, device, {
-      signal: (v) => this.signals.push(v),
-      intx: () => this.intx.push(true),
-    });
+      trigger: (v) => this.signals.push(v),
+      route: (first, end, message) => this.vectors.route(first, end, message),
+      release: () => this.vectors.release(),
+    }, line);
   }
 
   write(offset: number, size: number, value: number): void {

@@ -1,0 +1,68 @@
+/**
+ * The device interrupt vocabulary (src/bus/interrupt.ts) as KVM delivers it. A line is
+ * KVM_IRQ_LINE on an interrupt controller pin. A function's MSI or MSI-X vectors: per vector an irqfd (an eventfd
+ * made at plan time) and, while the vector is deliverable, a GSI whose route carries its
+ * message (src/machine/gsi_router.ts). The `MsiVectorGroup` every device and capability talks
+ * to (src/bus/interrupt.ts); every thread attaches its own over the same plan.
+ *
+ * @example
+ * ```ts
+ * const plan = planMsiVectors(3, "virtio-rng");            // main thread
+ * const group = new MsiVectors(plan, new GsiRouter(routerState, vm)); // any thread
+ * group.route(0, 1, () => ({ addressLo: 0xfee0_0000, addressHi: 0, data: 0x41 }));
+ * group.trigger(0); // writes vector 0's irqfd: KVM injects 0x41
+ * ```
+ */
+import { EventFd } from "../../ffi/eventfd.ts";
+import type { VmFd } from "../../ffi/kvm_fds.ts";
+import type { IrqLine, MsiMessage, MsiVectorGroup, MsiVectorsPlan } from "../bus/interrupt.ts";
+import type { GsiRouter } from "./gsi_router.ts";
+
+/** A level-triggered line on the interrupt controller's pin `gsi` (KVM_IRQ_LINE). */
+export function kvmLine(vm: Pick<VmFd, "irqLine">, gsi: number): IrqLine {
+  return { setLevel: (high) => vm.irqLine(gsi, high) };
+}
+
+/** Main thread: `vectors` fresh irqfds, none routed yet (`routes`: a GSI per vector, 0 none). */
+export function planMsiVectors(vectors: number, name: string): MsiVectorsPlan {
+  return {
+    irqFds: Array.from({ length: vectors }, () => EventFd.create().fd),
+    routes: new SharedArrayBuffer(4 * Math.max(vectors, 1)),
+    name,
+  };
+}
+
+export class MsiVectors implements MsiVectorGroup {
+  readonly #gsis: Int32Array;
+  readonly #irq: EventFd[];
+
+  constructor(private readonly plan: MsiVectorsPlan, private readonly router: GsiRouter) {
+    this.#gsis = new Int32Array(plan.routes);
+    this.#irq = plan.irqFds.map((fd) => new EventFd(fd));
+  }
+
+  get vectors(): number {
+    return this.#irq.length;
+  }
+
+  /** The GSI routed for `vector` now, 0 for none. */
+  gsi(vector: number): number {
+    if (!Number.isInteger(vector) || vector < 0 || vector >= this.#gsis.length) return 0;
+    return Atomics.load(this.#gsis, vector);
+  }
+
+  trigger(vector: number): void {
+    this.#irq[vector]?.signal();
+  }
+
+  /** See `GsiRouter.update`; vectors [first, end) clamped to this function's. */
+  route(first: number, end: number, message: (vector: number) => MsiMessage | undefined): boolean {
+    const lo = Math.max(0, first), hi = Math.min(end, this.#irq.length);
+    if (lo >= hi) return true;
+    return this.router.update(this.#gsis, this.plan.irqFds, this.plan.name, lo, hi, message);
+  }
+
+  release(): void {
+    this.router.release(this.#gsis, this.plan.irqFds, this.plan.name);
+  }
+}
