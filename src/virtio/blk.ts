@@ -29,7 +29,7 @@ import {
   strerror,
 } from "../../ffi/libc.ts";
 import { logRateLimited } from "../log.ts";
-import type { VirtioDevice } from "./device_runner.ts";
+import type { QueueHandler } from "./device_runner.ts";
 import type { GuestMemory } from "../memory/guest_memory.ts";
 import { DeviceFault } from "./device_fault.ts";
 import { type DescriptorChain, forEachSlice, readChain, writeChain } from "./queue.ts";
@@ -400,7 +400,7 @@ function withinLimits(chain: DescriptorChain): boolean {
 }
 
 /** virtio-blk as a device model for the I/O Worker: one request queue. */
-export class BlkDevice implements VirtioDevice {
+export class BlkDevice implements QueueHandler {
   constructor(
     private readonly mem: GuestMemory,
     readonly backend: BlockBackend,

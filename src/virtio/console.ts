@@ -6,7 +6,7 @@
 import type { GuestMemory } from "../memory/guest_memory.ts";
 import type { InputRing } from "../console/input_ring.ts";
 import { type DescriptorChain, readChain, type SplitQueue, writeChain } from "./queue.ts";
-import type { FillResult, VirtioDevice } from "./device_runner.ts";
+import type { FillResult, QueueHandler } from "./device_runner.ts";
 import { logRateLimited } from "../log.ts";
 
 export const CONSOLE_RX_QUEUE = 0;
@@ -30,7 +30,7 @@ export function consoleConfig(): Uint8Array {
   return c;
 }
 
-export class VirtioConsole implements VirtioDevice {
+export class VirtioConsole implements QueueHandler {
   readonly #buf = new Uint8Array(MAX_CHUNK);
   /** Output bytes dropped past {@link CONSOLE_TX_MAX_CHAIN_BYTES}. */
   droppedBytes = 0;

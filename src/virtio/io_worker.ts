@@ -15,7 +15,7 @@ import { Msix } from "../pci/msix.ts";
 import { describeError } from "../log.ts";
 import { FdPoller } from "./fd_poller.ts";
 import { Backlog, type Serve } from "./backlog.ts";
-import { DeviceRunner, type VirtioDevice } from "./device_runner.ts";
+import { DeviceRunner, type QueueHandler } from "./device_runner.ts";
 import { BlkDevice, FileBackend } from "./blk.ts";
 import { handleRngRequest } from "./rng.ts";
 import { RX_QUEUE, TapNet } from "./net.ts";
@@ -25,7 +25,7 @@ import { FdWriter } from "../machine/fd_writer.ts";
 import type { IoDevicePlan, IoWorkerInit, IoWorkerReport } from "./io_worker_protocol.ts";
 
 /** The device model behind each planned device; the runner does the rest. */
-function deviceModel(d: IoDevicePlan, mem: GuestMemory): VirtioDevice {
+function deviceModel(d: IoDevicePlan, mem: GuestMemory): QueueHandler {
   const b = d.backend;
   if (b.kind === "blk") {
     return new BlkDevice(mem, new FileBackend(b.path, { readOnly: b.readOnly }), b.id);

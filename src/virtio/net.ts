@@ -6,7 +6,7 @@
  */
 import { errno, errnoName, libc, strerror } from "../../ffi/libc.ts";
 import { logRateLimited } from "../log.ts";
-import type { FillResult, VirtioDevice } from "./device_runner.ts";
+import type { FillResult, QueueHandler } from "./device_runner.ts";
 import type { GuestMemory } from "../memory/guest_memory.ts";
 import { type DescriptorChain, readChain, type SplitQueue, writeChain } from "./queue.ts";
 
@@ -44,7 +44,7 @@ export interface NetDrops {
 /** An Ethernet header: the least a frame must carry after its virtio header. */
 const ETH_HLEN = 14;
 
-export class TapNet implements VirtioDevice {
+export class TapNet implements QueueHandler {
   readonly #packet = new Uint8Array(MAX_PACKET);
   readonly #packetView = new DataView(this.#packet.buffer);
   readonly drops: NetDrops = {
