@@ -25,7 +25,8 @@ import {
   type VirtioDeviceDescription,
   VirtioPciFunction,
 } from "../virtio/pci_transport.ts";
-import type { IoDevicePlan, VirtioBackendPlan } from "../virtio/io_worker_protocol.ts";
+import type { IoDevicePlan } from "./io_thread_protocol.ts";
+import type { BackendPlan } from "../virtio/device.ts";
 import { GsiRouter, type MsiRoute, MsiVectors } from "./gsi_router.ts";
 import { KVM_CAP } from "../../ffi/kvm.ts";
 import type { Msix } from "../pci/msix.ts";
@@ -117,7 +118,7 @@ function msixRoutes(msix: Msix, routes: MsiVectors): (vector: number) => MsiRout
 
 export interface VirtioDeviceRequest {
   description: VirtioDeviceDescription;
-  backend: VirtioBackendPlan;
+  backend: BackendPlan;
 }
 
 /** IOAPIC pins 16-23 take the PCI slots' INTx# in turn (pins 0-15 are the ISA IRQs), the

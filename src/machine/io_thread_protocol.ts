@@ -1,16 +1,12 @@
 /** What the main thread hands the I/O Worker: plain data only (SABs, fd numbers, paths). */
-import type { VirtioPciPlan } from "./pci_transport.ts";
+import type { VirtioPciPlan } from "../virtio/pci_transport.ts";
+import type { BackendPlan } from "../virtio/device.ts";
 import type { VfioPlan } from "../vfio/vfio_function.ts";
-
-export type VirtioBackendPlan =
-  | { kind: "blk"; path: string; readOnly: boolean; id: string }
-  | { kind: "rng" }
-  | { kind: "net"; tapFd: number; tapName: string }
-  | { kind: "console"; ring: SharedArrayBuffer; inputFd: number; outFd: number };
 
 export interface IoDevicePlan {
   plan: VirtioPciPlan;
-  backend: VirtioBackendPlan;
+  /** What the device's back-end opens from; its `type` picks the device (virtio/registry.ts). */
+  backend: BackendPlan;
   /** One eventfd per queue, signalled by KVM (ioeventfd) or by a vCPU on a notify exit. */
   notifyFds: number[];
   /** One eventfd per MSI-X vector, bound to its GSI with KVM_IRQFD. */
