@@ -9,7 +9,12 @@
 import { EventFd } from "../../ffi/eventfd.ts";
 import { PciConfigSpace } from "../pci/config_space.ts";
 import { Msix } from "../pci/msix.ts";
-import type { VfioPlan } from "./vfio_function.ts";
+import type { VfioMsixPlan, VfioPlan } from "./vfio_function.ts";
+
+/** What a relay needs of a passed-through device's plan (a VfioPlan). */
+export type RelayPlan = Pick<VfioPlan, "shadow" | "irqFds" | "deviceFds"> & {
+  msix?: Pick<VfioMsixPlan, "state" | "vectors" | "shadowCapOffset">;
+};
 
 /** One fd for the I/O thread to poll, and what to do when it is readable. */
 export interface RelayedFd {
@@ -18,7 +23,7 @@ export interface RelayedFd {
 }
 
 /** The relays for every passed-through device with MSI-X: one per vector. */
-export function msixRelays(vfio: readonly VfioPlan[]): RelayedFd[] {
+export function msixRelays(vfio: readonly RelayPlan[]): RelayedFd[] {
   return vfio.flatMap((v) => {
     if (!v.msix) return [];
     const irq = v.irqFds.map((fd) => new EventFd(fd));
