@@ -6,7 +6,8 @@
 import { parseArgs } from "./parse_args.ts";
 import { MAX_RAM_BYTES, MemoryLayoutError, MIN_RAM_BYTES, parseSize } from "../memory/layout.ts";
 import type { MachineConfig, VfioDeviceOption } from "../machine/machine.ts";
-import type { DiskOption, NetOption } from "../machine/virtio_devices.ts";
+import type { DiskOption } from "../virtio/blk.ts";
+import type { NetOption } from "../virtio/net.ts";
 import { parseMac } from "../virtio/net_config.ts";
 import { isBdf } from "../vfio/host_device.ts";
 

@@ -23,6 +23,22 @@ export function kvmLine(vm: Pick<VmFd, "irqLine">, gsi: number): IrqLine {
   return { setLevel: (high) => vm.irqLine(gsi, high) };
 }
 
+/** How a thread's devices reach the interrupt controller (KVM here; fakes in tests). */
+export interface ThreadInterrupts {
+  /** This thread's view of a function's vector group. */
+  vectors(plan: MsiVectorsPlan): MsiVectorGroup;
+  /** The line on pin `gsi`. */
+  line(gsi: number): IrqLine;
+}
+
+/** A thread's interrupts through KVM: lines by KVM_IRQ_LINE, vectors by irqfds and routes. */
+export function kvmInterrupts(vm: Pick<VmFd, "irqLine">, router: GsiRouter): ThreadInterrupts {
+  return {
+    vectors: (plan) => new MsiVectors(plan, router),
+    line: (gsi) => kvmLine(vm, gsi),
+  };
+}
+
 /** Main thread: `vectors` fresh irqfds, none routed yet (`routes`: a GSI per vector, 0 none). */
 export function planMsiVectors(vectors: number, name: string): MsiVectorsPlan {
   return {

@@ -25,8 +25,10 @@ import { msixEvents } from "../pci/msix.ts";
 import { writeAcpiTables } from "./acpi_tables.ts";
 import { findHostDevice, type HostPciDevice } from "../vfio/host_device.ts";
 import { mapGuestRam, openVfioDevice } from "../vfio/container.ts";
-import { type DiskOption, type NetOption, virtioRequests } from "./virtio_devices.ts";
-import type { IoWorkerInit, IoWorkerReport } from "../virtio/io_worker_protocol.ts";
+import { virtioRequests } from "./virtio_devices.ts";
+import type { DiskOption } from "../virtio/blk.ts";
+import type { NetOption } from "../virtio/net.ts";
+import type { IoWorkerInit, IoWorkerReport } from "./io_thread_protocol.ts";
 import { DiskSync } from "./disk_sync.ts";
 import { VcpuStopper } from "./vcpu_stop.ts";
 import { exitOnSignal, routeStopSignals, signalStatus, type StopSignal } from "./signals.ts";
@@ -203,7 +205,7 @@ class Threads {
 
   constructor(cpus: number, withIo: boolean) {
     if (withIo) {
-      const io = new Worker(new URL("../virtio/io_worker.ts", import.meta.url), { type: "module" });
+      const io = new Worker(new URL("./io_thread.ts", import.meta.url), { type: "module" });
       io.onmessage = (e: MessageEvent<IoWorkerReport>) => {
         if (e.data.type === "error") {
           this.#resolve({ status: 1, message: `I/O worker: ${e.data.message}` });

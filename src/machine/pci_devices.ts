@@ -25,7 +25,8 @@ import {
   type VirtioDeviceDescription,
   VirtioPciFunction,
 } from "../virtio/pci_transport.ts";
-import type { IoDevicePlan, VirtioBackendPlan } from "../virtio/io_worker_protocol.ts";
+import type { IoDevicePlan } from "./io_thread_protocol.ts";
+import type { BackendPlan } from "../virtio/device.ts";
 import { GsiRouter } from "./gsi_router.ts";
 import { kvmLine, MsiVectors, planMsiVectors } from "./interrupts.ts";
 import type { MsiMessage } from "../bus/interrupt.ts";
@@ -102,7 +103,7 @@ function eventfds(vectors: number): number[] {
 
 export interface VirtioDeviceRequest {
   description: VirtioDeviceDescription;
-  backend: VirtioBackendPlan;
+  backend: BackendPlan;
 }
 
 /** IOAPIC pins 16-23 take the PCI slots' INTx# in turn (pins 0-15 are the ISA IRQs), the

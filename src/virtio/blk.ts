@@ -29,8 +29,9 @@ import {
   strerror,
 } from "../../ffi/libc.ts";
 import { logRateLimited } from "../log.ts";
-import type { VirtioDevice } from "./device_runner.ts";
+import type { QueueHandler } from "./device_runner.ts";
 import type { GuestMemory } from "../memory/guest_memory.ts";
+import { type BackendPlan, QUEUE_SIZE, TRANSPORT_FEATURES, type VirtioDevice } from "./device.ts";
 import { DeviceFault } from "./device_fault.ts";
 import { type DescriptorChain, forEachSlice, readChain, writeChain } from "./queue.ts";
 
@@ -399,8 +400,61 @@ function withinLimits(chain: DescriptorChain): boolean {
   return true;
 }
 
+/** `--disk PATH[,ro]`. */
+export interface DiskOption {
+  path: string;
+  readOnly: boolean;
+}
+
+/** What the I/O thread opens a disk from: the image again, by path. */
+export interface BlkPlan extends BackendPlan {
+  type: "blk";
+  path: string;
+  readOnly: boolean;
+  /** GET_ID's answer. */
+  id: string;
+}
+
+const VIRTIO_ID_BLOCK = 2;
+const CLASS_STORAGE_OTHER = 0x01_80_00;
+
+/**
+ * virtio-blk on a raw image. The main thread opens the image once to check it and learn its
+ * capacity (a bad path fails before the guest starts); the I/O thread opens it again for the
+ * requests.
+ */
+export const virtioBlk: VirtioDevice<DiskOption, BlkPlan> = {
+  type: "blk",
+  describe(disk, index) {
+    const probe = new FileBackend(disk.path, { readOnly: disk.readOnly });
+    const size = probe.sizeBytes;
+    probe.close();
+    return {
+      description: {
+        name: `virtio-blk ${disk.path}`,
+        deviceType: VIRTIO_ID_BLOCK,
+        classCode: CLASS_STORAGE_OTHER,
+        numQueues: 1,
+        queueMaxSize: QUEUE_SIZE,
+        features: TRANSPORT_FEATURES | blkFeatures(disk.readOnly),
+        config: blkConfig(size),
+      },
+      backend: {
+        type: "blk",
+        path: disk.path,
+        readOnly: disk.readOnly,
+        id: `denovmm-disk${index}`,
+      },
+    };
+  },
+  open(plan, host) {
+    const file = new FileBackend(plan.path, { readOnly: plan.readOnly });
+    return { handler: new BlkDevice(host.mem, file, plan.id) };
+  },
+};
+
 /** virtio-blk as a device model for the I/O Worker: one request queue. */
-export class BlkDevice implements VirtioDevice {
+export class BlkDevice implements QueueHandler {
   constructor(
     private readonly mem: GuestMemory,
     readonly backend: BlockBackend,

@@ -4,10 +4,12 @@
  * InputRing; output goes straight to the console fd from the I/O Worker.
  */
 import type { GuestMemory } from "../memory/guest_memory.ts";
-import type { InputRing } from "../console/input_ring.ts";
+import { InputRing } from "../console/input_ring.ts";
 import { type DescriptorChain, readChain, type SplitQueue, writeChain } from "./queue.ts";
-import type { FillResult, VirtioDevice } from "./device_runner.ts";
+import type { FillResult, QueueHandler } from "./device_runner.ts";
 import { logRateLimited } from "../log.ts";
+import { EventFd } from "../../ffi/eventfd.ts";
+import { type BackendPlan, QUEUE_SIZE, TRANSPORT_FEATURES, type VirtioDevice } from "./device.ts";
 
 export const CONSOLE_RX_QUEUE = 0;
 export const CONSOLE_TX_QUEUE = 1;
@@ -30,7 +32,52 @@ export function consoleConfig(): Uint8Array {
   return c;
 }
 
-export class VirtioConsole implements VirtioDevice {
+/** The plumbing of a virtio console: the ring stdin fills, the eventfd that says so, and the fd
+ * its output goes to. */
+export interface VirtioConsoleIo {
+  ring: SharedArrayBuffer;
+  inputFd: number;
+  outFd: number;
+}
+
+export interface ConsolePlan extends BackendPlan, VirtioConsoleIo {
+  type: "console";
+}
+
+const VIRTIO_ID_CONSOLE = 3;
+const CLASS_COMMUNICATION_OTHER = 0x07_80_00;
+
+/**
+ * virtio-console (`--console virtio`). The main thread fills the ring from stdin and signals
+ * the eventfd; the I/O thread drains the eventfd and moves what the ring holds into the
+ * receive queue.
+ */
+export const virtioConsole: VirtioDevice<VirtioConsoleIo, ConsolePlan> = {
+  type: "console",
+  describe(io) {
+    return {
+      description: {
+        name: "virtio-console",
+        deviceType: VIRTIO_ID_CONSOLE,
+        classCode: CLASS_COMMUNICATION_OTHER,
+        numQueues: 2,
+        queueMaxSize: QUEUE_SIZE,
+        features: TRANSPORT_FEATURES,
+        config: consoleConfig(),
+      },
+      backend: { type: "console", ring: io.ring, inputFd: io.inputFd, outFd: io.outFd },
+    };
+  },
+  open(plan, host) {
+    const wake = new EventFd(plan.inputFd);
+    return {
+      handler: new VirtioConsole(host.mem, new InputRing(plan.ring), host.output(plan.outFd)),
+      input: { fd: plan.inputFd, queue: CONSOLE_RX_QUEUE, drain: () => void wake.drain() },
+    };
+  },
+};
+
+export class VirtioConsole implements QueueHandler {
   readonly #buf = new Uint8Array(MAX_CHUNK);
   /** Output bytes dropped past {@link CONSOLE_TX_MAX_CHAIN_BYTES}. */
   droppedBytes = 0;

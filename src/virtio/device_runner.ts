@@ -43,8 +43,11 @@ export const BYTE_BUDGET = 8 * 1024 * 1024;
  */
 export type FillResult = "starved" | "idle" | "more";
 
-/** A device model behind the transport: what it does with each queue. */
-export interface VirtioDevice {
+/**
+ * A device model behind the transport: what it does with each queue. (The device as a whole,
+ * its self-description and how its back-end opens, is a VirtioDevice: device.ts.)
+ */
+export interface QueueHandler {
   /** Serve one chain the driver made available on request queue `queue`; returns the bytes
    * written into it. Throws DeviceFault when the chain cannot even be answered. */
   handle(queue: number, chain: DescriptorChain): number;
@@ -68,7 +71,7 @@ export class DeviceRunner {
   constructor(
     plan: VirtioPciPlan,
     private readonly mem: GuestMemory,
-    private readonly device: VirtioDevice,
+    private readonly device: QueueHandler,
     vectors: MsiVectorGroup,
     /** INTA#: raised here, lowered by the driver's ISR read (on a vCPU thread). */
     private readonly intx: IrqLine,

@@ -6,9 +6,12 @@
  */
 import { errno, errnoName, libc, strerror } from "../../ffi/libc.ts";
 import { logRateLimited } from "../log.ts";
-import type { FillResult, VirtioDevice } from "./device_runner.ts";
+import type { FillResult, QueueHandler } from "./device_runner.ts";
 import type { GuestMemory } from "../memory/guest_memory.ts";
 import { type DescriptorChain, readChain, type SplitQueue, writeChain } from "./queue.ts";
+import { openTap } from "../../ffi/tun.ts";
+import { type BackendPlan, QUEUE_SIZE, TRANSPORT_FEATURES, type VirtioDevice } from "./device.ts";
+import { netConfig, VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS } from "./net_config.ts";
 
 // The configuration side lives apart (the command line parses MACs without loading libc).
 export { netConfig, parseMac, VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS } from "./net_config.ts";
@@ -27,6 +30,57 @@ const EINTR = 4;
 export const RX_QUEUE = 0;
 export const TX_QUEUE = 1;
 
+/** `--network tap[=NAME][,mac=MAC]`. */
+export interface NetOption {
+  /** Tap interface name; "" lets the kernel choose (tap0, tap1, ...). */
+  tap: string;
+  mac?: Uint8Array;
+}
+
+/** The tap the main thread opened, by fd. */
+export interface NetPlan extends BackendPlan {
+  type: "net";
+  tapFd: number;
+  tapName: string;
+}
+
+const VIRTIO_ID_NET = 1;
+const CLASS_ETHERNET = 0x02_00_00;
+/** Locally administered (bit 1), unicast: 52:54:00 is the prefix QEMU users know. */
+const DEFAULT_MAC = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
+
+/**
+ * virtio-net on a tap. The main thread opens the tap (so a missing permission fails before the
+ * guest starts); the I/O thread reads frames from it into the receive queue whenever it is
+ * readable and the queue has buffers.
+ */
+export const virtioNet: VirtioDevice<NetOption, NetPlan> = {
+  type: "net",
+  describe(net, index) {
+    const mac = net.mac ??
+      Uint8Array.from(DEFAULT_MAC.map((b, j) => j === 5 ? (b + index) & 0xff : b));
+    const tap = openTap(net.tap, VIRTIO_NET_HDR_BYTES);
+    return {
+      description: {
+        name: `virtio-net ${tap.name}`,
+        deviceType: VIRTIO_ID_NET,
+        classCode: CLASS_ETHERNET,
+        numQueues: 2,
+        queueMaxSize: QUEUE_SIZE,
+        features: TRANSPORT_FEATURES | VIRTIO_NET_F_MAC | VIRTIO_NET_F_STATUS,
+        config: netConfig(mac),
+      },
+      backend: { type: "net", tapFd: tap.fd, tapName: tap.name },
+    };
+  },
+  open(plan, host) {
+    return {
+      handler: new TapNet(plan.tapFd, host.mem, host.name),
+      input: { fd: plan.tapFd, queue: RX_QUEUE, pausedWhileStarved: true },
+    };
+  },
+};
+
 /** Why a frame was dropped: each counted, each logged at most once a second. */
 export interface NetDrops {
   /** Transmit: the tap refused the frame (down: EIO; deleted: EBADFD; ...). */
@@ -44,7 +98,7 @@ export interface NetDrops {
 /** An Ethernet header: the least a frame must carry after its virtio header. */
 const ETH_HLEN = 14;
 
-export class TapNet implements VirtioDevice {
+export class TapNet implements QueueHandler {
   readonly #packet = new Uint8Array(MAX_PACKET);
   readonly #packetView = new DataView(this.#packet.buffer);
   readonly drops: NetDrops = {

@@ -7,6 +7,32 @@
 
 import type { GuestMemory } from "../memory/guest_memory.ts";
 import { type DescriptorChain, forEachSlice } from "./queue.ts";
+import { type BackendPlan, QUEUE_SIZE, TRANSPORT_FEATURES, type VirtioDevice } from "./device.ts";
+
+const VIRTIO_ID_ENTROPY = 4;
+const CLASS_UNCLASSIFIED = 0x00_ff_00;
+
+/** virtio-rng (`--rng`): one request queue, no config, nothing to open on the host. */
+export const virtioRng: VirtioDevice<undefined, BackendPlan> = {
+  type: "rng",
+  describe() {
+    return {
+      description: {
+        name: "virtio-rng",
+        deviceType: VIRTIO_ID_ENTROPY,
+        classCode: CLASS_UNCLASSIFIED,
+        numQueues: 1,
+        queueMaxSize: QUEUE_SIZE,
+        features: TRANSPORT_FEATURES,
+        config: new Uint8Array(0),
+      },
+      backend: { type: "rng" },
+    };
+  },
+  open(_plan, { mem }) {
+    return { handler: { handle: (_queue, chain) => handleRngRequest(mem, chain) } };
+  },
+};
 
 /** Web Crypto refuses more than 65536 bytes per getRandomValues call. */
 const GET_RANDOM_MAX_BYTES = 65536;

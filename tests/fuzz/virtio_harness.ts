@@ -19,7 +19,7 @@
 import { RecordingVectors } from "../bus/recording_vectors.ts";
 import { deepEqual, equal, ok } from "../assert.ts";
 import { PciBus } from "../../src/pci/bus.ts";
-import { DeviceRunner, type VirtioDevice } from "../../src/virtio/device_runner.ts";
+import { DeviceRunner, type QueueHandler } from "../../src/virtio/device_runner.ts";
 import {
   STATUS_ACKNOWLEDGE,
   STATUS_DEVICE_NEEDS_RESET,
@@ -58,7 +58,7 @@ const F_NEXT = 1, F_WRITE = 2, F_INDIRECT = 4;
 
 /** A device model as a run builds it, with what the fuzzer does on the host's side. */
 export interface DeviceBackend {
-  device: VirtioDevice;
+  device: QueueHandler;
   /** Something happens on the host side (a frame arrives, a key is typed); true: serve the
    * device's fill queues, as the I/O Worker does when the source's fd is readable. */
   hostEvent?(a: number, b: number, c: number): boolean;
@@ -191,8 +191,8 @@ class ChainWatch {
   }
 
   /** `device` with every chain it handles or fills watched. */
-  device(device: VirtioDevice): VirtioDevice {
-    const watched: VirtioDevice = {
+  device(device: QueueHandler): QueueHandler {
+    const watched: QueueHandler = {
       handle: (q, chain) => {
         this.popped(q, chain);
         let n;

@@ -15,7 +15,7 @@ import {
   VirtioPciFunction,
   type VirtioPciPlan,
 } from "../../src/virtio/pci_transport.ts";
-import { DeviceRunner, type VirtioDevice } from "../../src/virtio/device_runner.ts";
+import { DeviceRunner, type QueueHandler } from "../../src/virtio/device_runner.ts";
 import {
   STATUS_ACKNOWLEDGE,
   STATUS_DRIVER,
@@ -62,7 +62,7 @@ export class VirtioHarness {
   readonly vectors = new RecordingVectors();
 
   constructor(
-    device: VirtioDevice,
+    device: QueueHandler,
     numQueues = 1,
     mem: GuestMemory = ram(),
     features?: bigint,
@@ -157,7 +157,7 @@ export class VirtioHarness {
 }
 
 /** Records the chains a device was handed; answers with `written` bytes. */
-export class RecordingDevice implements VirtioDevice {
+export class RecordingDevice implements QueueHandler {
   handled: Array<{ queue: number; head: number }> = [];
   onHandle: (queue: number) => void = () => {};
   constructor(readonly written = 0) {}

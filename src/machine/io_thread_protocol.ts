@@ -1,17 +1,13 @@
 /** What the main thread hands the I/O Worker: plain data only (SABs, fd numbers, paths). */
-import type { VirtioPciPlan } from "./pci_transport.ts";
+import type { VirtioPciPlan } from "../virtio/pci_transport.ts";
+import type { BackendPlan } from "../virtio/device.ts";
 import type { VfioPlan } from "../vfio/vfio_function.ts";
 import type { MsiVectorsPlan } from "../bus/interrupt.ts";
 
-export type VirtioBackendPlan =
-  | { kind: "blk"; path: string; readOnly: boolean; id: string }
-  | { kind: "rng" }
-  | { kind: "net"; tapFd: number; tapName: string }
-  | { kind: "console"; ring: SharedArrayBuffer; inputFd: number; outFd: number };
-
 export interface IoDevicePlan {
   plan: VirtioPciPlan;
-  backend: VirtioBackendPlan;
+  /** What the device's back-end opens from; its `type` picks the device (virtio/registry.ts). */
+  backend: BackendPlan;
   /** One eventfd per queue, signalled by KVM (ioeventfd) or by a vCPU on a notify exit. */
   notifyFds: number[];
   /** Its MSI-X vectors: an irqfd each, routed while the guest has the vector deliverable. */
