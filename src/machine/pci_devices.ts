@@ -28,7 +28,7 @@ import {
 import type { IoDevicePlan } from "./io_thread_protocol.ts";
 import type { BackendPlan } from "../virtio/device.ts";
 import { GsiRouter } from "./gsi_router.ts";
-import { kvmLine, MsiVectors, planMsiVectors } from "./interrupts.ts";
+import { kvmInterrupts, planMsiVectors } from "./interrupts.ts";
 import type { MsiMessage } from "../bus/interrupt.ts";
 import { KVM_CAP } from "../../ffi/kvm.ts";
 import type { PciIrqRoute } from "../boot/mptable.ts";
@@ -365,7 +365,7 @@ export function registerPci(
     barWrite: () => {},
   };
   bus.add(0, hostBridge);
-  const router = new GsiRouter(plan.routerState, vm, log);
+  const irq = kvmInterrupts(vm, new GsiRouter(plan.routerState, vm, log));
   const control = new EventFd(plan.controlFd);
   const functions = plan.devices.map((d) => {
     const notify = d.notifyFds.map((fd) => new EventFd(fd));
@@ -377,8 +377,8 @@ export function registerPci(
         notifyMoved: (oldGpa, newGpa) =>
           moveNotify(vm, d.plan.name, d.notifyFds, oldGpa, newGpa, log),
       },
-      new MsiVectors(d.vectors, router),
-      kvmLine(vm, d.plan.intxGsi),
+      irq.vectors(d.vectors),
+      irq.line(d.plan.intxGsi),
     );
     bus.add(d.plan.slot, fn);
     return fn;
@@ -419,8 +419,8 @@ export function registerPci(
         slotsRemoved: () => placeOthersAgain(fn),
       },
       {
-        msix: msix && new MsiVectors(msix.vectors, router),
-        msi: msi && new MsiVectors(msi, router),
+        msix: msix && irq.vectors(msix.vectors),
+        msi: msi && irq.vectors(msi),
       },
     );
     vfioFunctions.push(fn);
