@@ -14,6 +14,7 @@ import {
   PROT_WRITE,
   SyscallError,
 } from "./libc.ts";
+import { EACCES, EAGAIN, EINTR, ENOENT, ENOTTY, EPERM } from "./errno.ts";
 import * as K from "./kvm.ts";
 import { KvmRun } from "./kvm_run.ts";
 import { KvmRegs, KvmSregs } from "./kvm_regs.ts";
@@ -41,10 +42,6 @@ export class KvmUnavailableError extends Error {
   }
 }
 
-const ENOENT = 2;
-const EACCES = 13;
-const EPERM = 1;
-const ENOTTY = 25;
 /** Entries asked of KVM_GET_SUPPORTED_CPUID; KVM answers E2BIG below its count. */
 const CPUID_CAPACITY = 256;
 
@@ -234,10 +231,8 @@ export class VmFd {
   }
 }
 
-const EINTR = 4;
 /** Precomputed so the exit loop makes no BigInt per KVM_RUN. */
 const KVM_RUN_REQUEST = BigInt(K.KVM_RUN);
-const EAGAIN = 11;
 
 export class VcpuFd {
   readonly run: KvmRun;

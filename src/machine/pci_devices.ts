@@ -31,9 +31,7 @@ import { KVM_CAP } from "../../ffi/kvm.ts";
 import type { Msix } from "../pci/msix.ts";
 import type { PciIrqRoute } from "../boot/mptable.ts";
 import { hostPageSize } from "../../ffi/libc.ts";
-
-const ENOENT = 2;
-const EEXIST = 17;
+import { EEXIST, ENOENT } from "../../ffi/errno.ts";
 
 /** What the PCI side asks of the VM (a VmFd; a fake in tests). */
 export type PciVm = Pick<

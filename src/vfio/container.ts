@@ -4,13 +4,12 @@
  * The ioctls are ffi/vfio_fds.ts's; here is the policy and each failure's line for the user.
  */
 import { strerror, SyscallError } from "../../ffi/libc.ts";
+import { EPERM } from "../../ffi/errno.ts";
 import * as V from "../../ffi/vfio_abi.ts";
 import { VfioContainer, VfioDevice, VfioGroup, type VfioRegion } from "../../ffi/vfio_fds.ts";
 import { type HostPciDevice, VfioSetupError } from "./host_device.ts";
 
 export type { VfioRegion };
-
-const EPERM = 1;
 
 export interface OpenedVfioDevice {
   host: HostPciDevice;

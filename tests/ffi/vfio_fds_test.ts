@@ -2,11 +2,9 @@
 // laid out like a device fd) whose pread/pwrite work and whose ioctls fail with ENOTTY.
 import { equal, ok } from "../assert.ts";
 import { SyscallError } from "../../ffi/libc.ts";
+import { ENOENT, ENOTTY } from "../../ffi/errno.ts";
 import { VfioContainer, VfioDevice, VfioGroup } from "../../ffi/vfio_fds.ts";
 import { BAR_AT, fakeDevice } from "../vfio/fake_device.ts";
-
-const ENOENT = 2;
-const ENOTTY = 25;
 
 /** The SyscallError that `call` throws. */
 function syscallError(call: () => unknown): SyscallError {
