@@ -21,7 +21,7 @@ import { handleRngRequest } from "./rng.ts";
 import { RX_QUEUE, TapNet } from "./net.ts";
 import { CONSOLE_RX_QUEUE, VirtioConsole } from "./console.ts";
 import { InputRing } from "../console/input_ring.ts";
-import { FdWriter } from "../machine/fd_writer.ts";
+import { FdWriter } from "../../ffi/fd_writer.ts";
 import type { IoDevicePlan, IoWorkerInit, IoWorkerReport } from "./io_worker_protocol.ts";
 
 /** The device model behind each planned device; the runner does the rest. */
