@@ -173,7 +173,7 @@ export class GsiRouter {
         return false;
       }
       for (let i = 0; i < unbind.length; i += 2) {
-        const e = this.vm.tryIrqfd(irqFds[unbind[i]], unbind[i + 1], true);
+        const e = this.vm.tryIrqfd(irqFds[unbind[i]], unbind[i + 1], { deassign: true });
         if (e !== 0) {
           this.log.log(`${name} irqfd`, `${name}: KVM_IRQFD (unbind) failed: ${errnoName(e)}`);
         }
@@ -181,7 +181,7 @@ export class GsiRouter {
       let dropped = false;
       for (let i = 0; i < bind.length; i += 2) {
         const [v, gsi] = [bind[i], bind[i + 1]];
-        const e = this.vm.tryIrqfd(irqFds[v], gsi, false);
+        const e = this.vm.tryIrqfd(irqFds[v], gsi);
         if (e === 0) continue;
         this.log.log(`${name} irqfd`, `${name}: KVM_IRQFD failed: ${errnoName(e)}`);
         s[HEADER + gsi * GSI_WORDS] = 0;

@@ -42,7 +42,6 @@ export type PciVm = Pick<
   | "trySetGsiRouting"
   | "setGsiRouting"
   | "irqfd"
-  | "irqfdResample"
   | "irqLine"
   | "checkExtension"
 >;
@@ -329,7 +328,7 @@ export function planPci(
       const gsi = intxPin(base.slot, base.intxPin);
       const triggerFd = EventFd.create().fd;
       const resampleFd = EventFd.create().fd;
-      vm.irqfdResample(triggerFd, gsi, resampleFd);
+      vm.irqfd(triggerFd, gsi, { resampleFd });
       intx = { gsi, triggerFd, resampleFd };
     }
     const plan: VfioPlan = {
