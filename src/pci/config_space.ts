@@ -46,6 +46,8 @@ export const PCI_INTERRUPT_PIN = 0x3d;
 export const PCI_CONFIG_SPACE_SIZE = 256;
 /** Number of BAR slots in a type 0 header. */
 export const PCI_BAR_COUNT = 6;
+/** Just past BAR 5 (where a type 0 header has its CardBus CIS pointer). */
+export const PCI_BAR_END = PCI_BAR0 + 4 * PCI_BAR_COUNT;
 
 /** Command register bits (PCI 3.0 §6.2.2). */
 export const PCI_COMMAND_IO = 0x0001;
