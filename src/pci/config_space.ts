@@ -26,6 +26,7 @@
  * cfg.read(0x10, 4); // 0xffffc004: size mask | 64-bit type
  * ```
  */
+import { spinLock, spinUnlock } from "../spin_lock.ts";
 
 /** Config-space register offsets (PCI 3.0 Figure 6-1). */
 export const PCI_VENDOR_ID = 0x00;
@@ -497,11 +498,10 @@ export class PciConfigSpace {
   }
 
   #lock(): void {
-    // Critical sections are a few byte updates long, so spinning beats sleeping.
-    while (Atomics.compareExchange(this.#s, S_LOCK, 0, 1) !== 0) { /* spin */ }
+    spinLock(this.#s, S_LOCK);
   }
 
   #unlock(): void {
-    Atomics.store(this.#s, S_LOCK, 0);
+    spinUnlock(this.#s, S_LOCK);
   }
 }
