@@ -4,9 +4,7 @@
  * be rebuilt on any thread from its fd number.
  */
 import { check, EFD_CLOEXEC, EFD_NONBLOCK, errno, libc, SyscallError } from "./libc.ts";
-
-const EAGAIN = 11;
-const EINTR = 4;
+import { EAGAIN, EINTR } from "./errno.ts";
 
 export class EventFd {
   readonly #one = new BigUint64Array([1n]);

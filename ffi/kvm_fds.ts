@@ -14,6 +14,7 @@ import {
   PROT_WRITE,
   SyscallError,
 } from "./libc.ts";
+import { EACCES, EAGAIN, EINTR, ENOENT, ENOTTY, EPERM } from "./errno.ts";
 import * as K from "./kvm.ts";
 import { KvmRun } from "./kvm_run.ts";
 import { KvmRegs, KvmSregs } from "./kvm_regs.ts";
@@ -41,10 +42,6 @@ export class KvmUnavailableError extends Error {
   }
 }
 
-const ENOENT = 2;
-const EACCES = 13;
-const EPERM = 1;
-const ENOTTY = 25;
 /** Entries asked of KVM_GET_SUPPORTED_CPUID; KVM answers E2BIG below its count. */
 const CPUID_CAPACITY = 256;
 
@@ -114,6 +111,12 @@ export class Kvm {
   }
 }
 
+/** How VmFd.irqfd binds: `resampleFd` makes it level-triggered, `deassign` unbinds. */
+export interface IrqfdOptions {
+  resampleFd?: number;
+  deassign?: boolean;
+}
+
 export class VmFd {
   readonly #irq = new KvmIrqLevel();
   readonly #region = new KvmUserspaceMemoryRegion();
@@ -175,25 +178,22 @@ export class VmFd {
     check("KVM_IRQ_LINE", libc.ioctl(this.fd, BigInt(K.KVM_IRQ_LINE), v.pointer));
   }
 
-  /** Make a write to `fd` raise `gsi` (KVM_IRQFD), or stop that with `deassign`. */
-  irqfd(fd: number, gsi: number, deassign = false): void {
-    const e = this.tryIrqfd(fd, gsi, deassign);
+  /**
+   * Make a write to `fd` raise `gsi` (KVM_IRQFD), or stop that with `deassign`. With
+   * `resampleFd` it is level-triggered: a write asserts `gsi` (an IOAPIC pin) until the guest
+   * EOIs it, when KVM de-asserts the line and signals `resampleFd` (KVM_IRQFD_FLAG_RESAMPLE).
+   */
+  irqfd(fd: number, gsi: number, opts: IrqfdOptions = {}): void {
+    const e = this.tryIrqfd(fd, gsi, opts);
     if (e !== 0) throw new SyscallError("KVM_IRQFD", e);
   }
 
   /** KVM_IRQFD at run time: 0, or the errno. */
-  tryIrqfd(fd: number, gsi: number, deassign = false): number {
-    const v = this.#irqfdArg.set(fd, gsi, deassign ? KVM_IRQFD_FLAG_DEASSIGN : 0);
+  tryIrqfd(fd: number, gsi: number, opts: IrqfdOptions = {}): number {
+    const flags = (opts.deassign ? KVM_IRQFD_FLAG_DEASSIGN : 0) |
+      (opts.resampleFd !== undefined ? KVM_IRQFD_FLAG_RESAMPLE : 0);
+    const v = this.#irqfdArg.set(fd, gsi, flags, opts.resampleFd ?? 0);
     return libc.ioctl(this.fd, BigInt(K.KVM_IRQFD), v.pointer) < 0 ? errno() : 0;
-  }
-
-  /**
-   * A level-triggered irqfd: a write to `fd` asserts `gsi` (an IOAPIC pin) until the guest
-   * EOIs it, when KVM de-asserts the line and signals `resampleFd` (KVM_IRQFD_FLAG_RESAMPLE).
-   */
-  irqfdResample(fd: number, gsi: number, resampleFd: number): void {
-    const v = this.#irqfdArg.set(fd, gsi, KVM_IRQFD_FLAG_RESAMPLE, resampleFd);
-    check("KVM_IRQFD", libc.ioctl(this.fd, BigInt(K.KVM_IRQFD), v.pointer));
   }
 
   /** Make guest writes of `len` bytes at `addr` (MMIO, or port I/O with `pio`) signal `fd`. */
@@ -234,10 +234,8 @@ export class VmFd {
   }
 }
 
-const EINTR = 4;
 /** Precomputed so the exit loop makes no BigInt per KVM_RUN. */
 const KVM_RUN_REQUEST = BigInt(K.KVM_RUN);
-const EAGAIN = 11;
 
 export class VcpuFd {
   readonly run: KvmRun;

@@ -57,7 +57,7 @@ export const KVM_SEGMENT_OFFSETS = {
 } as const;
 export const KVM_SEGMENT_SIZE = 24;
 
-/** The fields of a segment register as plain numbers (what boot code describes). */
+/** A segment register's fields as plain numbers (what boot code describes); `limit` in bytes. */
 export interface Segment {
   base: number;
   limit: number;

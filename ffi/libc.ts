@@ -6,6 +6,11 @@
  * register whatever its type, so fixed signatures per argument kind are sound: one for a
  * pointer argument and one for an integer argument.
  */
+import { errnoName } from "./errno.ts";
+
+// Where modules that already import libc.ts find errnoName (ffi/errno.ts has it).
+export { errnoName };
+
 const symbols = {
   open: { parameters: ["buffer", "i32", "i32"], result: "i32" }, // int open(const char *path, int flags, mode_t mode)
   close: { parameters: ["i32"], result: "i32" }, // int close(int fd)
@@ -68,26 +73,6 @@ export const EFD_NONBLOCK = 0o4000;
 export const POLLIN = 0x001;
 export const _SC_PAGESIZE = 30;
 
-/** errno names for the values a VMM meets; others print as their number. */
-const ERRNO_NAMES: Record<number, string> = {
-  1: "EPERM",
-  2: "ENOENT",
-  4: "EINTR",
-  5: "EIO",
-  9: "EBADF",
-  11: "EAGAIN",
-  12: "ENOMEM",
-  13: "EACCES",
-  14: "EFAULT",
-  16: "EBUSY",
-  17: "EEXIST",
-  19: "ENODEV",
-  22: "EINVAL",
-  25: "ENOTTY",
-  28: "ENOSPC",
-  95: "EOPNOTSUPP",
-};
-
 /** errno of the last failed libc call on this thread; read it right after the call. */
 export function errno(): number {
   const p = libc.__errno_location();
@@ -100,10 +85,6 @@ export class SyscallError extends Error {
     super(`${call} failed: ${errnoName(errno)} (${errno})`);
     this.name = "SyscallError";
   }
-}
-
-export function errnoName(code: number): string {
-  return ERRNO_NAMES[code] ?? `errno ${code}`;
 }
 
 /** libc's message for an errno, for user-facing lines ("Permission denied"). */

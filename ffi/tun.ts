@@ -4,6 +4,7 @@
  */
 import { check, cString, errno, libc, O_CLOEXEC, O_RDWR, strerror } from "./libc.ts";
 import { _IOW } from "./ioctl.ts";
+import { EBUSY, EINVAL, EPERM } from "./errno.ts";
 
 const TUN_TYPE = "T".charCodeAt(0);
 const INT_SIZE = 4;
@@ -17,9 +18,6 @@ export const IFF_VNET_HDR = 0x4000;
 export const IFREQ_SIZE = 40;
 export const IFNAMSIZ = 16;
 const O_NONBLOCK = 0o4000;
-const EPERM = 1;
-const EBUSY = 16;
-const EINVAL = 22;
 
 export class TapError extends Error {
   override name = "TapError";

@@ -10,8 +10,9 @@
  * page tables, enabling PAE/LME, a far jump) is skipped, and no real-mode setup code runs. It is
  * also the entry Firecracker uses; kvmtool instead enters the 16-bit setup code.
  *
- * This module knows nothing of KVM: it writes tables into guest memory and describes the
- * registers as a plain object that the vCPU code maps onto kvm_regs/kvm_sregs.
+ * This module issues no KVM call: it writes tables into guest memory and describes the
+ * registers as a plain object that the vCPU code maps onto kvm_regs/kvm_sregs (each segment
+ * register as ffi/kvm_regs.ts's `Segment`, the one description of struct kvm_segment).
  *
  * Low-memory map used here (all below the zero page at 0x7000 or between it and the EBDA):
  *   0x0500 GDT (6 slots: null, null, __BOOT_CS, __BOOT_DS, 16-byte TSS descriptor)
@@ -24,6 +25,7 @@
  */
 
 import type { GuestMemory } from "../memory/guest_memory.ts";
+import type { Segment } from "../../ffi/kvm_regs.ts";
 
 export const BOOT_GDT_GPA = 0x500;
 /** After the GDT's 16-byte TSS descriptor (0x520..0x52f); 0x520 itself is taken by it. */
@@ -64,21 +66,6 @@ const LARGE_PAGE_SIZE = 0x20_0000;
 /** Page directories: one per GiB of the identity-mapped first 4 GiB. */
 const PAGE_DIRECTORIES = 4;
 
-/** One segment register as struct kvm_segment describes it; `limit` is in bytes. */
-export interface SegmentState {
-  base: number;
-  limit: number;
-  selector: number;
-  type: number;
-  present: number;
-  dpl: number;
-  db: number;
-  s: number;
-  l: number;
-  g: number;
-  avl: number;
-}
-
 /** The initial vCPU state: what goes into kvm_regs and kvm_sregs (the rest stays at reset). */
 export interface VcpuEntryState {
   regs: { rip: number; rsi: number; rsp: number; rbp: number; rflags: number };
@@ -88,17 +75,17 @@ export interface VcpuEntryState {
   efer: number;
   gdt: { base: number; limit: number };
   idt: { base: number; limit: number };
-  cs: SegmentState;
-  ds: SegmentState;
-  es: SegmentState;
-  fs: SegmentState;
-  gs: SegmentState;
-  ss: SegmentState;
-  tr: SegmentState;
+  cs: Segment;
+  ds: Segment;
+  es: Segment;
+  fs: Segment;
+  gs: Segment;
+  ss: Segment;
+  tr: Segment;
 }
 
 /** Flat 64-bit code: execute/read, accessed (type 0xb), L=1 (D must then be 0), 4 GiB limit. */
-export const BOOT_CODE_SEGMENT: Readonly<SegmentState> = Object.freeze({
+export const BOOT_CODE_SEGMENT: Readonly<Segment> = Object.freeze({
   base: 0,
   limit: 0xffff_ffff,
   selector: BOOT_CS_SELECTOR,
@@ -113,7 +100,7 @@ export const BOOT_CODE_SEGMENT: Readonly<SegmentState> = Object.freeze({
 });
 
 /** Flat data: read/write, accessed (type 0x3), 32-bit default size, 4 GiB limit. */
-export const BOOT_DATA_SEGMENT: Readonly<SegmentState> = Object.freeze({
+export const BOOT_DATA_SEGMENT: Readonly<Segment> = Object.freeze({
   base: 0,
   limit: 0xffff_ffff,
   selector: BOOT_DS_SELECTOR,
@@ -131,7 +118,7 @@ export const BOOT_DATA_SEGMENT: Readonly<SegmentState> = Object.freeze({
  * A busy 64-bit TSS (type 0xb). The kernel loads its own TR later, but VMX refuses to enter a
  * guest whose TR is unusable or of another type (Intel SDM vol. 3, 27.3.1.2), so we give it one.
  */
-export const BOOT_TSS_SEGMENT: Readonly<SegmentState> = Object.freeze({
+export const BOOT_TSS_SEGMENT: Readonly<Segment> = Object.freeze({
   base: BOOT_TSS_GPA,
   limit: BOOT_TSS_SIZE - 1,
   selector: BOOT_TSS_SELECTOR,
@@ -150,7 +137,7 @@ export const BOOT_TSS_SEGMENT: Readonly<SegmentState> = Object.freeze({
  * system segment (s = 0) in long mode this is the first half of a 16-byte descriptor whose
  * second half holds base bits 63:32.
  */
-export function segmentDescriptor(seg: SegmentState): [number, number] {
+export function segmentDescriptor(seg: Segment): [number, number] {
   // With G set the descriptor counts 4 KiB units; kvm_segment's limit counts bytes.
   const limit = seg.g ? Math.floor(seg.limit / PAGE_SIZE) : seg.limit;
   const low = ((limit & 0xffff) | ((seg.base & 0xffff) << 16)) >>> 0;
@@ -216,7 +203,7 @@ function writeEntry(mem: GuestMemory, gpa: number, value: number): void {
 export function longModeEntry(
   { ripGpa, zeroPageGpa }: { ripGpa: number; zeroPageGpa: number },
 ): VcpuEntryState {
-  const data = (): SegmentState => ({ ...BOOT_DATA_SEGMENT });
+  const data = (): Segment => ({ ...BOOT_DATA_SEGMENT });
   return {
     regs: {
       rip: ripGpa,

@@ -20,6 +20,7 @@
  * ```
  */
 import { type BusDevice, type IrqLine } from "../bus/device.ts";
+import { spinLock, spinUnlock } from "../spin_lock.ts";
 
 /** COM1 base port and its ISA IRQ, the PC standard. */
 export const SERIAL_COM1_PORT = 0x3f8;
@@ -177,12 +178,11 @@ export class Serial8250 implements BusDevice {
   }
 
   #lock(): void {
-    // Critical sections are a few register updates long, so spinning beats sleeping.
-    while (Atomics.compareExchange(this.#s, S_LOCK, 0, 1) !== 0) { /* spin */ }
+    spinLock(this.#s, S_LOCK);
   }
 
   #unlock(): void {
-    Atomics.store(this.#s, S_LOCK, 0);
+    spinUnlock(this.#s, S_LOCK);
   }
 
   #readRegister(offset: number): number {

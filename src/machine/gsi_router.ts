@@ -167,7 +167,7 @@ export class GsiRouter {
       let dropped = false;
       for (let i = 0; i < bind.length; i += 2) {
         const [v, gsi] = [bind[i], bind[i + 1]];
-        const e = this.vm.tryIrqfd(irqFds[v], gsi, false);
+        const e = this.vm.tryIrqfd(irqFds[v], gsi);
         if (e === 0) continue;
         this.log.log(`${name} irqfd`, `${name}: KVM_IRQFD failed: ${errnoName(e)}`);
         s[HEADER + gsi * GSI_WORDS] = 0;
@@ -198,7 +198,7 @@ export class GsiRouter {
         s[HEADER + gsi * GSI_WORDS] = 0;
         s[ROUTED]--;
         gsis[v] = 0;
-        const e = this.vm.tryIrqfd(irqFds[v], gsi, true);
+        const e = this.vm.tryIrqfd(irqFds[v], gsi, { deassign: true });
         if (e !== 0) {
           this.log.log(`${name} irqfd`, `${name}: KVM_IRQFD (unbind) failed: ${errnoName(e)}`);
         }

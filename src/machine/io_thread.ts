@@ -21,7 +21,7 @@ import { DeviceRunner } from "../virtio/device_runner.ts";
 import type { BackendHost } from "../virtio/device.ts";
 import { openBackend } from "../virtio/registry.ts";
 import { msixRelays } from "../vfio/msix_relay.ts";
-import { FdWriter } from "./fd_writer.ts";
+import { FdWriter } from "../../ffi/fd_writer.ts";
 import type { IoWorkerInit, IoWorkerReport } from "./io_thread_protocol.ts";
 import { GsiRouter } from "./gsi_router.ts";
 import { kvmInterrupts, type ThreadInterrupts } from "./interrupts.ts";

@@ -33,9 +33,7 @@ import type { MsiMessage } from "../bus/interrupt.ts";
 import { KVM_CAP } from "../../ffi/kvm.ts";
 import type { PciIrqRoute } from "../boot/mptable.ts";
 import { hostPageSize } from "../../ffi/libc.ts";
-
-const ENOENT = 2;
-const EEXIST = 17;
+import { EEXIST, ENOENT } from "../../ffi/errno.ts";
 
 /** What the PCI side asks of the VM (a VmFd; a fake in tests). */
 export type PciVm = Pick<
@@ -46,7 +44,6 @@ export type PciVm = Pick<
   | "trySetGsiRouting"
   | "setGsiRouting"
   | "irqfd"
-  | "irqfdResample"
   | "irqLine"
   | "checkExtension"
 >;
@@ -318,7 +315,7 @@ export function planPci(
       const gsi = intxPin(base.slot, base.intxPin);
       const triggerFd = EventFd.create().fd;
       const resampleFd = EventFd.create().fd;
-      vm.irqfdResample(triggerFd, gsi, resampleFd);
+      vm.irqfd(triggerFd, gsi, { resampleFd });
       intx = { gsi, triggerFd, resampleFd };
     }
     const plan: VfioPlan = {

@@ -26,6 +26,7 @@
  * cfg.read(0x10, 4); // 0xffffc004: size mask | 64-bit type
  * ```
  */
+import { spinLock, spinUnlock } from "../spin_lock.ts";
 
 /** Config-space register offsets (PCI 3.0 Figure 6-1). */
 export const PCI_VENDOR_ID = 0x00;
@@ -46,6 +47,8 @@ export const PCI_INTERRUPT_PIN = 0x3d;
 export const PCI_CONFIG_SPACE_SIZE = 256;
 /** Number of BAR slots in a type 0 header. */
 export const PCI_BAR_COUNT = 6;
+/** Just past BAR 5 (where a type 0 header has its CardBus CIS pointer). */
+export const PCI_BAR_END = PCI_BAR0 + 4 * PCI_BAR_COUNT;
 
 /** Command register bits (PCI 3.0 §6.2.2). */
 export const PCI_COMMAND_IO = 0x0001;
@@ -495,11 +498,10 @@ export class PciConfigSpace {
   }
 
   #lock(): void {
-    // Critical sections are a few byte updates long, so spinning beats sleeping.
-    while (Atomics.compareExchange(this.#s, S_LOCK, 0, 1) !== 0) { /* spin */ }
+    spinLock(this.#s, S_LOCK);
   }
 
   #unlock(): void {
-    Atomics.store(this.#s, S_LOCK, 0);
+    spinUnlock(this.#s, S_LOCK);
   }
 }

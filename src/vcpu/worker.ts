@@ -7,7 +7,7 @@ import { VcpuFd, VmFd } from "../../ffi/kvm_fds.ts";
 import { libc } from "../../ffi/libc.ts";
 import { Bus } from "../bus/bus.ts";
 import { registerLegacyDevices } from "../machine/legacy_devices.ts";
-import { FdWriter } from "../machine/fd_writer.ts";
+import { FdWriter } from "../../ffi/fd_writer.ts";
 import { ExitStats, STAT } from "./exit_stats.ts";
 import { registerPci } from "../machine/pci_devices.ts";
 import { runLoop, StopRequest } from "./exit_loop.ts";

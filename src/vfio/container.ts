@@ -1,20 +1,15 @@
 /**
  * Opening a device for passthrough through VFIO's type1 IOMMU: container, group (must be
  * viable), device fd; then what the device has (regions, IRQs) and its real config space.
+ * The ioctls are ffi/vfio_fds.ts's; here is the policy and each failure's line for the user.
  */
-import { cString, errno, libc, O_CLOEXEC, O_RDWR, strerror } from "../../ffi/libc.ts";
+import { strerror, SyscallError } from "../../ffi/libc.ts";
+import { EPERM } from "../../ffi/errno.ts";
 import * as V from "../../ffi/vfio_abi.ts";
+import { VfioContainer, VfioDevice, VfioGroup, type VfioRegion } from "../../ffi/vfio_fds.ts";
 import { type HostPciDevice, VfioSetupError } from "./host_device.ts";
 
-export interface VfioRegion {
-  index: number;
-  flags: number;
-  size: number;
-  /** Offset of the region in the device fd, for pread/pwrite/mmap. */
-  offset: number;
-  /** Parts that may be mmap'd (sparse-mmap capability), or the whole region when MMAP. */
-  mmapAreas: Array<{ offset: number; size: number }>;
-}
+export type { VfioRegion };
 
 export interface OpenedVfioDevice {
   host: HostPciDevice;
@@ -26,125 +21,113 @@ export interface OpenedVfioDevice {
   irqCounts: number[];
 }
 
-const req = (n: number) => BigInt(n);
-const EPERM = 1;
-
-function ioctlOrFail(fd: number, request: number, arg: Deno.PointerValue, what: string): number {
-  const rc = libc.ioctl(fd, req(request), arg);
-  if (rc < 0) throw new VfioSetupError(`${what}: ${strerror(errno())}`);
-  return rc;
+/** Run a setup call; a SyscallError becomes `what: <strerror>` (with `hint` for its errno). */
+function attempt<T>(what: string, call: () => T, hint = (_e: number) => ""): T {
+  try {
+    return call();
+  } catch (e) {
+    if (e instanceof SyscallError) {
+      throw new VfioSetupError(`${what}: ${strerror(e.errno)}${hint(e.errno)}`);
+    }
+    throw e;
+  }
 }
 
 /** Open `host` through a fresh container; fails with one line and closes what it opened. */
 export function openVfioDevice(host: HostPciDevice, dev = "/dev/vfio"): OpenedVfioDevice {
-  const opened: number[] = [];
-  const open = (path: string, what: string) => {
-    const fd = libc.open(cString(path), O_RDWR | O_CLOEXEC, 0);
-    if (fd < 0) {
-      const why = strerror(errno());
-      throw new VfioSetupError(`--vfio-pci ${host.bdf}: cannot open ${path} (${why}): ${what}`);
+  const opened: Array<{ close(): void }> = [];
+  const who = `--vfio-pci ${host.bdf}`;
+  const open = <T extends { close(): void }>(
+    path: string,
+    what: string,
+    opener: (path: string) => T,
+  ): T => {
+    let fd: T;
+    try {
+      fd = opener(path);
+    } catch (e) {
+      if (!(e instanceof SyscallError)) throw e;
+      throw new VfioSetupError(`${who}: cannot open ${path} (${strerror(e.errno)}): ${what}`);
     }
     opened.push(fd);
     return fd;
   };
   try {
-    const container = open(`${dev}/vfio`, "load vfio-pci (modprobe vfio-pci)");
-    const api = libc.ioctl_int(container, req(V.VFIO_GET_API_VERSION), 0n);
-    if (api !== V.VFIO_API_VERSION) {
-      throw new VfioSetupError(
-        `--vfio-pci ${host.bdf}: VFIO API ${api}, need ${V.VFIO_API_VERSION}`,
-      );
-    }
-    const type =
-      libc.ioctl_int(container, req(V.VFIO_CHECK_EXTENSION), BigInt(V.VFIO_TYPE1v2_IOMMU)) > 0
-        ? V.VFIO_TYPE1v2_IOMMU
-        : libc.ioctl_int(container, req(V.VFIO_CHECK_EXTENSION), BigInt(V.VFIO_TYPE1_IOMMU)) > 0
-        ? V.VFIO_TYPE1_IOMMU
-        : 0;
-    if (type === 0) {
-      throw new VfioSetupError(
-        `--vfio-pci ${host.bdf}: the host's VFIO has no type1 IOMMU support`,
-      );
-    }
-    const group = open(`${dev}/${host.group}`, `is IOMMU group ${host.group} bound to vfio-pci?`);
-    const status = new V.VfioGroupStatus();
-    ioctlOrFail(
-      group,
-      V.VFIO_GROUP_GET_STATUS,
-      status.pointer,
-      `--vfio-pci ${host.bdf}: group status`,
+    const container = open(
+      `${dev}/vfio`,
+      "load vfio-pci (modprobe vfio-pci)",
+      VfioContainer.open,
     );
-    if ((status.flags & V.VFIO_GROUP_FLAGS_VIABLE) === 0) {
+    const api = attempt(`${who}: VFIO API version`, () => container.apiVersion());
+    if (api !== V.VFIO_API_VERSION) {
+      throw new VfioSetupError(`${who}: VFIO API ${api}, need ${V.VFIO_API_VERSION}`);
+    }
+    const type = container.checkExtension(V.VFIO_TYPE1v2_IOMMU) > 0
+      ? V.VFIO_TYPE1v2_IOMMU
+      : container.checkExtension(V.VFIO_TYPE1_IOMMU) > 0
+      ? V.VFIO_TYPE1_IOMMU
+      : 0;
+    if (type === 0) {
+      throw new VfioSetupError(`${who}: the host's VFIO has no type1 IOMMU support`);
+    }
+    const group = open(
+      `${dev}/${host.group}`,
+      `is IOMMU group ${host.group} bound to vfio-pci?`,
+      VfioGroup.open,
+    );
+    if (!attempt(`${who}: group status`, () => group.viable())) {
       throw new VfioSetupError(
-        `--vfio-pci ${host.bdf}: IOMMU group ${host.group} is not viable: bind every device in ` +
+        `${who}: IOMMU group ${host.group} is not viable: bind every device in ` +
           `/sys/kernel/iommu_groups/${host.group}/devices to vfio-pci`,
       );
     }
-    const containerArg = new Int32Array([container]);
-    const who = `--vfio-pci ${host.bdf}`;
-    ioctlOrFail(
-      group,
-      V.VFIO_GROUP_SET_CONTAINER,
-      Deno.UnsafePointer.of(containerArg),
-      `${who}: attach group`,
+    attempt(`${who}: attach group`, () => group.setContainer(container));
+    attempt(
+      `${who}: set the type1 IOMMU`,
+      () => container.setIommu(type),
+      (e) =>
+        e === EPERM
+          ? " (the IOMMU cannot isolate MSIs: enable interrupt remapping, or load " +
+            "vfio_iommu_type1 with allow_unsafe_interrupts=1)"
+          : "",
     );
-    if (libc.ioctl_int(container, req(V.VFIO_SET_IOMMU), BigInt(type)) < 0) {
-      const e = errno();
-      const hint = e === EPERM
-        ? " (the IOMMU cannot isolate MSIs: enable interrupt remapping, or load " +
-          "vfio_iommu_type1 with allow_unsafe_interrupts=1)"
-        : "";
-      throw new VfioSetupError(`${who}: set the type1 IOMMU: ${strerror(e)}${hint}`);
-    }
-    const deviceFd = libc.ioctl(
-      group,
-      req(V.VFIO_GROUP_GET_DEVICE_FD),
-      Deno.UnsafePointer.of(cString(host.bdf)),
-    );
-    if (deviceFd < 0) throw new VfioSetupError(`${who}: open the device: ${strerror(errno())}`);
-    opened.push(deviceFd);
-    const info = new V.VfioDeviceInfo();
-    ioctlOrFail(deviceFd, V.VFIO_DEVICE_GET_INFO, info.pointer, `${who}: device info`);
+    const device = attempt(`${who}: open the device`, () => group.device(host.bdf));
+    opened.push(device);
+    const info = attempt(`${who}: device info`, () => device.info());
     if ((info.flags & V.VFIO_DEVICE_FLAGS_PCI) === 0) {
       throw new VfioSetupError(`${who}: not a PCI device`);
     }
     const regions: VfioRegion[] = [];
     for (let index = 0; index < info.num_regions; index++) {
-      regions.push(regionInfo(deviceFd, index, who));
+      // A region the device does not have is there, absent: size 0.
+      regions.push(
+        attempt(`${who}: region ${index}`, () => device.regionInfo(index)) ??
+          { index, flags: 0, size: 0, offset: 0, mmapAreas: [] },
+      );
     }
     const irqCounts: number[] = [];
     for (let index = 0; index < info.num_irqs; index++) {
-      const irq = new V.VfioIrqInfo(index);
-      irqCounts.push(
-        libc.ioctl(deviceFd, req(V.VFIO_DEVICE_GET_IRQ_INFO), irq.pointer) < 0 ? 0 : irq.count,
-      );
+      // An index the kernel cannot describe has no vectors to use.
+      let count = 0;
+      try {
+        count = device.irqCount(index);
+      } catch (e) {
+        if (!(e instanceof SyscallError)) throw e;
+      }
+      irqCounts.push(count);
     }
-    return { host, containerFd: container, groupFd: group, deviceFd, regions, irqCounts };
+    return {
+      host,
+      containerFd: container.fd,
+      groupFd: group.fd,
+      deviceFd: device.fd,
+      regions,
+      irqCounts,
+    };
   } catch (e) {
-    for (const fd of opened.reverse()) libc.close(fd);
+    for (const fd of opened.reverse()) fd.close();
     throw e;
   }
-}
-
-/** One region's info, with its capabilities (sparse mmap areas) when the kernel has some. */
-function regionInfo(deviceFd: number, index: number, who: string): VfioRegion {
-  let info = new V.VfioRegionInfo(index);
-  // Regions a device does not have (the VGA region of a NIC) answer EINVAL: absent, size 0.
-  if (libc.ioctl(deviceFd, req(V.VFIO_DEVICE_GET_REGION_INFO), info.pointer) < 0) {
-    return { index, flags: 0, size: 0, offset: 0, mmapAreas: [] };
-  }
-  if ((info.flags & V.VFIO_REGION_INFO_FLAG_CAPS) && info.neededArgsz > V.VFIO_REGION_INFO_SIZE) {
-    info = new V.VfioRegionInfo(index, info.neededArgsz);
-    ioctlOrFail(deviceFd, V.VFIO_DEVICE_GET_REGION_INFO, info.pointer, `${who}: region ${index}`);
-  }
-  let mmapAreas: VfioRegion["mmapAreas"] = [];
-  if (info.flags & V.VFIO_REGION_INFO_FLAG_MMAP) {
-    mmapAreas = [{ offset: 0, size: info.size }];
-    for (const cap of info.capabilities()) {
-      if (cap.id === V.VFIO_REGION_INFO_CAP_SPARSE_MMAP) mmapAreas = info.sparseAreas(cap.at);
-    }
-  }
-  return { index, flags: info.flags, size: info.size, offset: info.offset, mmapAreas };
 }
 
 /** Let the device DMA to guest RAM: IOVA = guest-physical address. */
@@ -153,15 +136,12 @@ export function mapGuestRam(
   regions: ReadonlyArray<{ gpa: number; size: number; hostOffset: number }>,
   ramHva: bigint,
 ): void {
+  const container = new VfioContainer(d.containerFd);
   for (const r of regions) {
-    const map = new V.VfioDmaMap(ramHva + BigInt(r.hostOffset), r.gpa, r.size);
-    if (libc.ioctl(d.containerFd, req(V.VFIO_IOMMU_MAP_DMA), map.pointer) < 0) {
-      throw new VfioSetupError(
-        `--vfio-pci ${d.host.bdf}: map guest RAM for DMA at 0x${r.gpa.toString(16)}: ${
-          strerror(errno())
-        }`,
-      );
-    }
+    attempt(
+      `--vfio-pci ${d.host.bdf}: map guest RAM for DMA at 0x${r.gpa.toString(16)}`,
+      () => container.mapDma(ramHva + BigInt(r.hostOffset), r.gpa, r.size),
+    );
   }
 }
 
@@ -172,8 +152,7 @@ export function regionRead(
   offset: number,
   into: Uint8Array,
 ): boolean {
-  return Number(libc.pread(deviceFd, into, BigInt(into.length), BigInt(region.offset + offset))) ===
-    into.length;
+  return new VfioDevice(deviceFd).read(region, offset, into);
 }
 export function regionWrite(
   deviceFd: number,
@@ -181,9 +160,7 @@ export function regionWrite(
   offset: number,
   from: Uint8Array,
 ): boolean {
-  return Number(
-    libc.pwrite(deviceFd, from, BigInt(from.length), BigInt(region.offset + offset)),
-  ) === from.length;
+  return new VfioDevice(deviceFd).write(region, offset, from);
 }
 
 /**
@@ -193,12 +170,7 @@ export function regionWrite(
  * interrupt vectors), which must not end the VM.
  */
 export function setIrqEventfds(deviceFd: number, index: number, fds: number[]): number {
-  return setIrqs(
-    deviceFd,
-    fds.length > 0
-      ? new V.VfioIrqSet(V.VFIO_IRQ_SET_DATA_EVENTFD | V.VFIO_IRQ_SET_ACTION_TRIGGER, index, 0, fds)
-      : new V.VfioIrqSet(V.VFIO_IRQ_SET_DATA_NONE | V.VFIO_IRQ_SET_ACTION_TRIGGER, index, 0, 0),
-  );
+  return new VfioDevice(deviceFd).setIrqEventfds(index, fds);
 }
 
 /**
@@ -206,17 +178,5 @@ export function setIrqEventfds(deviceFd: number, index: number, fds: number[]): 
  * signalled (by KVM's irqfd resampler once the guest has EOI'd the interrupt). 0, or the errno.
  */
 export function setIntxUnmaskEventfd(deviceFd: number, fd: number): number {
-  return setIrqs(
-    deviceFd,
-    new V.VfioIrqSet(
-      V.VFIO_IRQ_SET_DATA_EVENTFD | V.VFIO_IRQ_SET_ACTION_UNMASK,
-      V.VFIO_PCI_INTX_IRQ_INDEX,
-      0,
-      [fd],
-    ),
-  );
-}
-
-function setIrqs(deviceFd: number, set: V.VfioIrqSet): number {
-  return libc.ioctl(deviceFd, req(V.VFIO_DEVICE_SET_IRQS), set.pointer) < 0 ? errno() : 0;
+  return new VfioDevice(deviceFd).setIntxUnmaskEventfd(fd);
 }

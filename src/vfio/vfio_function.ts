@@ -16,7 +16,15 @@
  * is a resampling irqfd whose EOI unmasks the line in VFIO. The emulated capabilities route
  * their vector groups (src/bus/interrupt.ts); the machine's hooks only switch VFIO's mode.
  */
-import { type PciBarKind, PciConfigSpace } from "../pci/config_space.ts";
+import {
+  PCI_BAR0,
+  PCI_BAR_END,
+  PCI_CAPABILITY_LIST,
+  PCI_INTERRUPT_PIN,
+  PCI_ROM_ADDRESS,
+  type PciBarKind,
+  PciConfigSpace,
+} from "../pci/config_space.ts";
 import type { PciFunction } from "../pci/bus.ts";
 import {
   Msix,
@@ -42,11 +50,6 @@ import { spinLock, spinUnlock } from "../spin_lock.ts";
 import { regionRead, regionWrite, type VfioRegion } from "./container.ts";
 import { mmapDevice } from "../../ffi/libc.ts";
 
-const BAR_FIRST = 0x10;
-const BAR_END = 0x28;
-const ROM = 0x30;
-const CAP_PTR = 0x34;
-const INTERRUPT_PIN = 0x3d;
 /** Where a config byte written by the guest goes, when not to a shadow offset. */
 const TO_DEVICE = -1;
 const DROPPED = -2;
@@ -156,7 +159,7 @@ export function planVfioFunction(
   const barSizes: number[] = [];
   for (let i = 0; i < 6; i++) {
     const r = regions[i];
-    const reg = dv.getUint32(BAR_FIRST + 4 * i, true);
+    const reg = dv.getUint32(PCI_BAR0 + 4 * i, true);
     barSizes[i] = r?.size ?? 0;
     if (!r || r.size === 0) continue;
     const kind: PciBarKind = reg & 1 ? "io" : ((reg >> 1) & 3) === 2 ? "mem64" : "mem32";
@@ -174,8 +177,12 @@ export function planVfioFunction(
   const trapped: Array<{ bar: number; offset: number; size: number }> = [];
   let msix: VfioMsixPlan | undefined;
   let msi: VfioMsiPlan | undefined;
-  let prevNext = CAP_PTR;
-  for (let at = raw[CAP_PTR] & 0xfc, n = 0; at >= 0x40 && n < 48; at = raw[at + 1] & 0xfc, n++) {
+  let prevNext = PCI_CAPABILITY_LIST;
+  for (
+    let at = raw[PCI_CAPABILITY_LIST] & 0xfc, n = 0;
+    at >= 0x40 && n < 48;
+    at = raw[at + 1] & 0xfc, n++
+  ) {
     const id = raw[at];
     if (id === PCI_CAP_ID_MSIX && options.noMsix) {
       patches.push([prevNext, raw[at + 1]]);
@@ -248,7 +255,9 @@ export function planVfioFunction(
     patches,
     msix,
     msi,
-    intxPin: raw[INTERRUPT_PIN] >= 1 && raw[INTERRUPT_PIN] <= 4 ? raw[INTERRUPT_PIN] : 0,
+    intxPin: raw[PCI_INTERRUPT_PIN] >= 1 && raw[PCI_INTERRUPT_PIN] <= 4
+      ? raw[PCI_INTERRUPT_PIN]
+      : 0,
     mappings,
     placed,
   };
@@ -398,7 +407,7 @@ export class VfioPciFunction implements PciFunction {
         if (this.#placeMappings(place)) hooks.slotsRemoved?.();
       };
       this.shadow.onWrite(0x04, 0x06, listener);
-      this.shadow.onWrite(BAR_FIRST, BAR_END, listener);
+      this.shadow.onWrite(PCI_BAR0, PCI_BAR_END, listener);
     }
     this.config = {
       read: (offset: number, size: number) => this.#configRead(offset, size),
@@ -467,7 +476,10 @@ export class VfioPciFunction implements PciFunction {
 
   /** Where a guest config offset is answered: the shadow (at which offset) or the device. */
   #shadowOffset(offset: number): number | undefined {
-    if ((offset >= BAR_FIRST && offset < BAR_END) || (offset >= ROM && offset < ROM + 4)) {
+    if (
+      (offset >= PCI_BAR0 && offset < PCI_BAR_END) ||
+      (offset >= PCI_ROM_ADDRESS && offset < PCI_ROM_ADDRESS + 4)
+    ) {
       return offset;
     }
     const m = this.plan.msix;
@@ -491,7 +503,9 @@ export class VfioPciFunction implements PciFunction {
     const patched = this.#patch.get(at);
     if (patched !== undefined) return patched;
     const s = this.#shadowOffset(at);
-    if (s !== undefined) return s >= ROM && s < ROM + 4 ? 0 : this.shadow.read(s, 1);
+    if (s !== undefined) {
+      return s >= PCI_ROM_ADDRESS && s < PCI_ROM_ADDRESS + 4 ? 0 : this.shadow.read(s, 1);
+    }
     const b = this.#one.subarray(0, 1);
     return regionRead(this.plan.deviceFd, this.plan.config, at, b) ? b[0] : 0xff;
   }
@@ -524,7 +538,7 @@ export class VfioPciFunction implements PciFunction {
   /** A shadow offset (>= 0), TO_DEVICE, or DROPPED (the ROM, a patched pointer). */
   #writeTarget(at: number): number {
     const s = this.#shadowOffset(at);
-    if (s !== undefined) return s >= ROM && s < ROM + 4 ? DROPPED : s;
+    if (s !== undefined) return s >= PCI_ROM_ADDRESS && s < PCI_ROM_ADDRESS + 4 ? DROPPED : s;
     return this.#patch.has(at) ? DROPPED : TO_DEVICE;
   }
 

@@ -28,6 +28,7 @@ import {
   SEEK_END,
   strerror,
 } from "../../ffi/libc.ts";
+import { EINTR } from "../../ffi/errno.ts";
 import { logRateLimited } from "../log.ts";
 import type { QueueHandler } from "./device_runner.ts";
 import type { GuestMemory } from "../memory/guest_memory.ts";
@@ -97,8 +98,6 @@ export class BlockBackendError extends Error {
 export class BlkRequestError extends DeviceFault {
   override name = "BlkRequestError";
 }
-
-const EINTR = 4;
 
 /**
  * A raw image file, read and written with pread/pwrite at the guest's offsets. Deno 2 gives no

@@ -1,8 +1,8 @@
 /** A blocking poll(2) over a fixed set of fds, for Workers that sleep until one is readable. */
 import { errno, libc, POLLIN, SyscallError } from "../../ffi/libc.ts";
+import { EINTR } from "../../ffi/errno.ts";
 
 const POLLFD_SIZE = 8; // struct pollfd { int fd; short events; short revents; }
-const EINTR = 4;
 
 export class FdPoller {
   readonly #buf: Uint8Array<ArrayBuffer>;

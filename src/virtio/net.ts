@@ -4,7 +4,8 @@
  * TUNSETVNETHDRSZ 12), so frames pass through with their header and no copy in between
  * beyond guest memory. No offloads are offered: the host kernel sees complete frames.
  */
-import { errno, errnoName, libc, strerror } from "../../ffi/libc.ts";
+import { errno, libc, strerror } from "../../ffi/libc.ts";
+import { EAGAIN, EINTR, errnoName } from "../../ffi/errno.ts";
 import { logRateLimited } from "../log.ts";
 import type { FillResult, QueueHandler } from "./device_runner.ts";
 import type { GuestMemory } from "../memory/guest_memory.ts";
@@ -24,8 +25,6 @@ export const VIRTIO_NET_HDR_BYTES = 12;
 const NUM_BUFFERS_OFFSET = 10;
 /** Largest frame with its header: 64 KiB covers any frame the tap will hand over. */
 const MAX_PACKET = 65536 + VIRTIO_NET_HDR_BYTES;
-const EAGAIN = 11;
-const EINTR = 4;
 
 export const RX_QUEUE = 0;
 export const TX_QUEUE = 1;

@@ -3,6 +3,7 @@
  * virtio_pci_common_cfg), in a SharedArrayBuffer: vCPU threads run the driver's register
  * accesses, the I/O Worker reads queue addresses and writes the status on errors.
  */
+import { spinLock, spinUnlock } from "../spin_lock.ts";
 
 export const VIRTIO_NO_VECTOR = 0xffff;
 
@@ -416,10 +417,10 @@ export class VirtioPciState {
   }
 
   lock(): void {
-    while (Atomics.compareExchange(this.s, LOCK, 0, 1) !== 0) { /* short critical sections */ }
+    spinLock(this.s, LOCK);
   }
   unlock(): void {
-    Atomics.store(this.s, LOCK, 0);
+    spinUnlock(this.s, LOCK);
   }
 }
 

@@ -9,6 +9,7 @@
  * `MsiVectorGroup` and an `IrqLine` (src/bus/interrupt.ts).
  */
 import type { PciFunction } from "../pci/bus.ts";
+import { leValue, setLeValue } from "../bus/device.ts";
 import { PCI_INTERRUPT_LINE, PciConfigSpace } from "../pci/config_space.ts";
 import { Msix, msixCapabilityBody, type MsixPlan, PCI_CAP_ID_MSIX, planMsix } from "../pci/msix.ts";
 import type { IrqLine, MsiVectorGroup } from "../bus/interrupt.ts";
@@ -207,7 +208,7 @@ export class VirtioPciFunction implements PciFunction {
       for (let i = 0; i < data.length; i++) data[i] = this.#deviceConfig[at + i] ?? 0;
       return;
     }
-    for (let i = 0; i < data.length; i++) data[i] = i < 4 ? (value >>> (8 * i)) & 0xff : 0;
+    setLeValue(data, value);
   }
 
   barWrite(index: number, offset: number, data: Uint8Array): void {
@@ -216,8 +217,8 @@ export class VirtioPciFunction implements PciFunction {
       return;
     }
     if (offset < COMMON_OFFSET + COMMON_SIZE) {
-      let value = 0;
-      for (let i = Math.min(data.length, 4) - 1; i >= 0; i--) value = value * 256 + data[i];
+      // Only the low 4 bytes: with 8, the sum passes 2^53 and its low bits are lost.
+      const value = leValue(data.subarray(0, 4));
       const what = this.state.writeCommon(offset - COMMON_OFFSET, data.length, value >>> 0);
       if (what) this.hooks.kick();
     } else if (offset >= NOTIFY_OFFSET && offset < NOTIFY_OFFSET + BAR0_SIZE - NOTIFY_OFFSET) {

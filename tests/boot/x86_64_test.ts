@@ -1,11 +1,7 @@
 import { deepEqual, equal } from "../assert.ts";
-import {
-  BOOT_GDT_GPA,
-  longModeEntry,
-  type SegmentState,
-  writeLongModeTables,
-} from "../../src/boot/x86_64.ts";
+import { BOOT_GDT_GPA, longModeEntry, writeLongModeTables } from "../../src/boot/x86_64.ts";
 import { GuestMemory } from "../../src/memory/guest_memory.ts";
+import type { Segment } from "../../ffi/kvm_regs.ts";
 import { memoryLayout } from "../../src/memory/layout.ts";
 
 const MiB = 1024 * 1024;
@@ -51,7 +47,7 @@ Deno.test("x86_64: page tables identity-map 0, 2 MiB and 3 GiB with writable 2 M
 });
 
 /** Decode an 8-byte code/data descriptor (Intel SDM vol. 3, 3.4.5) into kvm_segment terms. */
-function decodeDescriptor(mem: GuestMemory, selector: number): Omit<SegmentState, "selector"> {
+function decodeDescriptor(mem: GuestMemory, selector: number): Omit<Segment, "selector"> {
   const lo = mem.readU32(BOOT_GDT_GPA + selector);
   const hi = mem.readU32(BOOT_GDT_GPA + selector + 4);
   const bit = (n: number) => (hi >>> n) & 1;

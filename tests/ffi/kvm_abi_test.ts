@@ -1,6 +1,6 @@
 // The typed views and ioctl numbers in ffi/ against the kernel's own headers: a tiny C
 // program prints sizeof/offsetof and the request macros from <linux/kvm.h>, and every
-// number in ffi/ must match it.
+// number in ffi/ must match it (errno values against <errno.h>).
 import { deepEqual, equal } from "../assert.ts";
 import * as kvm from "../../ffi/kvm.ts";
 import { KVM_RUN_OFFSETS } from "../../ffi/kvm_run.ts";
@@ -27,6 +27,7 @@ import {
 import * as irq from "../../ffi/kvm_irq_structs.ts";
 import * as vfio from "../../ffi/vfio_abi.ts";
 import * as tun from "../../ffi/tun.ts";
+import * as errnos from "../../ffi/errno.ts";
 
 /** Each expectation: a C expression and the value ffi/ claims for it. */
 function expectations(): Array<[string, number]> {
@@ -107,6 +108,9 @@ function expectations(): Array<[string, number]> {
     e.push([name, tun[name]]);
   }
   e.push(["sizeof(struct ifreq)", tun.IFREQ_SIZE]);
+  for (const [name, value] of Object.entries(errnos)) {
+    if (typeof value === "number") e.push([name, value]);
+  }
   for (const [name, value] of Object.entries(kvm)) {
     if (typeof value === "number" && name.startsWith("KVM_") && name !== "KVM_API_VERSION") {
       e.push([name, value]);
@@ -122,7 +126,8 @@ async function fromHeaders(exprs: string[]): Promise<number[]> {
   const dir = await Deno.makeTempDir({ prefix: "denovmm-abi-" });
   try {
     const body = exprs.map((x) => `  printf("%llu\\n", (unsigned long long)(${x}));`).join("\n");
-    const src = `#include <stddef.h>\n#include <stdio.h>\n#include <linux/kvm.h>\n` +
+    const src =
+      `#include <stddef.h>\n#include <stdio.h>\n#include <errno.h>\n#include <linux/kvm.h>\n` +
       `#include <linux/vfio.h>\n#include <net/if.h>\n#include <linux/if_tun.h>\n` +
       `int main(void) {\n${body}\n  return 0;\n}\n`;
     await Deno.writeTextFile(`${dir}/abi.c`, src);

@@ -12,10 +12,9 @@ import {
   type KvmIrqRouting,
 } from "../../ffi/kvm_irq_structs.ts";
 import type { PciVm } from "../../src/machine/pci_devices.ts";
+import type { IrqfdOptions } from "../../ffi/kvm_fds.ts";
+import { EEXIST, EINVAL, ENOENT } from "../../ffi/errno.ts";
 
-const EINVAL = 22;
-const EEXIST = 17;
-const ENOENT = 2;
 const KVM_CAP_IRQ_ROUTING = 25;
 
 export interface MsiRoute {
@@ -31,6 +30,8 @@ export class FakeVm implements PciVm {
   readonly ioeventfds = new Map<string, number>();
   /** fd → GSI. */
   readonly irqfds = new Map<number, number>();
+  /** fd → its resample fd, for the level-triggered irqfds. */
+  readonly resampleFds = new Map<number, number>();
   /** The MSI routes of the last table KVM took, and how many tables it took. */
   msiRoutes: MsiRoute[] = [];
   routingEntries = 0;
@@ -65,14 +66,16 @@ export class FakeVm implements PciVm {
     return 0;
   }
 
-  tryIrqfd(fd: number, gsi: number, deassign = false): number {
-    if (deassign) {
+  tryIrqfd(fd: number, gsi: number, opts: IrqfdOptions = {}): number {
+    if (opts.deassign) {
       if (this.irqfds.get(fd) !== gsi) return ENOENT;
       this.irqfds.delete(fd);
+      this.resampleFds.delete(fd);
       return 0;
     }
     if (this.irqfds.has(fd)) return EEXIST;
     this.irqfds.set(fd, gsi);
+    if (opts.resampleFd !== undefined) this.resampleFds.set(fd, opts.resampleFd);
     return 0;
   }
 
@@ -116,12 +119,10 @@ export class FakeVm implements PciVm {
     if (e !== 0) throw new SyscallError("KVM_IOEVENTFD", e);
   }
 
-  irqfd(fd: number, gsi: number, deassign = false): void {
-    const e = this.tryIrqfd(fd, gsi, deassign);
+  irqfd(fd: number, gsi: number, opts: IrqfdOptions = {}): void {
+    const e = this.tryIrqfd(fd, gsi, opts);
     if (e !== 0) throw new SyscallError("KVM_IRQFD", e);
   }
-
-  irqfdResample(_fd: number, _gsi: number, _resampleFd: number): void {}
 
   irqLine(_irq: number, _level: boolean): void {}
 

@@ -79,6 +79,16 @@ Deno.test("pci devices: INTx the host refuses at start is one line, and the VM i
   dev.close();
 });
 
+Deno.test("pci devices: a VFIO function's INTx is a resampling irqfd on its pin's GSI", () => {
+  const { vm, plan, dev } = machine({ irqCounts: [1, 1, 4] });
+  const intx = plan.vfio[0].interrupts.intx!;
+  equal(vm.gsiOf(intx.triggerFd), intx.gsi);
+  equal(vm.resampleFds.get(intx.triggerFd), intx.resampleFd);
+  // MSI and MSI-X vectors are edge-triggered: no resample fd.
+  equal(vm.resampleFds.size, 1);
+  dev.close();
+});
+
 Deno.test("pci devices: MSI-X or MSI the host refuses stays disabled, and the VM goes on", () => {
   const { lines, cfgWrite, cfgRead, dev } = machine();
   cfgWrite(VFIO_SLOT, 0xb2, 2, 0x8000); // MSI-X Enable

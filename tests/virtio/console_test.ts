@@ -7,7 +7,7 @@ import {
 } from "../../src/virtio/console.ts";
 import { InputRing } from "../../src/console/input_ring.ts";
 import { CHAIN_BUDGET } from "../../src/virtio/device_runner.ts";
-import { FdWriter } from "../../src/machine/fd_writer.ts";
+import { FdWriter } from "../../ffi/fd_writer.ts";
 import { libc } from "../../ffi/libc.ts";
 import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT } from "../../src/virtio/queue.ts";
 import { MiB, ram } from "./fake_driver.ts";

@@ -2,11 +2,10 @@
  * Byte output to a file descriptor straight from a vCPU thread (the console's THR writes),
  * without going through the main thread's event loop.
  */
-import { errno, errnoName, libc, strerror } from "../../ffi/libc.ts";
-import { logRateLimited } from "../log.ts";
+import { errno, libc, strerror } from "./libc.ts";
+import { EAGAIN, EINTR, errnoName } from "./errno.ts";
+import { logRateLimited } from "../src/log.ts";
 
-const EAGAIN = 11;
-const EINTR = 4;
 const POLLOUT = 0x004;
 
 export class FdWriter {
