@@ -11,7 +11,7 @@ import { patchCpuidForVcpu, physAddrBits } from "../vcpu/cpuid.ts";
 import { pciMmio64Window } from "../memory/layout.ts";
 import { applyEntryState } from "../vcpu/entry.ts";
 import { createStats, ExitStats } from "../vcpu/exit_stats.ts";
-import type { VcpuWorkerInit, VcpuWorkerReport } from "../vcpu/worker_protocol.ts";
+import type { VcpuWorkerInit, VcpuWorkerReport } from "./vcpu_thread_protocol.ts";
 import { allocateGuestRam, createVm, type GuestRam } from "./vm.ts";
 import { KernelCopy } from "./kernel_copy.ts";
 import { isaLine } from "./legacy_devices.ts";
@@ -215,7 +215,7 @@ class Threads {
       this.#io = io;
     }
     for (let id = 0; id < cpus; id++) {
-      const w = new Worker(new URL("../vcpu/worker.ts", import.meta.url), { type: "module" });
+      const w = new Worker(new URL("./vcpu_thread.ts", import.meta.url), { type: "module" });
       w.onerror = (e) => {
         e.preventDefault();
         this.#loopEnded(id);

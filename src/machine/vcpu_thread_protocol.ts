@@ -1,5 +1,5 @@
 /** Messages between the main thread and a vCPU Worker (plain data: fds, addresses, SABs). */
-import type { PciMachinePlan } from "../machine/pci_devices.ts";
+import type { PciMachinePlan } from "./pci_devices.ts";
 
 export interface VcpuWorkerInit {
   vcpuId: number;

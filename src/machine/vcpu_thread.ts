@@ -1,18 +1,20 @@
 /**
- * A vCPU Worker: one per vCPU, because a synchronous KVM_RUN blocks its JavaScript thread.
+ * A vCPU thread (a Worker): one per vCPU, because a synchronous KVM_RUN blocks its JavaScript
+ * thread. It is the machine's: it wires this machine's devices onto its buses, so it lives here
+ * and src/vcpu/ (the exit loop, which knows buses and not devices) imports nothing of the machine.
  * It builds its own bus and device objects (shared state comes in as SharedArrayBuffers),
  * then runs the exit loop until the VM ends, and reports the outcome to the main thread.
  */
 import { VcpuFd, VmFd } from "../../ffi/kvm_fds.ts";
 import { libc } from "../../ffi/libc.ts";
 import { Bus } from "../bus/bus.ts";
-import { registerLegacyDevices } from "../machine/legacy_devices.ts";
-import { FdWriter } from "../machine/fd_writer.ts";
-import { ExitStats, STAT } from "./exit_stats.ts";
-import { registerPci } from "../machine/pci_devices.ts";
-import { runLoop, StopRequest } from "./exit_loop.ts";
+import { registerLegacyDevices } from "./legacy_devices.ts";
+import { FdWriter } from "./fd_writer.ts";
+import { ExitStats, STAT } from "../vcpu/exit_stats.ts";
+import { registerPci } from "./pci_devices.ts";
+import { runLoop, StopRequest } from "../vcpu/exit_loop.ts";
 import { describeError } from "../log.ts";
-import type { VcpuWorkerInit, VcpuWorkerReport } from "./worker_protocol.ts";
+import type { VcpuWorkerInit, VcpuWorkerReport } from "./vcpu_thread_protocol.ts";
 
 const PIO_SPACE = 0x10000;
 const MMIO_SPACE = 2 ** 52;
