@@ -56,10 +56,14 @@ export const ELF_INITRD_ADDR_MAX = 0x7fff_ffff;
 const PAGE_SIZE = 0x1000;
 const MiB = 0x10_0000;
 
-/** A kernel file of either kind, as {@link parseKernel} found it. */
+/**
+ * A kernel file of either kind, as {@link parseKernel} found it: parsed once, before the machine
+ * exists, and handed down from there (placed by {@link placeKernel}, loaded by loadLinux). A
+ * vmlinux keeps where its bytes are, for the copies of its segments into RAM.
+ */
 export type KernelImage =
   | { kind: "bzImage"; image: BzImage }
-  | { kind: "elf"; image: ElfKernel };
+  | { kind: "elf"; image: ElfKernel; source: FileSource };
 
 /**
  * Check a kernel file without knowing the machine: an ELF vmlinux if it starts with "\x7fELF",
@@ -72,11 +76,13 @@ export type KernelImage =
  */
 export function parseKernel(file: KernelFile): KernelImage {
   if (!(file instanceof Uint8Array)) {
-    if (isElf(file.head)) return { kind: "elf", image: parseElf(file.head, file.source.length) };
+    if (isElf(file.head)) {
+      return { kind: "elf", image: parseElf(file.head, file.source.length), source: file.source };
+    }
     file = wholeFile(file.source);
   }
   return isElf(file)
-    ? { kind: "elf", image: parseElf(file) }
+    ? { kind: "elf", image: parseElf(file), source: bytesSource(file) }
     : { kind: "bzImage", image: parseBzImage(file) };
 }
 
@@ -92,8 +98,11 @@ function wholeFile(source: FileSource): Uint8Array {
   return bytes;
 }
 
-/** Either kind of kernel, checked against this machine's RAM, and how to write it there. */
-interface KernelPlacement {
+/**
+ * Either kind of kernel, checked against this machine's RAM (once: by {@link placeKernel}), and
+ * how to write it there.
+ */
+export interface KernelPlacement {
   /** First byte above everything the kernel touches before it reads the E820 map. */
   end: number;
   /** Longest command line, excluding the NUL. */
@@ -103,12 +112,19 @@ interface KernelPlacement {
   /** The bzImage's header for the zero page; absent for a vmlinux, which has none. */
   setupHeader?: Uint8Array;
   entryGpa: number;
-  write(mem: GuestMemory): void;
+  /**
+   * A vmlinux's copies from file to RAM (see elfLoadPieces): the bulk of loading, and the part
+   * that may run elsewhere (src/machine/kernel_copy.ts). Undefined for a bzImage, read whole and
+   * copied by loadLinux.
+   */
+  copies?: ElfLoadPiece[];
+  /** Write the kernel; `piecesWritten`: the caller has already made the {@link copies}. */
+  write(mem: GuestMemory, piecesWritten: boolean): void;
 }
 
 export interface LoadOptions {
   /**
-   * The caller has already copied the vmlinux's {@link elfCopies} into RAM (on another thread,
+   * The caller has already made the vmlinux's {@link KernelPlacement.copies} into RAM (on another thread,
    * while the VM was being set up): loadLinux writes everything else. Ignored for a bzImage.
    */
   elfPiecesWritten?: boolean;
@@ -117,15 +133,14 @@ export interface LoadOptions {
 }
 
 /**
- * The copies from file to RAM that loading a vmlinux makes (see elfLoadPieces), after the checks
- * loadLinux makes of its segments against this machine's RAM; undefined for a bzImage (read
- * whole, and copied by loadLinux). The bulk of loading, and the part that may run elsewhere.
+ * Where a parsed kernel goes in this machine's RAM, after checking that it fits there (the one
+ * check of its fit): a bzImage at 1 MiB, a vmlinux where its segments say. Needs only the
+ * memory layout, so a kernel too large for `-m` is reported before /dev/kvm is opened.
  */
-export function elfCopies(kernel: KernelFile, layout: MemoryLayout): ElfLoadPiece[] | undefined {
-  const parsed = parseKernel(kernel);
-  if (parsed.kind !== "elf") return undefined;
-  checkElfFits(parsed.image, layout);
-  return elfLoadPieces(kernel instanceof Uint8Array ? kernel : kernel.source, parsed.image);
+export function placeKernel(kernel: KernelImage, layout: MemoryLayout): KernelPlacement {
+  return kernel.kind === "elf"
+    ? placeElf(kernel.image, kernel.source, layout)
+    : placeBzImage(kernel.image, layout);
 }
 
 /** A kernel, command line, initrd or vCPU count that does not fit this machine. */
@@ -142,6 +157,7 @@ export class LinuxLoadError extends Error {
  * ```ts
  * const layout = memoryLayout(parseSize("256M"));
  * const mem = new GuestMemory(new ArrayBuffer(layout.ramBytes), layout);
+ * const kernel = placeKernel(parseKernel(bytes), layout);
  * const entry = loadLinux(mem, layout, kernel, initrd, "console=ttyS0", 1);
  * entry.regs.rip; // 0x100200
  * ```
@@ -149,23 +165,14 @@ export class LinuxLoadError extends Error {
 export function loadLinux(
   mem: GuestMemory,
   layout: MemoryLayout,
-  kernel: KernelFile,
+  placement: KernelPlacement,
   initrd: Uint8Array | FileSource | undefined,
   cmdline: string,
   cpus: number,
   pciIrqs: readonly PciIrqRoute[] = [],
   opts: LoadOptions = {},
 ): VcpuEntryState {
-  const parsed = parseKernel(kernel);
   checkCpuCount(cpus);
-  const placement = parsed.kind === "elf"
-    ? placeElf(
-      parsed.image,
-      kernel instanceof Uint8Array ? bytesSource(kernel) : kernel.source,
-      layout,
-      opts.elfPiecesWritten === true,
-    )
-    : placeBzImage(parsed.image, layout);
 
   const cmdlineBytes = new TextEncoder().encode(cmdline);
   if (cmdlineBytes.includes(0)) {
@@ -187,7 +194,7 @@ export function loadLinux(
     )
     : undefined;
 
-  placement.write(mem);
+  placement.write(mem, opts.elfPiecesWritten === true);
   mem.write(CMDLINE_GPA, cmdlineBytes);
   mem.writeU8(CMDLINE_GPA + cmdlineBytes.length, 0);
   if (initrd && initrdPlace) {
@@ -234,19 +241,16 @@ function placeBzImage(image: BzImage, layout: MemoryLayout): KernelPlacement {
  * A vmlinux where its segments say, all in low RAM above the loader's own first MiB; nothing
  * runs before the kernel proper, so its end is its highest segment's end. Entry at e_entry.
  */
-function placeElf(
-  image: ElfKernel,
-  file: FileSource,
-  layout: MemoryLayout,
-  piecesWritten: boolean,
-): KernelPlacement {
+function placeElf(image: ElfKernel, file: FileSource, layout: MemoryLayout): KernelPlacement {
   checkElfFits(image, layout);
   return {
     end: image.end,
     cmdlineSize: NO_HEADER_CMDLINE_SIZE,
     initrdAddrMax: ELF_INITRD_ADDR_MAX,
     entryGpa: image.entryGpa,
-    write: (mem) => piecesWritten ? zeroElfTails(mem, image) : writeElfSegments(mem, file, image),
+    copies: elfLoadPieces(file, image),
+    write: (mem, piecesWritten) =>
+      piecesWritten ? zeroElfTails(mem, image) : writeElfSegments(mem, file, image),
   };
 }
 

@@ -6,7 +6,7 @@ import { VcpuFd } from "../../ffi/kvm_fds.ts";
 import type { KvmRun } from "../../ffi/kvm_run.ts";
 import { KVM_CAP } from "../../ffi/kvm.ts";
 import { Serial8250, SERIAL_COM1_IRQ, SERIAL_RX_CAPACITY } from "../devices/serial.ts";
-import { elfCopies, type KernelFile, loadLinux, parseKernel } from "../boot/linux.ts";
+import { type KernelPlacement, loadLinux, parseKernel, placeKernel } from "../boot/linux.ts";
 import { patchCpuidForVcpu, physAddrBits } from "../vcpu/cpuid.ts";
 import { pciMmio64Window } from "../memory/layout.ts";
 import { applyEntryState } from "../vcpu/entry.ts";
@@ -87,24 +87,25 @@ export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
   let disks: DiskSync | undefined;
   try {
     initrd = cfg.initrdPath ? openInputFile(cfg.initrdPath, "initrd") : undefined;
-    // Bad input is reported as such before /dev/kvm is opened, so on any host, KVM or not.
-    parseKernel(kernel);
+    // Bad input is reported as such before /dev/kvm is opened, so on any host, KVM or not. The
+    // kernel is parsed here, once, and checked against the RAM it is given once, below.
+    const parsed = parseKernel(kernel);
     const hosts = (cfg.vfio ?? []).map((v) => findHostDevice(v.bdf));
     const withIo = (cfg.disks ?? []).length > 0 || (cfg.nets ?? []).length > 0 ||
       cfg.rng === true || cfg.console === "virtio" || hosts.length > 0;
     // A vmlinux's segments (tens of MiB) go into RAM on a pool thread from now on, while this
     // thread is held starting the Workers (kernel_copy.ts). The VM itself comes after that.
     const ram = allocateGuestRam(cfg.ramBytes);
-    if (!(kernel instanceof Uint8Array)) {
-      const pieces = elfCopies(kernel, ram.layout);
-      if (pieces) copy = new KernelCopy(kernel.source, pieces, ram.memory);
+    const placed = placeKernel(parsed, ram.layout);
+    if (!(kernel instanceof Uint8Array) && placed.copies) {
+      copy = new KernelCopy(kernel.source, placed.copies, ram.memory);
     }
     // A Worker takes a while to start (its own V8 isolate and module graph: seconds under an
     // emulated CPU). Started now, they load while this thread builds the VM; each then waits
     // for its init message.
     threads = new Threads(cfg.cpus, withIo);
     const tBuild = performance.now();
-    setup = buildMachine(cfg, ram, kernel, initrd, hosts, copy !== undefined);
+    setup = buildMachine(cfg, ram, placed, initrd, hosts, copy !== undefined);
     disks = new DiskSync((cfg.disks ?? []).filter((d) => !d.readOnly).map((d) => d.path));
     await copy?.done();
     if (cfg.debug) {
@@ -136,7 +137,7 @@ export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
 function buildMachine(
   cfg: MachineConfig,
   ram: GuestRam,
-  kernel: KernelFile,
+  kernel: KernelPlacement,
   initrd: OpenInputFile | undefined,
   hosts: HostPciDevice[],
   elfPiecesWritten: boolean,

@@ -1,15 +1,16 @@
 import { deepEqual, equal, ok, throws } from "../assert.ts";
 import {
-  elfCopies,
+  type KernelFile,
   kernelFootprintEnd,
   LinuxLoadError,
   loadLinux,
   parseKernel,
+  placeKernel,
 } from "../../src/boot/linux.ts";
 import { BootImageError, parseBzImage } from "../../src/boot/bzimage.ts";
 import { ElfError, parseElf } from "../../src/boot/elf.ts";
 import { GuestMemory } from "../../src/memory/guest_memory.ts";
-import { memoryLayout } from "../../src/memory/layout.ts";
+import { type MemoryLayout, memoryLayout } from "../../src/memory/layout.ts";
 import {
   hasTestVmlinux,
   readTestVmlinux,
@@ -24,6 +25,11 @@ const MiB = 1024 * 1024;
 function machine(ramBytes: number) {
   const layout = memoryLayout(ramBytes);
   return { layout, mem: new GuestMemory(new ArrayBuffer(ramBytes), layout) };
+}
+
+/** A kernel file parsed and placed in `layout`, as the machine does before loadLinux. */
+function placeIn(file: KernelFile, layout: MemoryLayout) {
+  return placeKernel(parseKernel(file), layout);
 }
 
 function fakeInitrd(sizeBytes: number): Uint8Array {
@@ -45,7 +51,7 @@ Deno.test({
     const { layout, mem } = machine(256 * MiB);
     const initrd = fakeInitrd(10 * MiB);
     const cmdline = "console=ttyS0 reboot=k panic=1";
-    const state = loadLinux(mem, layout, testKernel!, initrd, cmdline, 2);
+    const state = loadLinux(mem, layout, placeIn(testKernel!, layout), initrd, cmdline, 2);
     const image = parseBzImage(testKernel!);
 
     equal(state.regs.rip, 0x100200);
@@ -77,7 +83,7 @@ Deno.test({
   fn() {
     const { layout, mem } = machine(256 * MiB);
     throws(
-      () => loadLinux(mem, layout, testKernel!, fakeInitrd(200 * MiB), "", 1),
+      () => loadLinux(mem, layout, placeIn(testKernel!, layout), fakeInitrd(200 * MiB), "", 1),
       (e: Error) =>
         e instanceof LinuxLoadError &&
         /^initrd of 200 MiB does not fit in RAM below 256 MiB .*; use a larger -m$/.test(
@@ -96,7 +102,7 @@ Deno.test({
   fn() {
     const { layout, mem } = machine(32 * MiB);
     throws(
-      () => loadLinux(mem, layout, testKernel!, undefined, "", 1),
+      () => loadLinux(mem, layout, placeIn(testKernel!, layout), undefined, "", 1),
       /^LinuxLoadError: kernel needs [0-9.]+ MiB of RAM to decompress .* has 32 MiB below 3 GiB; use a larger -m$/,
     );
   },
@@ -113,7 +119,7 @@ Deno.test("linux: the decompression area starts at pref_address for a kernel loa
 
 Deno.test("linux: a synthetic kernel lands at 1 MiB with entry at +0x200", () => {
   const { layout, mem } = machine(64 * MiB);
-  const state = loadLinux(mem, layout, syntheticBzImage(), undefined, "quiet", 1);
+  const state = loadLinux(mem, layout, placeIn(syntheticBzImage(), layout), undefined, "quiet", 1);
   equal(state.regs.rip, 0x100200);
   equal(mem.readU8(0x100000 + 0x1ff), 0xff);
   equal(mem.readU8(0x100000 + 0x200), 0x00);
@@ -123,7 +129,7 @@ Deno.test("linux: a synthetic kernel lands at 1 MiB with entry at +0x200", () =>
 Deno.test("linux: the initrd stays below initrd_addr_max", () => {
   const { layout, mem } = machine(256 * MiB);
   const kernel = syntheticBzImage({ initrdAddrMax: 64 * MiB - 1 });
-  loadLinux(mem, layout, kernel, fakeInitrd(5 * MiB + 100), "", 1);
+  loadLinux(mem, layout, placeIn(kernel, layout), fakeInitrd(5 * MiB + 100), "", 1);
   const placed = initrdFromZeroPage(mem);
   equal(placed.gpa, 64 * MiB - 5 * MiB - 4096); // 64 MiB - size, page-aligned down
   equal(placed.size, 5 * MiB + 100);
@@ -132,28 +138,31 @@ Deno.test("linux: the initrd stays below initrd_addr_max", () => {
 Deno.test("linux: the command line may hold cmdline_size bytes, not one more", () => {
   const { layout, mem } = machine(64 * MiB);
   const kernel = syntheticBzImage({ cmdlineSize: 255 });
-  loadLinux(mem, layout, kernel, undefined, "x".repeat(255), 1);
+  loadLinux(mem, layout, placeIn(kernel, layout), undefined, "x".repeat(255), 1);
   equal(mem.readU8(0x20000 + 254), 0x78);
   equal(mem.readU8(0x20000 + 255), 0);
   throws(
-    () => loadLinux(mem, layout, kernel, undefined, "x".repeat(256), 1),
+    () => loadLinux(mem, layout, placeIn(kernel, layout), undefined, "x".repeat(256), 1),
     /^LinuxLoadError: kernel command line is 256 bytes; this kernel takes at most 255$/,
   );
-  throws(() => loadLinux(mem, layout, kernel, undefined, "a\0b", 1), /NUL/);
+  throws(() => loadLinux(mem, layout, placeIn(kernel, layout), undefined, "a\0b", 1), /NUL/);
 });
 
 Deno.test("linux: a machine exactly as large as the kernel's footprint has no room for an initrd", () => {
   const { layout, mem } = machine(32 * MiB); // synthetic kernel: 16 MiB from 16 MiB
-  loadLinux(mem, layout, syntheticBzImage(), undefined, "", 1);
+  loadLinux(mem, layout, placeIn(syntheticBzImage(), layout), undefined, "", 1);
   throws(
-    () => loadLinux(mem, layout, syntheticBzImage(), fakeInitrd(MiB), "", 1),
+    () => loadLinux(mem, layout, placeIn(syntheticBzImage(), layout), fakeInitrd(MiB), "", 1),
     /initrd of 1 MiB does not fit in RAM below 32 MiB \(the kernel uses RAM up to 32 MiB\)/,
   );
 });
 
 Deno.test("linux: a CPU count the MP table cannot hold is refused before loading", () => {
   const { layout, mem } = machine(64 * MiB);
-  throws(() => loadLinux(mem, layout, syntheticBzImage(), undefined, "", 256), /from 1 to 255/);
+  throws(
+    () => loadLinux(mem, layout, placeIn(syntheticBzImage(), layout), undefined, "", 256),
+    /from 1 to 255/,
+  );
   equal(mem.readU32(0x100000), 0);
 });
 
@@ -168,7 +177,7 @@ Deno.test("linux: parseKernel takes \\x7fELF for a vmlinux and anything else for
 Deno.test("linux: a synthetic vmlinux enters at e_entry with a header-less zero page", () => {
   const { layout, mem } = machine(64 * MiB);
   const file = syntheticElf();
-  const state = loadLinux(mem, layout, file, fakeInitrd(MiB), "console=ttyS0", 1);
+  const state = loadLinux(mem, layout, placeIn(file, layout), fakeInitrd(MiB), "console=ttyS0", 1);
   equal(state.regs.rip, 0x100_0000);
   equal(state.regs.rsi, 0x7000);
   equal(state.cs.l, 1, "long mode, as for a bzImage");
@@ -182,19 +191,21 @@ Deno.test("linux: a synthetic vmlinux enters at e_entry with a header-less zero 
   equal(mem.readU32(0x9000), 0xa003, "page tables in place");
 });
 
-Deno.test("linux: elfCopies plans a vmlinux's copies after loadLinux's checks; loadLinux can skip them", () => {
+Deno.test("linux: placeKernel plans a vmlinux's copies after checking its fit; loadLinux can skip them", () => {
   const { layout, mem } = machine(64 * MiB);
   const file = syntheticElf();
-  const copies = elfCopies(file, layout)!;
+  const copies = placeIn(file, layout).copies!;
   deepEqual(copies.map((c) => c.gpa), [0x100_0000, 0x120_0000]);
-  equal(elfCopies(syntheticBzImage(), layout), undefined, "a bzImage is copied by loadLinux");
+  equal(placeIn(syntheticBzImage(), layout).copies, undefined, "a bzImage is copied by loadLinux");
   const [text, data] = SYNTHETIC_ELF_SEGMENTS;
   throws(
-    () => elfCopies(syntheticElf({ segments: [text, { ...data, paddr: 0x3ff_f000 }] }), layout),
+    () => placeIn(syntheticElf({ segments: [text, { ...data, paddr: 0x3ff_f000 }] }), layout),
     /^LinuxLoadError: kernel needs 64\.0 MiB of RAM/,
   );
   // The caller wrote the pieces: loadLinux writes the rest (zero page, tables), not the segments.
-  const state = loadLinux(mem, layout, file, undefined, "", 1, [], { elfPiecesWritten: true });
+  const state = loadLinux(mem, layout, placeIn(file, layout), undefined, "", 1, [], {
+    elfPiecesWritten: true,
+  });
   equal(state.regs.rip, 0x100_0000);
   equal(mem.readU32(0x100_0000), 0, "segment bytes left to the caller");
   equal(mem.readU32(0x7000 + 0x202), 0x5372_6448, "zero page written");
@@ -206,7 +217,7 @@ Deno.test("linux: a vmlinux refuses a machine smaller than its segments, writing
   const [text, data] = SYNTHETIC_ELF_SEGMENTS;
   const file = syntheticElf({ segments: [text, { ...data, paddr: 0x1ff_f000 }] });
   throws(
-    () => loadLinux(mem, layout, file, undefined, "", 1),
+    () => loadLinux(mem, layout, placeIn(file, layout), undefined, "", 1),
     /^LinuxLoadError: kernel needs 32\.0 MiB of RAM \(its segments end there\); the machine has 32 MiB below 3 GiB; use a larger -m$/,
   );
   equal(mem.readU32(0x100_0000), 0);
@@ -217,10 +228,10 @@ Deno.test("linux: a vmlinux's initrd must fit above its last segment", () => {
   const { layout, mem } = machine(32 * MiB);
   const [text, data] = SYNTHETIC_ELF_SEGMENTS;
   const file = syntheticElf({ segments: [text, { ...data, paddr: 0x1e0_0000 }] });
-  loadLinux(mem, layout, file, fakeInitrd(MiB), "", 1);
+  loadLinux(mem, layout, placeIn(file, layout), fakeInitrd(MiB), "", 1);
   equal(initrdFromZeroPage(mem).gpa, 31 * MiB);
   throws(
-    () => loadLinux(mem, layout, file, fakeInitrd(2 * MiB), "", 1),
+    () => loadLinux(mem, layout, placeIn(file, layout), fakeInitrd(2 * MiB), "", 1),
     /initrd of 2 MiB does not fit in RAM below 32 MiB \(the kernel uses RAM up to 30\.0 MiB\)/,
   );
 });
@@ -232,7 +243,14 @@ Deno.test({
     const { layout, mem } = machine(256 * MiB);
     const file = readTestVmlinux();
     const kernel = parseElf(file);
-    const state = loadLinux(mem, layout, file, fakeInitrd(10 * MiB), "console=ttyS0", 1);
+    const state = loadLinux(
+      mem,
+      layout,
+      placeIn(file, layout),
+      fakeInitrd(10 * MiB),
+      "console=ttyS0",
+      1,
+    );
     equal(state.regs.rip, kernel.entryGpa);
     for (const s of kernel.segments) {
       deepEqual(
@@ -244,7 +262,15 @@ Deno.test({
     ok(placed.gpa >= kernel.end, "initrd clear of the kernel's end");
     ok(placed.gpa + placed.size <= 256 * MiB);
     throws(
-      () => loadLinux(machine(64 * MiB).mem, memoryLayout(64 * MiB), file, undefined, "", 1),
+      () =>
+        loadLinux(
+          machine(64 * MiB).mem,
+          memoryLayout(64 * MiB),
+          placeIn(file, memoryLayout(64 * MiB)),
+          undefined,
+          "",
+          1,
+        ),
       /kernel needs \d+(\.\d)? MiB of RAM \(its segments end there\).*use a larger -m$/,
     );
   },
