@@ -16,7 +16,7 @@ import {
   MMIO_HOLE_START,
   PCI_ECAM_SIZE,
   PCI_ECAM_START,
-} from "../memory/layout.ts";
+} from "../arch/x86_64/memory_map.ts";
 import {
   BAR0_SIZE,
   BAR1_SIZE,
@@ -29,7 +29,7 @@ import type { IoDevicePlan, VirtioBackendPlan } from "../virtio/io_worker_protoc
 import { GsiRouter, type MsiRoute, MsiVectors } from "./gsi_router.ts";
 import { KVM_CAP } from "../../ffi/kvm.ts";
 import type { Msix } from "../pci/msix.ts";
-import type { PciIrqRoute } from "../boot/mptable.ts";
+import type { PciIrqRoute } from "../arch/x86_64/boot/mptable.ts";
 import { hostPageSize } from "../../ffi/libc.ts";
 
 const ENOENT = 2;

@@ -8,7 +8,7 @@
 import { viewOfAddress } from "../../ffi/libc.ts";
 import { EventFd } from "../../ffi/eventfd.ts";
 import { GuestMemory } from "../memory/guest_memory.ts";
-import { memoryLayout } from "../memory/layout.ts";
+import { memoryLayout } from "../arch/x86_64/memory_map.ts";
 import { PciConfigSpace } from "../pci/config_space.ts";
 import { VmFd } from "../../ffi/kvm_fds.ts";
 import { Msix } from "../pci/msix.ts";

@@ -10,7 +10,7 @@
  * @module
  */
 
-import type { E820Entry } from "../memory/layout.ts";
+import type { E820Entry } from "../memory_map.ts";
 
 /** sizeof(struct boot_params). */
 export const BOOT_PARAMS_SIZE = 4096;

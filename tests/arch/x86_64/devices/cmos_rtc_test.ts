@@ -1,5 +1,5 @@
-import { deepEqual, equal } from "../assert.ts";
-import { CmosRtc } from "../../src/devices/cmos_rtc.ts";
+import { deepEqual, equal } from "../../../assert.ts";
+import { CmosRtc } from "../../../../src/arch/x86_64/devices/cmos_rtc.ts";
 
 const INDEX = 0, DATA = 1;
 

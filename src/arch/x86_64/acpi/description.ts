@@ -2,7 +2,7 @@
  * The ACPI description of this machine (src/acpi/): which facts of the PC the tables state, taken
  * from where those facts live (memory map, PCI plan, legacy devices), and where they go.
  */
-import { type X86AcpiInput, x86AcpiTables } from "../acpi/x86_tables.ts";
+import { type X86AcpiInput, x86AcpiTables } from "./tables.ts";
 import { IOAPIC_GPA, ioapicIdFor, LAPIC_GPA } from "../boot/mptable.ts";
 import {
   ACPI_PM_PORT,
@@ -12,18 +12,19 @@ import {
   SLEEP_CONTROL_OFFSET,
   SLEEP_STATUS_OFFSET,
   SLP_TYP_S5,
-} from "../devices/acpi_pm.ts";
-import { SERIAL_COM1_IRQ, SERIAL_COM1_PORT } from "../devices/serial.ts";
+} from "../../../devices/acpi_pm.ts";
+import { SERIAL_COM1_IRQ, SERIAL_COM1_PORT } from "../../../devices/serial.ts";
 import { CMOS_CENTURY_INDEX, CMOS_INDEX_PORT, CMOS_RTC_IRQ } from "../devices/cmos_rtc.ts";
-import type { GuestMemory } from "../memory/guest_memory.ts";
+import type { GuestMemory } from "../../../memory/guest_memory.ts";
 import {
   ACPI_TABLES_END,
   ACPI_TABLES_START,
   type GuestRange,
   PCI_ECAM_SIZE,
   PCI_ECAM_START,
-} from "../memory/layout.ts";
-import { intxPin, PCI_IO_END, PCI_IO_START, PCI_MMIO_END, PCI_MMIO_START } from "./pci_devices.ts";
+} from "../memory_map.ts";
+import { intxPin } from "../interrupts.ts";
+import { PCI_IO_END, PCI_IO_START, PCI_MMIO_END, PCI_MMIO_START } from "../pci.ts";
 
 /** What the tables say about a machine with `cpus` vCPUs and this 64-bit PCI window. */
 export function machineAcpi(cpus: number, mmio64: GuestRange): X86AcpiInput {

@@ -1,20 +1,28 @@
 // The whole set of x86 tables as denovmm's machine states it (machineAcpi), laid out by
 // x86AcpiTables: the pointers between tables, then ACPICA's iasl reading each table back, and
 // iasl compiling an RSDP of its own to compare with ours (its disassembler cannot read RSDPs).
-import { deepEqual, equal, ok } from "../assert.ts";
-import { assertClean, hex, iasl, rangeError, sum, text, view } from "./acpi_test_helpers.ts";
-import { madt } from "../../src/acpi/tables.ts";
-import { type AcpiBlob, x86AcpiTables } from "../../src/acpi/x86_tables.ts";
-import { machineAcpi, writeAcpiTables } from "../../src/machine/acpi_tables.ts";
+import { deepEqual, equal, ok } from "../../../assert.ts";
+import {
+  assertClean,
+  hex,
+  iasl,
+  rangeError,
+  sum,
+  text,
+  view,
+} from "../../../acpi/acpi_test_helpers.ts";
+import { madt } from "../../../../src/acpi/tables.ts";
+import { type AcpiBlob, x86AcpiTables } from "../../../../src/arch/x86_64/acpi/tables.ts";
+import { machineAcpi, writeAcpiTables } from "../../../../src/arch/x86_64/acpi/description.ts";
 import {
   intxPin,
   PCI_IO_END,
   PCI_IO_START,
   PCI_MMIO_END,
   PCI_MMIO_START,
-} from "../../src/machine/pci_devices.ts";
-import type { GuestMemory } from "../../src/memory/guest_memory.ts";
-import { ACPI_TABLES_END, ACPI_TABLES_START } from "../../src/memory/layout.ts";
+} from "../../../../src/machine/pci_devices.ts";
+import type { GuestMemory } from "../../../../src/memory/guest_memory.ts";
+import { ACPI_TABLES_END, ACPI_TABLES_START } from "../../../../src/arch/x86_64/memory_map.ts";
 
 const BIOS_AREA = 0xe0000;
 const LIMIT = 0x10000;

@@ -23,7 +23,7 @@
  * @module
  */
 
-import type { GuestMemory } from "../memory/guest_memory.ts";
+import type { GuestMemory } from "../../../memory/guest_memory.ts";
 
 export const BOOT_GDT_GPA = 0x500;
 /** After the GDT's 16-byte TSS descriptor (0x520..0x52f); 0x520 itself is taken by it. */

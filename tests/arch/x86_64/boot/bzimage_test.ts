@@ -1,6 +1,10 @@
-import { deepEqual, equal, ok, throws } from "../assert.ts";
-import { BootImageError, bzImagePayload, parseBzImage } from "../../src/boot/bzimage.ts";
-import { syntheticBzImage, testKernel, testKernelPath } from "./test_kernel.ts";
+import { deepEqual, equal, ok, throws } from "../../../assert.ts";
+import {
+  BootImageError,
+  bzImagePayload,
+  parseBzImage,
+} from "../../../../src/arch/x86_64/boot/bzimage.ts";
+import { syntheticBzImage, testKernel, testKernelPath } from "../../../boot/test_kernel.ts";
 
 function kernelBytes(text: string): Uint8Array {
   return new TextEncoder().encode(text);

@@ -2,7 +2,7 @@
  * The CPUID a vCPU sees: what KVM supports (KVM_GET_SUPPORTED_CPUID), with the
  * per-vCPU fields filled in, since KVM leaves the topology to the VMM.
  */
-import type { KvmCpuid2 } from "../../ffi/kvm_vm_structs.ts";
+import type { KvmCpuid2 } from "../../../ffi/kvm_vm_structs.ts";
 
 /** Leaf 1: EBX[31:24] is the initial APIC id. */
 const LEAF_FEATURES = 0x1;
@@ -51,7 +51,7 @@ const DEFAULT_PHYS_ADDR_BITS = 36;
 /**
  * The guest's physical-address width: what the CPUID it is given says in leaf 0x80000008
  * (KVM passes the host's on, less what memory encryption takes). No guest address above
- * 2^bits is reachable, so the 64-bit PCI window ends there (src/memory/layout.ts).
+ * 2^bits is reachable, so the 64-bit PCI window ends there (src/arch/x86_64/memory_map.ts).
  */
 export function physAddrBits(cpuid: KvmCpuid2): number {
   for (let i = 0; i < cpuid.nent; i++) {

@@ -1,4 +1,4 @@
-import { deepEqual, equal, ok, throws } from "../assert.ts";
+import { deepEqual, equal, ok, throws } from "../../../assert.ts";
 import {
   type KernelFile,
   kernelFootprintEnd,
@@ -6,11 +6,11 @@ import {
   loadLinux,
   parseKernel,
   placeKernel,
-} from "../../src/boot/linux.ts";
-import { BootImageError, parseBzImage } from "../../src/boot/bzimage.ts";
-import { ElfError, parseElf } from "../../src/boot/elf.ts";
-import { GuestMemory } from "../../src/memory/guest_memory.ts";
-import { type MemoryLayout, memoryLayout } from "../../src/memory/layout.ts";
+} from "../../../../src/arch/x86_64/boot/linux.ts";
+import { BootImageError, parseBzImage } from "../../../../src/arch/x86_64/boot/bzimage.ts";
+import { ElfError, parseElf } from "../../../../src/boot/elf.ts";
+import { GuestMemory } from "../../../../src/memory/guest_memory.ts";
+import { type MemoryLayout, memoryLayout } from "../../../../src/arch/x86_64/memory_map.ts";
 import {
   hasTestVmlinux,
   readTestVmlinux,
@@ -18,7 +18,7 @@ import {
   syntheticBzImage,
   syntheticElf,
   testKernel,
-} from "./test_kernel.ts";
+} from "../../../boot/test_kernel.ts";
 
 const MiB = 1024 * 1024;
 

@@ -3,34 +3,22 @@
  * thread that runs guest accesses (each vCPU Worker): device objects are per thread, while
  * state that threads must agree on (the UART's registers and input) lives in shared memory.
  */
-import type { Bus } from "../bus/bus.ts";
-import type { IrqLine } from "../bus/device.ts";
-import { Serial8250, SERIAL_COM1_IRQ, SERIAL_COM1_PORT } from "../devices/serial.ts";
-import { I8042, I8042_DATA_PORT } from "../devices/i8042.ts";
-import { DEBUG_EXIT_LENGTH, DEBUG_EXIT_PORT, DebugExit } from "../devices/debug_exit.ts";
-import { CMOS_INDEX_PORT, CmosRtc } from "../devices/cmos_rtc.ts";
-import { PortSink } from "../devices/sink.ts";
-import { ACPI_PM_PORT, ACPI_PM_PORTS, AcpiPm } from "../devices/acpi_pm.ts";
+import type { Bus } from "../../bus/bus.ts";
+import type { DeviceWiring } from "../platform.ts";
+import { isaLine } from "./interrupts.ts";
+import { Serial8250, SERIAL_COM1_IRQ, SERIAL_COM1_PORT } from "../../devices/serial.ts";
+import { I8042, I8042_DATA_PORT } from "./devices/i8042.ts";
+import { DEBUG_EXIT_LENGTH, DEBUG_EXIT_PORT, DebugExit } from "../../devices/debug_exit.ts";
+import { CMOS_INDEX_PORT, CmosRtc } from "./devices/cmos_rtc.ts";
+import { PortSink } from "../../devices/sink.ts";
+import { ACPI_PM_PORT, ACPI_PM_PORTS, AcpiPm } from "../../devices/acpi_pm.ts";
 
 /** Ports Linux writes for I/O delays (POST code 0x80, the 0xed alternative): claimed, ignored. */
 const POST_PORT = 0x80;
 const ALT_DELAY_PORT = 0xed;
 
-export interface LegacyWiring {
-  serialState: SharedArrayBuffer;
-  /** Level of an ISA interrupt line (GSI) on the in-kernel PIC/IOAPIC. */
-  irq: (gsi: number, high: boolean) => void;
-  /** Where the guest's console bytes go. */
-  consoleOut: (byte: number) => void;
-  /** End the VM with an exit status (debug-exit port, i8042 reset, ACPI), saying which. */
-  stop: (status: number, why: string) => void;
-}
-
-export function isaLine(irq: LegacyWiring["irq"], gsi: number): IrqLine {
-  return { setLevel: (high) => irq(gsi, high) };
-}
-
-export function registerLegacyDevices(pio: Bus, w: LegacyWiring): void {
+/** `w.irq` raises ISA lines (GSIs 0-15) on the in-kernel PIC/IOAPIC. */
+export function registerLegacyDevices(pio: Bus, w: DeviceWiring): void {
   const serial = new Serial8250(w.serialState, isaLine(w.irq, SERIAL_COM1_IRQ), w.consoleOut);
   pio.register(SERIAL_COM1_PORT, 8, serial, "serial (ttyS0)");
   // Reset through the keyboard controller is how `reboot=k` guests end: the VM is done.

@@ -12,7 +12,7 @@
  * bus.register(I8042_DATA_PORT, 5, new I8042(() => vm.requestReset()));
  * ```
  */
-import { type BusDevice } from "../bus/device.ts";
+import { type BusDevice } from "../../../bus/device.ts";
 
 export const I8042_DATA_PORT = 0x60;
 export const I8042_COMMAND_PORT = 0x64;

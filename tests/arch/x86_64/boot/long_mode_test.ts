@@ -1,12 +1,12 @@
-import { deepEqual, equal } from "../assert.ts";
+import { deepEqual, equal } from "../../../assert.ts";
 import {
   BOOT_GDT_GPA,
   longModeEntry,
   type SegmentState,
   writeLongModeTables,
-} from "../../src/boot/x86_64.ts";
-import { GuestMemory } from "../../src/memory/guest_memory.ts";
-import { memoryLayout } from "../../src/memory/layout.ts";
+} from "../../../../src/arch/x86_64/boot/long_mode.ts";
+import { GuestMemory } from "../../../../src/memory/guest_memory.ts";
+import { memoryLayout } from "../../../../src/arch/x86_64/memory_map.ts";
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;

@@ -1,8 +1,8 @@
-import { deepEqual, equal, throws } from "../assert.ts";
-import { BootParamsError, buildBootParams } from "../../src/boot/boot_params.ts";
-import { parseBzImage } from "../../src/boot/bzimage.ts";
-import { memoryLayout } from "../../src/memory/layout.ts";
-import { syntheticBzImage } from "./test_kernel.ts";
+import { deepEqual, equal, throws } from "../../../assert.ts";
+import { BootParamsError, buildBootParams } from "../../../../src/arch/x86_64/boot/boot_params.ts";
+import { parseBzImage } from "../../../../src/arch/x86_64/boot/bzimage.ts";
+import { memoryLayout } from "../../../../src/arch/x86_64/memory_map.ts";
+import { syntheticBzImage } from "../../../boot/test_kernel.ts";
 
 const MiB = 1024 * 1024;
 const image = parseBzImage(syntheticBzImage());

@@ -8,7 +8,7 @@
  * bus.register(CMOS_INDEX_PORT, 2, new CmosRtc());
  * ```
  */
-import { type BusDevice } from "../bus/device.ts";
+import { type BusDevice } from "../../../bus/device.ts";
 
 export const CMOS_INDEX_PORT = 0x70;
 

@@ -2,8 +2,8 @@
  * Apply a boot's initial vCPU state (a plain description from src/boot, which knows nothing
  * of KVM) to a vCPU through KVM_SET_SREGS and KVM_SET_REGS.
  */
-import type { VcpuFd } from "../../ffi/kvm_fds.ts";
-import type { VcpuEntryState } from "../boot/x86_64.ts";
+import type { VcpuFd } from "../../../ffi/kvm_fds.ts";
+import type { VcpuEntryState } from "./boot/long_mode.ts";
 
 const SEGMENTS = ["cs", "ds", "es", "fs", "gs", "ss", "tr"] as const;
 

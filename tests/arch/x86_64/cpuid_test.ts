@@ -1,6 +1,6 @@
-import { equal } from "../assert.ts";
-import { KvmCpuid2 } from "../../ffi/kvm_vm_structs.ts";
-import { patchCpuidForVcpu, physAddrBits } from "../../src/vcpu/cpuid.ts";
+import { equal } from "../../assert.ts";
+import { KvmCpuid2 } from "../../../ffi/kvm_vm_structs.ts";
+import { patchCpuidForVcpu, physAddrBits } from "../../../src/arch/x86_64/cpuid.ts";
 
 /** Entries (function, ebx, ecx, edx) laid out as KVM_GET_SUPPORTED_CPUID would return them. */
 function cpuid(entries: Array<[number, number, number, number]>): KvmCpuid2 {

@@ -10,10 +10,10 @@
  * @module
  */
 
-import type { GuestMemory } from "../memory/guest_memory.ts";
-import { HIGH_MEMORY_START, MPTABLE_START } from "../memory/layout.ts";
+import type { GuestMemory } from "../../../memory/guest_memory.ts";
+import { HIGH_MEMORY_START, MPTABLE_START } from "../memory_map.ts";
 // The MP spec checksums its structures the way ACPI does: all bytes sum to 0 mod 256.
-import { checksum } from "../acpi/sdt.ts";
+import { checksum } from "../../../acpi/sdt.ts";
 
 export const MPTABLE_GPA = MPTABLE_START;
 const MPTABLE_END = HIGH_MEMORY_START;

@@ -1,4 +1,4 @@
-import { equal, ok, throws } from "../assert.ts";
+import { equal, ok, throws } from "../../../assert.ts";
 import {
   MAX_MPTABLE_CPUS,
   mpTable,
@@ -6,9 +6,9 @@ import {
   MpTableError,
   mptableSize,
   writeMpTable,
-} from "../../src/boot/mptable.ts";
-import { GuestMemory } from "../../src/memory/guest_memory.ts";
-import { memoryLayout } from "../../src/memory/layout.ts";
+} from "../../../../src/arch/x86_64/boot/mptable.ts";
+import { GuestMemory } from "../../../../src/memory/guest_memory.ts";
+import { memoryLayout } from "../../../../src/arch/x86_64/memory_map.ts";
 
 const sum = (bytes: Uint8Array) => bytes.reduce((a, b) => a + b, 0) & 0xff;
 const ascii = (bytes: Uint8Array) => new TextDecoder().decode(bytes);

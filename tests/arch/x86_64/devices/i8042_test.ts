@@ -1,5 +1,5 @@
-import { equal } from "../assert.ts";
-import { I8042 } from "../../src/devices/i8042.ts";
+import { equal } from "../../../assert.ts";
+import { I8042 } from "../../../../src/arch/x86_64/devices/i8042.ts";
 
 const DATA = 0, STATUS_COMMAND = 4;
 

@@ -7,8 +7,8 @@
  * @module
  */
 
-import { dsdt, type DsdtInput } from "./dsdt.ts";
-import { type AcpiPmPorts, fadt, madt, mcfg, rsdp, xsdt } from "./tables.ts";
+import { dsdt, type DsdtInput } from "../../../acpi/dsdt.ts";
+import { type AcpiPmPorts, fadt, madt, mcfg, rsdp, xsdt } from "../../../acpi/tables.ts";
 
 export const TABLE_ALIGN = 16;
 

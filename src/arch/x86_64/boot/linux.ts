@@ -5,7 +5,7 @@
  * decompression of itself; either way the vCPU enters a 64-bit startup_64 with %rsi = zero page.
  *
  * Guest-physical placement:
- *   0x000500..0x0005a7  GDT, IDT, TSS (x86_64.ts)
+ *   0x000500..0x0005a7  GDT, IDT, TSS (long_mode.ts)
  *   0x007000..0x007fff  zero page (struct boot_params)
  *   0x008ff0            boot stack, growing down
  *   0x009000..0x00efff  identity-mapped page tables
@@ -18,13 +18,10 @@
  * @module
  */
 
-import type { GuestMemory } from "../memory/guest_memory.ts";
-import {
-  describeBytes,
-  EBDA_START,
-  HIGH_MEMORY_START,
-  type MemoryLayout,
-} from "../memory/layout.ts";
+import type { GuestMemory } from "../../../memory/guest_memory.ts";
+import type { KernelFile } from "../../platform.ts";
+import { describeBytes } from "../../../memory/regions.ts";
+import { EBDA_START, HIGH_MEMORY_START, type MemoryLayout } from "../memory_map.ts";
 import { buildBootParams, NO_HEADER_CMDLINE_SIZE } from "./boot_params.ts";
 import { type BzImage, parseBzImage } from "./bzimage.ts";
 import {
@@ -38,9 +35,9 @@ import {
   parseElf,
   writeElfSegments,
   zeroElfTails,
-} from "./elf.ts";
+} from "../../../boot/elf.ts";
 import { checkCpuCount, type PciIrqRoute, writeMpTable } from "./mptable.ts";
-import { longModeEntry, type VcpuEntryState, writeLongModeTables } from "./x86_64.ts";
+import { longModeEntry, type VcpuEntryState, writeLongModeTables } from "./long_mode.ts";
 
 export const ZERO_PAGE_GPA = 0x7000;
 export const CMDLINE_GPA = 0x2_0000;
@@ -86,11 +83,7 @@ export function parseKernel(file: KernelFile): KernelImage {
     : { kind: "bzImage", image: parseBzImage(file) };
 }
 
-/**
- * A kernel file: all of it in memory, or its first bytes and a way to read the rest. The second
- * is how a vmlinux should come: the loader reads its segments straight into guest RAM.
- */
-export type KernelFile = Uint8Array | { head: Uint8Array; source: FileSource };
+export type { KernelFile };
 
 function wholeFile(source: FileSource): Uint8Array {
   const bytes = new Uint8Array(source.length);

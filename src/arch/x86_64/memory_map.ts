@@ -1,5 +1,6 @@
 /**
- * The guest-physical memory map of an x86-64 machine with `ramBytes` of RAM.
+ * The guest-physical memory map of an x86-64 PC with `ramBytes` of RAM (what only a PC has: the
+ * 3-4 GiB hole, the legacy areas below 1 MiB, the E820 map).
  *
  * RAM fills guest-physical space from 0 up to the 32-bit MMIO hole (where the IOAPIC, the local
  * APIC and PCI BARs live); whatever does not fit below the hole continues at 4 GiB. The host
@@ -11,22 +12,22 @@
  * @module
  */
 
-const KiB = 1024;
-const MiB = 1024 * KiB;
+import {
+  checkRamBytes,
+  type GuestRange,
+  type RamLayout,
+  type RamRegion,
+} from "../../memory/regions.ts";
+
+export type { GuestRange };
+
+const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
-const TiB = 1024 * GiB;
 
 /** Start of the 32-bit MMIO hole: no RAM between here and {@link MMIO_HOLE_END}. */
 export const MMIO_HOLE_START = 0xC000_0000;
 /** End of the 32-bit MMIO hole; RAM that did not fit below the hole resumes here. */
 export const MMIO_HOLE_END = 0x1_0000_0000;
-
-/** Smallest machine we build: a distribution kernel decompresses into more than 16 MiB. */
-export const MIN_RAM_BYTES = 32 * MiB;
-/** Largest machine we build; keeps every guest address far below 2^53. */
-export const MAX_RAM_BYTES = 1 * TiB;
-/** RAM is mapped and registered with KVM in whole 4 KiB pages. */
-export const RAM_ALIGN_BYTES = 4 * KiB;
 
 /** Last KiB of conventional memory: the EBDA, where the MP table goes (MP spec 1.4 §4). */
 export const EBDA_START = 0x9_FC00;
@@ -38,7 +39,7 @@ export const EBDA_END = 0xA_0000;
  * for the kernel's MP/SMBIOS scans to misread.
  */
 export const BIOS_START = 0xE_0000;
-/** Where the ACPI tables go, RSDP first (src/acpi/x86_tables.ts): 64 KiB up to the MP table. */
+/** Where the ACPI tables go, RSDP first (src/arch/x86_64/acpi/tables.ts): 64 KiB up to the MP table. */
 export const ACPI_TABLES_START = BIOS_START;
 export const ACPI_TABLES_END = 0xF_0000;
 /** Where the MP table goes (MP spec 1.4 §4: the BIOS ROM area is one of the places to look). */
@@ -59,16 +60,6 @@ export const PCI_ECAM_SIZE = 1 * MiB;
 export const E820_RAM = 1;
 export const E820_RESERVED = 2;
 
-/** One contiguous piece of guest RAM and where it sits in the host mapping. */
-export interface RamRegion {
-  /** First guest-physical address of the region. */
-  gpa: number;
-  /** Length in bytes. */
-  size: number;
-  /** Offset of `gpa` inside the single host mapping of all guest RAM. */
-  hostOffset: number;
-}
-
 /** One entry of the BIOS E820 memory map handed to the kernel in the zero page. */
 export interface E820Entry {
   gpa: number;
@@ -77,20 +68,13 @@ export interface E820Entry {
 }
 
 /** The guest-physical memory map for one RAM size. */
-export interface MemoryLayout {
-  /** Total guest RAM, which is also the size of the host mapping. */
-  ramBytes: number;
+export interface MemoryLayout extends RamLayout {
   /** RAM regions in ascending gpa order: one below the hole, and one at 4 GiB if needed. */
   regions: readonly RamRegion[];
   /** End (exclusive) of the RAM region below the MMIO hole. */
   lowRamEnd: number;
   /** The E820 map the kernel sees. */
   e820(): E820Entry[];
-}
-
-/** A RAM size the layout cannot be built for, or a size string that does not parse. */
-export class MemoryLayoutError extends Error {
-  override name = "MemoryLayoutError";
 }
 
 /**
@@ -103,16 +87,7 @@ export class MemoryLayoutError extends Error {
  * ```
  */
 export function memoryLayout(ramBytes: number): MemoryLayout {
-  if (!Number.isSafeInteger(ramBytes) || ramBytes < MIN_RAM_BYTES || ramBytes > MAX_RAM_BYTES) {
-    throw new MemoryLayoutError(
-      `guest RAM of ${describeBytes(ramBytes)} is out of range: use 32 MiB to 1 TiB`,
-    );
-  }
-  if (ramBytes % RAM_ALIGN_BYTES !== 0) {
-    throw new MemoryLayoutError(
-      `guest RAM of ${ramBytes} bytes is not a multiple of 4 KiB`,
-    );
-  }
+  checkRamBytes(ramBytes);
   const lowRamEnd = Math.min(ramBytes, MMIO_HOLE_START);
   const regions: RamRegion[] = [{ gpa: 0, size: lowRamEnd, hostOffset: 0 }];
   if (ramBytes > MMIO_HOLE_START) {
@@ -147,17 +122,10 @@ export const PCI_MMIO64_ALIGN_BYTES = 1 * GiB;
  */
 export const MAX_PHYS_ADDR_BITS = 52;
 
-/** A range of guest-physical space that is not RAM. */
-export interface GuestRange {
-  gpa: number;
-  /** Length in bytes; 0 when there is no room for the range. */
-  size: number;
-}
-
 /**
  * The 64-bit PCI MMIO window: from the first 1 GiB boundary above the end of RAM (QEMU rounds its
  * `pci-hole64` start the same way) to the top of what the guest can address, 2^`physAddrBits`
- * (CPUID 0x80000008 EAX[7:0], src/vcpu/cpuid.ts), as Cloud Hypervisor's device area does. A
+ * (CPUID 0x80000008 EAX[7:0], src/arch/x86_64/cpuid.ts), as Cloud Hypervisor's device area does. A
  * guest cannot reach a BAR above its MAXPHYADDR (Linux refuses such a resource, and its page
  * tables cannot map it), and taking all the room up to there leaves space for BARs of hundreds
  * of GiB (GPUs) and lets the guest move a BAR anywhere it can address above RAM. Empty (size 0)
@@ -175,40 +143,4 @@ export function pciMmio64Window(layout: MemoryLayout, physAddrBits: number): Gue
   const ramEnd = Math.max(last.gpa + last.size, MMIO_HOLE_END);
   const gpa = Math.ceil(ramEnd / PCI_MMIO64_ALIGN_BYTES) * PCI_MMIO64_ALIGN_BYTES;
   return { gpa, size: Math.max(top - gpa, 0) };
-}
-
-const SIZE_UNITS: Record<string, number> = { K: KiB, M: MiB, G: GiB, T: TiB };
-
-/**
- * Parse a memory size the way kvmtool's `-m` does: a whole number with an optional K, M, G or T
- * suffix (case-insensitive, binary units); a bare number means MiB.
- *
- * @example
- * ```ts
- * parseSize("2G"); // 2147483648
- * parseSize("512"); // 536870912 (MiB when there is no suffix)
- * ```
- */
-export function parseSize(text: string): number {
-  const s = text.trim();
-  const m = /^([0-9]+)([KMGT]?)$/i.exec(s);
-  if (m === null) {
-    let why = "use a whole number with an optional K, M, G or T suffix (MiB if none)";
-    if (s.startsWith("-")) why = "a size cannot be negative";
-    else if (/^[0-9]*[.,][0-9]*[KMGT]?$/i.test(s)) why = "use a whole number, not a fraction";
-    throw new MemoryLayoutError(`invalid size "${text}": ${why}`);
-  }
-  const unit = m[2] === "" ? MiB : SIZE_UNITS[m[2].toUpperCase()];
-  const bytes = Number(m[1]) * unit;
-  if (bytes === 0) throw new MemoryLayoutError(`invalid size "${text}": must be greater than 0`);
-  if (!Number.isSafeInteger(bytes)) {
-    throw new MemoryLayoutError(`invalid size "${text}": too large`);
-  }
-  return bytes;
-}
-
-/** "256 MiB" for whole MiB, else the byte count; used in error messages. */
-export function describeBytes(n: number): string {
-  if (Number.isSafeInteger(n) && n > 0 && n % MiB === 0) return `${n / MiB} MiB`;
-  return `${n} bytes`;
 }
