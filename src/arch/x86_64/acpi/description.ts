@@ -1,6 +1,7 @@
 /**
- * The ACPI description of this machine (src/acpi/): which facts of the PC the tables state, taken
- * from where those facts live (memory map, PCI plan, legacy devices), and where they go.
+ * The ACPI description of the PC (the tables of src/acpi/): which of its facts the tables state,
+ * taken from where those facts live in this folder (memory map, interrupt wiring, PCI windows,
+ * MP table's APIC addresses, legacy devices), and where the tables go.
  */
 import { type X86AcpiInput, x86AcpiTables } from "./tables.ts";
 import { IOAPIC_GPA, ioapicIdFor, LAPIC_GPA } from "../boot/mptable.ts";
