@@ -15,7 +15,7 @@
  */
 import { writeCpioGz } from "./lib/cpio.ts";
 import { parseModinfo } from "./lib/modinfo.ts";
-import { bzImagePayload, parseBzImage } from "../src/boot/bzimage.ts";
+import { bzImagePayload, parseBzImage } from "../src/arch/x86_64/boot/bzimage.ts";
 import { parseElf } from "../src/boot/elf.ts";
 
 const MODULES: Record<string, string[]> = {

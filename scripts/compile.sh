@@ -13,7 +13,7 @@ cd "$repo"
 deno=${DENO:-$repo/.tools/deno}
 out=${1:-$repo/denovmm}
 
-if "$deno" compile -A --quiet --include src/vcpu/worker.ts --include src/machine/io_thread.ts -o "$out" main.ts 2>/tmp/denovmm-compile.$$; then
+if "$deno" compile -A --quiet --include src/machine/vcpu_thread.ts --include src/machine/io_thread.ts -o "$out" main.ts 2>/tmp/denovmm-compile.$$; then
   rm -f /tmp/denovmm-compile.$$
   echo "compile: wrote $out (deno compile)"
   exit 0

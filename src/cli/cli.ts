@@ -4,7 +4,7 @@
  * are `UsageError`s, which main.ts turns into one line on stderr and exit status 2.
  */
 import { parseArgs } from "./parse_args.ts";
-import { MAX_RAM_BYTES, MemoryLayoutError, MIN_RAM_BYTES, parseSize } from "../memory/layout.ts";
+import { MAX_RAM_BYTES, MemoryLayoutError, MIN_RAM_BYTES, parseSize } from "../memory/regions.ts";
 import type { MachineConfig, VfioDeviceOption } from "../machine/machine.ts";
 import type { DiskOption } from "../virtio/blk.ts";
 import type { NetOption } from "../virtio/net.ts";

@@ -3,8 +3,8 @@
  * table, so the table lives in one SharedArrayBuffer: any thread (a vCPU whose guest enables
  * MSI-X or unmasks a vector) changes entries and re-submits the lot under a lock.
  *
- * GSIs 0-23 keep KVM's default routes (ISA IRQs 0-15 to both PICs and the IOAPIC, 16-23 to
- * the IOAPIC only). MSI routes take GSIs from 24 up, as the guest makes vectors deliverable,
+ * The platform's default routes (its legacy lines: on a PC, ISA IRQs 0-15 to both PICs and the
+ * IOAPIC, 16-23 to the IOAPIC only) stay in every table. MSI routes take GSIs above them, as the guest makes vectors deliverable,
  * not when a device is planned: a vector gets a GSI, its route and its irqfd bound
  * (src/machine/msi_vectors.ts) when it becomes deliverable, and gives the GSI back and its
  * irqfd unbound when the guest disables MSI or MSI-X. Giving back commits nothing: the route
@@ -24,21 +24,16 @@
  */
 import type { VmFd } from "../../ffi/kvm_fds.ts";
 import { errnoName } from "../../ffi/libc.ts";
-import {
-  KVM_IRQCHIP_IOAPIC,
-  KVM_IRQCHIP_PIC_MASTER,
-  KVM_IRQCHIP_PIC_SLAVE,
-  KvmIrqRouting,
-} from "../../ffi/kvm_irq_structs.ts";
+import { KvmIrqRouting } from "../../ffi/kvm_irq_structs.ts";
+import { platform } from "./arch.ts";
 import { type CauseLog, rateLimitedLog } from "../log.ts";
 import type { MsiMessage } from "../bus/interrupt.ts";
 import { spinLock, spinUnlock } from "../spin_lock.ts";
 
-export const IOAPIC_PINS = 24;
-const ISA_IRQS = 16;
-export const FIRST_MSI_GSI = IOAPIC_PINS;
-/** Table entries the default routes take: ISA IRQs on two chips each, then pins 16-23. */
-export const DEFAULT_ROUTES = ISA_IRQS * 2 + (IOAPIC_PINS - ISA_IRQS);
+const DEFAULTS = platform.defaultGsiRoutes;
+export const FIRST_MSI_GSI = platform.firstMsiGsi;
+/** Table entries the platform's default routes take (40 on a PC: ISA IRQs on two chips each). */
+export const DEFAULT_ROUTES = DEFAULTS.length;
 /** KVM_MAX_IRQ_ROUTES of kernels whose KVM_CAP_IRQ_ROUTING says only "yes". */
 export const FALLBACK_MAX_ROUTES = 1024;
 /** The most routes we keep state for, whatever KVM allows (16 bytes of shared state each). */
@@ -249,13 +244,7 @@ export class GsiRouter {
     }
     const r = this.#routing;
     let n = 0;
-    for (let gsi = 0; gsi < IOAPIC_PINS; gsi++) {
-      if (gsi < ISA_IRQS) {
-        const pic = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE;
-        r.setIrqchip(n++, gsi, pic, gsi % 8);
-      }
-      r.setIrqchip(n++, gsi, KVM_IRQCHIP_IOAPIC, gsi);
-    }
+    for (const d of DEFAULTS) r.setIrqchip(n++, d.gsi, d.chip, d.pin);
     const limit = s[LIMIT];
     for (let gsi = FIRST_MSI_GSI; gsi < limit; gsi++) {
       const at = HEADER + gsi * GSI_WORDS;

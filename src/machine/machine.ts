@@ -1,28 +1,24 @@
 /**
  * Builds and runs one VM from a plain description: KVM VM and RAM, the Linux boot, the vCPUs
- * (each on its own Worker), and the console. Resolves with the status the VM ended with.
+ * (each on its own Worker), and the console. What only the architecture knows (memory map,
+ * interrupt controller, boot protocol, CPU model) comes from its platform object (./arch.ts). Resolves with the status the VM ended with.
  */
 import { VcpuFd } from "../../ffi/kvm_fds.ts";
 import type { KvmRun } from "../../ffi/kvm_run.ts";
 import { KVM_CAP } from "../../ffi/kvm.ts";
-import { Serial8250, SERIAL_COM1_IRQ, SERIAL_RX_CAPACITY } from "../devices/serial.ts";
-import { elfCopies, type KernelFile, loadLinux, parseKernel } from "../boot/linux.ts";
-import { patchCpuidForVcpu, physAddrBits } from "../vcpu/cpuid.ts";
-import { pciMmio64Window } from "../memory/layout.ts";
-import { applyEntryState } from "../vcpu/entry.ts";
+import { Serial8250, SERIAL_RX_CAPACITY } from "../devices/serial.ts";
+import { platform } from "./arch.ts";
 import { createStats, ExitStats } from "../vcpu/exit_stats.ts";
-import type { VcpuWorkerInit, VcpuWorkerReport } from "../vcpu/worker_protocol.ts";
+import type { VcpuWorkerInit, VcpuWorkerReport } from "./vcpu_thread_protocol.ts";
 import { allocateGuestRam, createVm, type GuestRam } from "./vm.ts";
 import { KernelCopy } from "./kernel_copy.ts";
-import { isaLine } from "./legacy_devices.ts";
 import { type ConsoleInput, StdinPump } from "../console/stdin_pump.ts";
 import { InputRing } from "../console/input_ring.ts";
 import { EventFd } from "../../ffi/eventfd.ts";
 import { type OpenInputFile, openInputFile, openKernelFile } from "./input_files.ts";
-import { pciIrqRoutes, planPci } from "./pci_devices.ts";
+import { pciIntxRoutes, planPci } from "./pci_devices.ts";
 import { GsiRouter } from "./gsi_router.ts";
 import { msixEvents } from "../pci/msix.ts";
-import { writeAcpiTables } from "./acpi_tables.ts";
 import { findHostDevice, type HostPciDevice } from "../vfio/host_device.ts";
 import { mapGuestRam, openVfioDevice } from "../vfio/container.ts";
 import { virtioRequests } from "./virtio_devices.ts";
@@ -90,24 +86,25 @@ export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
   let disks: DiskSync | undefined;
   try {
     initrd = cfg.initrdPath ? openInputFile(cfg.initrdPath, "initrd") : undefined;
-    // Bad input is reported as such before /dev/kvm is opened, so on any host, KVM or not.
-    parseKernel(kernel);
+    // Bad input is reported as such before /dev/kvm is opened, so on any host, KVM or not. The
+    // kernel is parsed here, once, and checked against the RAM it is given once, below.
+    const parsed = platform.parseKernel(kernel);
     const hosts = (cfg.vfio ?? []).map((v) => findHostDevice(v.bdf));
     const withIo = (cfg.disks ?? []).length > 0 || (cfg.nets ?? []).length > 0 ||
       cfg.rng === true || cfg.console === "virtio" || hosts.length > 0;
     // A vmlinux's segments (tens of MiB) go into RAM on a pool thread from now on, while this
     // thread is held starting the Workers (kernel_copy.ts). The VM itself comes after that.
     const ram = allocateGuestRam(cfg.ramBytes);
-    if (!(kernel instanceof Uint8Array)) {
-      const pieces = elfCopies(kernel, ram.layout);
-      if (pieces) copy = new KernelCopy(kernel.source, pieces, ram.memory);
+    const placed = platform.placeKernel(parsed, ram.layout);
+    if (!(kernel instanceof Uint8Array) && placed.copies) {
+      copy = new KernelCopy(kernel.source, placed.copies, ram.memory);
     }
     // A Worker takes a while to start (its own V8 isolate and module graph: seconds under an
     // emulated CPU). Started now, they load while this thread builds the VM; each then waits
     // for its init message.
     threads = new Threads(cfg.cpus, withIo);
     const tBuild = performance.now();
-    setup = buildMachine(cfg, ram, kernel, initrd, hosts, copy !== undefined);
+    setup = buildMachine(cfg, ram, placed, initrd, hosts, copy !== undefined);
     disks = new DiskSync((cfg.disks ?? []).filter((d) => !d.readOnly).map((d) => d.path));
     await copy?.done();
     if (cfg.debug) {
@@ -139,7 +136,7 @@ export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
 function buildMachine(
   cfg: MachineConfig,
   ram: GuestRam,
-  kernel: KernelFile,
+  kernel: ReturnType<typeof platform.placeKernel>,
   initrd: OpenInputFile | undefined,
   hosts: HostPciDevice[],
   elfPiecesWritten: boolean,
@@ -154,38 +151,33 @@ function buildMachine(
     mapGuestRam(d, layout.regions, ramHva);
     return d;
   });
-  // The CPUID every vCPU gets: its address width bounds the 64-bit PCI window.
-  const cpuid = kvm.supportedCpuid();
-  const mmio64 = pciMmio64Window(layout, physAddrBits(cpuid));
+  // The CPU every vCPU gets: its address width bounds the 64-bit PCI window.
+  const vcpuModel = platform.vcpuModel(kvm);
+  const mmio64 = platform.pciMmio64Window(layout, vcpuModel.physAddrBits);
   const pci = planPci(vm, requests, passthrough, cfg.vfio, undefined, mmio64);
-  const entry = loadLinux(
-    memory,
-    layout,
-    kernel,
+  const entry = platform.loadKernel(memory, layout, kernel, {
     initrd,
-    cfg.cmdline,
-    cfg.cpus,
-    pciIrqRoutes(pci),
-    { elfPiecesWritten, acpiRsdpGpa: writeAcpiTables(memory, cfg.cpus, mmio64) },
-  );
+    cmdline: cfg.cmdline,
+    cpus: cfg.cpus,
+    pciIntx: pciIntxRoutes(pci),
+    mmio64,
+    copiesMade: elfPiecesWritten,
+  });
 
   const maxVcpus = kvm.checkExtension(KVM_CAP.MAX_VCPUS);
   if (cfg.cpus > maxVcpus) {
     throw new MachineError(`-c ${cfg.cpus}: this host's KVM allows at most ${maxVcpus} vCPUs`);
   }
   const runSize = kvm.vcpuMmapSize();
-  const tscDeadline = kvm.checkExtension(KVM_CAP.TSC_DEADLINE_TIMER) > 0;
   const vcpuFds: number[] = [];
   // Each vCPU's kvm_run page, mapped here too: the main thread sets immediate_exit to stop it.
   const runs: KvmRun[] = [];
   for (let id = 0; id < cfg.cpus; id++) {
     const fd = vm.createVcpu(id);
     const vcpu = new VcpuFd(fd, runSize);
-    patchCpuidForVcpu(cpuid, id, { tscDeadline });
-    vcpu.setCpuid(cpuid);
     // Only the boot processor starts at the kernel's entry; the others wait for INIT/SIPI
     // from the guest, which the in-kernel LAPIC handles.
-    if (id === 0) applyEntryState(vcpu, entry);
+    vcpuModel.configure(vcpu, id, id === 0 ? entry : undefined);
     vcpuFds.push(fd);
     runs.push(vcpu.run);
   }
@@ -218,7 +210,7 @@ class Threads {
       this.#io = io;
     }
     for (let id = 0; id < cpus; id++) {
-      const w = new Worker(new URL("../vcpu/worker.ts", import.meta.url), { type: "module" });
+      const w = new Worker(new URL("./vcpu_thread.ts", import.meta.url), { type: "module" });
       w.onerror = (e) => {
         e.preventDefault();
         this.#loopEnded(id);
@@ -251,7 +243,7 @@ class Threads {
     // The main thread's handle on the UART: it only feeds input and raises the RX interrupt.
     const serial = new Serial8250(
       serialState,
-      isaLine((gsi, high) => vm.irqLine(gsi, high), SERIAL_COM1_IRQ),
+      platform.consoleIrq((gsi, high) => vm.irqLine(gsi, high)),
       () => {},
     );
     const gate = new Int32Array(new SharedArrayBuffer(4));

@@ -9,14 +9,11 @@ import { EventFd } from "../../ffi/eventfd.ts";
 import type { VmFd } from "../../ffi/kvm_fds.ts";
 import type { Bus } from "../bus/bus.ts";
 import type { BusDevice } from "../bus/device.ts";
-import { PCI_CONF1_ADDRESS_PORT, PCI_CONF1_PORTS, PciBus, type PciFunction } from "../pci/bus.ts";
+import { PciBus, type PciFunction } from "../pci/bus.ts";
 import { type PciBarKind, PciConfigSpace } from "../pci/config_space.ts";
-import {
-  type GuestRange,
-  MMIO_HOLE_START,
-  PCI_ECAM_SIZE,
-  PCI_ECAM_START,
-} from "../memory/layout.ts";
+import type { GuestRange } from "../memory/regions.ts";
+import { platform } from "./arch.ts";
+import type { PciIntxRoute } from "../arch/platform.ts";
 import {
   BAR0_SIZE,
   BAR1_SIZE,
@@ -31,7 +28,6 @@ import { GsiRouter } from "./gsi_router.ts";
 import { kvmInterrupts, planMsiVectors } from "./interrupts.ts";
 import type { MsiMessage } from "../bus/interrupt.ts";
 import { KVM_CAP } from "../../ffi/kvm.ts";
-import type { PciIrqRoute } from "../boot/mptable.ts";
 import { hostPageSize } from "../../ffi/libc.ts";
 import { EEXIST, ENOENT } from "../../ffi/errno.ts";
 
@@ -60,9 +56,6 @@ import { RateLimitedLog, rateLimitedLog } from "../log.ts";
 import { errnoName, SyscallError } from "../../ffi/libc.ts";
 import { IRQ_INTX, VfioIrqModes } from "../vfio/irq_modes.ts";
 
-/** BARs go from the start of the 32-bit hole up to the ECAM region (then the IOAPIC). */
-export const PCI_MMIO_START = MMIO_HOLE_START;
-export const PCI_MMIO_END = PCI_ECAM_START;
 /**
  * 64-bit memory BARs this large or larger go to the 64-bit window above RAM; smaller ones stay in
  * the 32-bit hole (as every BAR did before there was a window) and go up only when it is full.
@@ -72,9 +65,6 @@ export const PCI_MMIO_END = PCI_ECAM_START;
  * addresses of today's devices (virtio's BARs are 32-bit anyway).
  */
 export const PCI_LARGE_BAR_BYTES = 256 * 1024 * 1024;
-/** Port I/O space for I/O BARs: everything above the ISA/legacy range. */
-export const PCI_IO_START = 0x1000;
-export const PCI_IO_END = 0x10000;
 /** A host bridge so Linux's conf1 sanity check finds a known class on bus 0. */
 const HOST_BRIDGE_CLASS = 0x06_00_00;
 const REDHAT_VENDOR = 0x1b36;
@@ -103,24 +93,18 @@ export interface VirtioDeviceRequest {
   backend: BackendPlan;
 }
 
-/** IOAPIC pins 16-23 take the PCI slots' INTx# in turn (pins 0-15 are the ISA IRQs), the
- * usual swizzle: INTB# of a slot is INTA# of the next. Slots more than 8 apart share a pin,
- * which a level-triggered line allows, though with one KVM_IRQ_LINE source per pin a shared
- * line is only as good as its last writer. */
-export function intxPin(slot: number, pin = 1): number {
-  return 16 + ((slot - 1 + pin - 1) % 8);
-}
-
-/** The INTx wiring for the MP table. */
-export function pciIrqRoutes(plan: PciMachinePlan): PciIrqRoute[] {
+/** Where each function's INTx goes, for the platform's description of the machine. */
+export function pciIntxRoutes(plan: PciMachinePlan): PciIntxRoute[] {
   return [
-    ...plan.devices.map((d) => ({ slot: d.plan.slot, pin: 1, ioapicPin: d.plan.intxGsi })),
+    ...plan.devices.map((d) => ({ slot: d.plan.slot, pin: 1, gsi: d.plan.intxGsi })),
     ...plan.vfio.flatMap((v) => {
       const intx = v.interrupts.intx;
-      return intx ? [{ slot: v.slot, pin: v.intxPin, ioapicPin: intx.gsi }] : [];
+      return intx ? [{ slot: v.slot, pin: v.intxPin, gsi: intx.gsi }] : [];
     }),
   ];
 }
+
+const { pciMmio32, pciIo } = platform;
 
 /** VFIO calls for one device's interrupt mechanisms. */
 function irqControl(deviceFd: number) {
@@ -232,7 +216,7 @@ function windowAllocator(start: number, end: number): (size: number) => number |
 
 /**
  * Main thread: lay out bus 0, allocate BARs and GSIs, create and bind the eventfds. `mmio64`
- * is the 64-bit window above RAM (src/memory/layout.ts pciMmio64Window); without it every BAR
+ * is the 64-bit window above RAM (the platform's pciMmio64Window); without it every BAR
  * must fit in the 32-bit hole.
  */
 export function planPci(
@@ -255,7 +239,7 @@ export function planPci(
   const routerState = GsiRouter.createState(vm.checkExtension(KVM_CAP.IRQ_ROUTING));
   /** KVM memory slots after the RAM's (at most 2) for passthrough BAR mappings. */
   let nextSlot = 8;
-  const low = windowAllocator(PCI_MMIO_START, PCI_MMIO_END);
+  const low = windowAllocator(pciMmio32.gpa, pciMmio32.gpa + pciMmio32.size);
   const high = windowAllocator(mmio64.gpa, mmio64.gpa + mmio64.size);
   /** Only a 64-bit BAR can go above 4 GiB; a large one goes there first (PCI_LARGE_BAR_BYTES). */
   const allocate = (size: number, kind: PciBarKind = "mem32") => {
@@ -267,7 +251,9 @@ export function planPci(
     if (gpa === undefined) {
       throw new RangeError(
         `PCI MMIO window exhausted: no room for a ${kind} BAR of 0x${size.toString(16)} bytes ` +
-          `(32-bit hole ${hex(PCI_MMIO_START)}-${hex(PCI_MMIO_END)}, 64-bit window ${
+          `(32-bit hole ${hex(pciMmio32.gpa)}-${
+            hex(pciMmio32.gpa + pciMmio32.size)
+          }, 64-bit window ${
             mmio64.size > 0 ? `${hex(mmio64.gpa)}-${hex(mmio64.gpa + mmio64.size)}` : "none"
           })`,
       );
@@ -281,7 +267,7 @@ export function planPci(
       slot,
       allocate(BAR0_SIZE),
       allocate(BAR1_SIZE),
-      intxPin(slot),
+      platform.intxGsi(slot),
     );
     return {
       plan,
@@ -312,7 +298,7 @@ export function planPci(
     // eventfd, which VFIO takes as "unmask". All in the kernel.
     let intx: VfioInterrupts["intx"];
     if (base.intxPin !== 0 && (d.irqCounts[IRQ_INTX] ?? 0) > 0) {
-      const gsi = intxPin(base.slot, base.intxPin);
+      const gsi = platform.intxGsi(base.slot, base.intxPin);
       const triggerFd = EventFd.create().fd;
       const resampleFd = EventFd.create().fd;
       vm.irqfd(triggerFd, gsi, { resampleFd });
@@ -423,19 +409,21 @@ export function registerPci(
     vfioFunctions.push(fn);
     bus.add(v.slot, fn);
   }
-  pio.register(PCI_CONF1_ADDRESS_PORT, PCI_CONF1_PORTS, counted(bus.conf1, false), "pci conf1");
-  mmio.register(PCI_ECAM_START, PCI_ECAM_SIZE, counted(bus.ecam, true), "pci ecam");
+  platform.registerConfigAccess(pio, mmio, {
+    conf1: counted(bus.conf1, false),
+    ecam: counted(bus.ecam, true),
+  });
   // I/O BARs (a passed-through device's) live above the legacy ports; Linux assigns them.
   pio.register(
-    PCI_IO_START,
-    PCI_IO_END - PCI_IO_START,
-    bus.window(PCI_IO_START, "io", unclaimedPio),
+    pciIo.gpa,
+    pciIo.size,
+    bus.window(pciIo.gpa, "io", unclaimedPio),
     "pci io window",
   );
   mmio.register(
-    PCI_MMIO_START,
-    PCI_MMIO_END - PCI_MMIO_START,
-    bus.window(PCI_MMIO_START, "memory", unclaimed),
+    pciMmio32.gpa,
+    pciMmio32.size,
+    bus.window(pciMmio32.gpa, "memory", unclaimed),
     "pci mmio window",
   );
   // The 64-bit window: large BARs, and any BAR the guest moves there (up to its address width).

@@ -1,33 +1,29 @@
 /**
- * Creating a KVM VM for an x86-64 PC: the capabilities we rely on, the TSS and identity-map
- * pages KVM needs on Intel hosts, the in-kernel PIC/IOAPIC/LAPIC and PIT, and guest RAM as
- * one anonymous mapping registered as one memory slot per RAM region of the layout.
+ * Creating a KVM VM: the capabilities we rely on (the platform's among them), the platform's
+ * in-kernel interrupt controller (on a PC: PIC/IOAPIC/LAPIC and PIT, with the TSS and
+ * identity-map pages KVM needs on Intel hosts), and guest RAM as one anonymous mapping
+ * registered as one memory slot per RAM region of the platform's layout.
  */
 import { Kvm, VmFd } from "../../ffi/kvm_fds.ts";
 import { mmapAnonymous } from "../../ffi/libc.ts";
-import { KVM_PIT_SPEAKER_DUMMY } from "../../ffi/kvm_vm_structs.ts";
+import type { KVM_CAP } from "../../ffi/kvm.ts";
 import { GuestMemory } from "../memory/guest_memory.ts";
-import { type MemoryLayout, memoryLayout } from "../memory/layout.ts";
+import { platform } from "./arch.ts";
 
-/** Three pages for the TSS and one for the identity map, just below the BIOS ROM at 4 GiB,
- * inside the MMIO hole so they never collide with RAM (the addresses kvmtool and
- * Firecracker use as well). */
-export const TSS_GPA = 0xfffb_d000;
-export const IDENTITY_MAP_GPA = 0xfffb_c000;
-
-export const REQUIRED_CAPS = [
+/** What every machine needs of KVM, then what its platform needs. */
+export const REQUIRED_CAPS: readonly (keyof typeof KVM_CAP)[] = [
   "IRQCHIP",
   "HLT",
   "USER_MEMORY",
-  "SET_TSS_ADDR",
-  "EXT_CPUID",
-  "PIT2",
-  "SET_IDENTITY_MAP_ADDR",
-] as const;
+  ...platform.requiredCaps,
+];
+
+/** The platform's memory map. */
+export type Layout = ReturnType<typeof platform.memoryLayout>;
 
 /** Guest RAM, mapped but not yet given to a VM. */
 export interface GuestRam {
-  layout: MemoryLayout;
+  layout: Layout;
   memory: GuestMemory;
   ramHva: bigint;
 }
@@ -42,7 +38,7 @@ export interface CreatedVm extends GuestRam {
  * pool thread) before KVM is asked for anything, and hands it to createVm afterwards.
  */
 export function allocateGuestRam(ramBytes: number): GuestRam {
-  const layout = memoryLayout(ramBytes);
+  const layout = platform.memoryLayout(ramBytes);
   const { hva, buffer } = mmapAnonymous(ramBytes);
   return { layout, memory: new GuestMemory(buffer, layout), ramHva: hva };
 }
@@ -57,11 +53,7 @@ export function createVm(
 ): CreatedVm {
   const kvm = Kvm.open([...REQUIRED_CAPS], kvmPath);
   const vm = kvm.createVm();
-  vm.setTssAddr(TSS_GPA);
-  vm.setIdentityMapAddr(IDENTITY_MAP_GPA);
-  vm.createIrqchip();
-  // A dummy speaker port (0x61) keeps Linux's PIT calibration inside the kernel.
-  vm.createPit2(KVM_PIT_SPEAKER_DUMMY);
+  platform.createIrqchip(vm);
   const guest = typeof ram === "number" ? allocateGuestRam(ram) : ram;
   guest.layout.regions.forEach((r, slot) => {
     vm.setUserMemoryRegion(slot, r.gpa, r.size, guest.ramHva + BigInt(r.hostOffset));

@@ -10,7 +10,7 @@
  * @module
  */
 
-import type { MemoryLayout, RamRegion } from "./layout.ts";
+import type { RamLayout, RamRegion } from "./regions.ts";
 
 /** An access outside guest RAM, or with a malformed address or length. */
 export class GuestMemoryError extends Error {
@@ -19,7 +19,7 @@ export class GuestMemoryError extends Error {
 
 /** Guest RAM as seen by the VMM: one host buffer, addressed by guest-physical address. */
 export class GuestMemory {
-  readonly layout: MemoryLayout;
+  readonly layout: RamLayout;
   readonly #buffer: ArrayBuffer;
   readonly #view: DataView;
   readonly #regions: readonly RamRegion[];
@@ -34,7 +34,7 @@ export class GuestMemory {
    * mem.writeU32(0x1000, 0xdeadbeef);
    * ```
    */
-  constructor(buffer: ArrayBuffer, layout: MemoryLayout) {
+  constructor(buffer: ArrayBuffer, layout: RamLayout) {
     if (buffer.byteLength !== layout.ramBytes) {
       throw new GuestMemoryError(
         `host mapping is ${buffer.byteLength} bytes but the layout needs ${layout.ramBytes}`,

@@ -1,7 +1,7 @@
 /**
- * What the ACPI tests (aml_test.ts, tables_test.ts, x86_tables_test.ts) share: reading fields
- * out of table bytes, hex for readable byte diffs, RangeError checks, and running ACPICA's iasl
- * with a check that it ran clean.
+ * What the ACPI tests (aml_test.ts, tables_test.ts, ../arch/x86_64/acpi/tables_test.ts) share:
+ * reading fields out of table bytes, hex for readable byte diffs, RangeError checks, and running
+ * ACPICA's iasl with a check that it ran clean.
  * @module
  */
 import { deepEqual, equal, match, ok, throws } from "../assert.ts";

@@ -1,6 +1,6 @@
 // The fixed-layout tables (src/acpi/tables.ts, sdt.ts) field by field, at the offsets of
-// ACPI 6.5 §5.2 and the PCI Firmware Specification's MCFG. x86_tables_test.ts checks the same
-// bytes against iasl's disassembler.
+// ACPI 6.5 §5.2 and the PCI Firmware Specification's MCFG. The PC's set of them
+// (tests/arch/x86_64/acpi/tables_test.ts) is checked against iasl's disassembler.
 import { deepEqual, equal, ok } from "../assert.ts";
 import { rangeError, sum, text, view } from "./acpi_test_helpers.ts";
 import {

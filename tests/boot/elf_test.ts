@@ -10,7 +10,7 @@ import {
   writeElfSegments,
 } from "../../src/boot/elf.ts";
 import { GuestMemory } from "../../src/memory/guest_memory.ts";
-import { memoryLayout } from "../../src/memory/layout.ts";
+import { memoryLayout } from "../../src/arch/x86_64/memory_map.ts";
 import {
   hasTestVmlinux,
   readTestVmlinux,

@@ -1,7 +1,7 @@
 // Hostile-guest fuzzing of the CMOS RTC: index writes with the NMI bit, data reads and writes
 // at every index and width, against a model of its 128 bytes and BCD clock.
 import { equal, ok } from "../assert.ts";
-import { CmosRtc } from "../../src/devices/cmos_rtc.ts";
+import { CmosRtc } from "../../src/arch/x86_64/devices/cmos_rtc.ts";
 import { fuzz, FuzzStats, leBytes, ops, pick } from "./harness.ts";
 
 const WIDTHS = [1, 1, 1, 2, 4];

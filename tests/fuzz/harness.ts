@@ -21,7 +21,7 @@
  */
 import fc from "fast-check";
 import { GuestMemory } from "../../src/memory/guest_memory.ts";
-import type { MemoryLayout, RamRegion } from "../../src/memory/layout.ts";
+import type { RamLayout, RamRegion } from "../../src/memory/regions.ts";
 
 /** Accesses per model: `DENOVMM_FUZZ_ACCESSES`, or a count that keeps `deno test` quick. */
 export function fuzzAccesses(fallback = 20_000): number {
@@ -122,7 +122,7 @@ export const HIGH_RAM_BYTES = 64 * KiB;
 export const RAM_BYTES = LOW_RAM_BYTES + HIGH_RAM_BYTES;
 
 /** The machine's real split (low RAM, hole, RAM at 4 GiB) shrunk to fuzzing size. */
-function fuzzLayout(): MemoryLayout {
+function fuzzLayout(): RamLayout {
   const regions: RamRegion[] = [
     { gpa: 0, size: LOW_RAM_BYTES, hostOffset: 0 },
     { gpa: HIGH_RAM_GPA, size: HIGH_RAM_BYTES, hostOffset: LOW_RAM_BYTES },
@@ -130,8 +130,6 @@ function fuzzLayout(): MemoryLayout {
   return {
     ramBytes: RAM_BYTES,
     regions,
-    lowRamEnd: LOW_RAM_BYTES,
-    e820: () => regions.map((r) => ({ gpa: r.gpa, size: r.size, type: 1 as const })),
   };
 }
 

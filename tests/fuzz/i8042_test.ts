@@ -1,7 +1,7 @@
 // Hostile-guest fuzzing of the i8042: every command byte, data bytes in every pending state,
 // accesses of every width at all five ports, against a model of when the VM must reset.
 import { equal, ok } from "../assert.ts";
-import { I8042 } from "../../src/devices/i8042.ts";
+import { I8042 } from "../../src/arch/x86_64/devices/i8042.ts";
 import { fuzz, FuzzStats, leBytes, ops, pick } from "./harness.ts";
 
 const WIDTHS = [1, 1, 1, 2, 4];

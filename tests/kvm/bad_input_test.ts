@@ -1,5 +1,6 @@
 // Input that parses but does not fit the machine: reported as one line, exit status 1, before
-// any vCPU runs. The fit is checked by loadLinux, which needs the VM's RAM, so these open KVM.
+// any vCPU runs. The initrd's and command line's fit is checked by loadLinux, once the VM's RAM
+// exists, so these open KVM (the kernel's own fit is checked before: placeKernel).
 import { equal, match, ok } from "../assert.ts";
 
 const REPO = new URL("../..", import.meta.url).pathname;

@@ -2,7 +2,7 @@
  * Runs denovmm as a user would (a subprocess with piped stdin) and collects what it printed.
  * The default guest comes from .cache/guest (scripts/setup.sh); a missing one fails the test.
  */
-const repo = new URL("../../", import.meta.url).pathname;
+const repo = new URL("../..", import.meta.url).pathname;
 export const REPO = repo;
 export const GUEST_DIR = `${repo}.cache/guest`;
 

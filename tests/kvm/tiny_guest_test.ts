@@ -8,7 +8,7 @@ import { DEBUG_EXIT_PORT, DebugExit } from "../../src/devices/debug_exit.ts";
 import { createStats, ExitStats, STAT } from "../../src/vcpu/exit_stats.ts";
 import { runLoop, StopRequest } from "../../src/vcpu/exit_loop.ts";
 import { createVm } from "../../src/machine/vm.ts";
-import { registerLegacyDevices } from "../../src/machine/legacy_devices.ts";
+import { registerLegacyDevices } from "../../src/arch/x86_64/legacy_devices.ts";
 import { Serial8250 } from "../../src/devices/serial.ts";
 
 /** A device that records writes and answers reads with a fixed value. */

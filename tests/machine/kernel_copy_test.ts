@@ -2,7 +2,7 @@ import { deepEqual, equal, ok, rejects } from "../assert.ts";
 import { KernelCopy } from "../../src/machine/kernel_copy.ts";
 import { openInputFile } from "../../src/machine/input_files.ts";
 import { GuestMemory } from "../../src/memory/guest_memory.ts";
-import { memoryLayout } from "../../src/memory/layout.ts";
+import { memoryLayout } from "../../src/arch/x86_64/memory_map.ts";
 
 const MiB = 1024 * 1024;
 

@@ -3,7 +3,7 @@
 // guest does with BARs and interrupt enables must never end the VM.
 import { deepEqual, equal, ok } from "../assert.ts";
 import { NOTIFY_OFFSET } from "../../src/virtio/pci_transport.ts";
-import { PCI_ECAM_START } from "../../src/memory/layout.ts";
+import { PCI_ECAM_START } from "../../src/arch/x86_64/memory_map.ts";
 import { machine, VFIO_SLOT, vfioSlots } from "./pci_machine.ts";
 
 Deno.test("pci devices: a VFIO BAR moved over RAM, or over its own other BAR, is left unmapped", () => {

@@ -5,7 +5,7 @@ import { Bus } from "../../src/bus/bus.ts";
 import { planPci, registerPci } from "../../src/machine/pci_devices.ts";
 import { virtioRequests } from "../../src/machine/virtio_devices.ts";
 import { RateLimitedLog } from "../../src/log.ts";
-import { type GuestRange, memoryLayout } from "../../src/memory/layout.ts";
+import { type GuestRange, memoryLayout } from "../../src/arch/x86_64/memory_map.ts";
 import type { OpenedVfioDevice } from "../../src/vfio/container.ts";
 import { fakeDevice, type FakeDeviceOptions } from "../vfio/fake_device.ts";
 import { FakeVm } from "./fake_vm.ts";

@@ -2,8 +2,8 @@
 // 32-bit hole (8 GiB, its MSI-X table 2 GiB into it, as tests/vfio's bit-31 test) is planned
 // there, and the guest reaches it, and moves BARs above 4 GiB, through the machine's buses.
 import { deepEqual, equal, ok, throws } from "../assert.ts";
-import { memoryLayout, pciMmio64Window } from "../../src/memory/layout.ts";
-import { PCI_MMIO_END } from "../../src/machine/pci_devices.ts";
+import { memoryLayout, pciMmio64Window } from "../../src/arch/x86_64/memory_map.ts";
+import { PCI_MMIO_END } from "../../src/arch/x86_64/pci.ts";
 import { machine, VFIO_SLOT, vfioSlots } from "./pci_machine.ts";
 
 const MiB = 1024 * 1024;

@@ -1,6 +1,6 @@
 import { deepEqual, equal, ok, throws } from "../assert.ts";
 import { GuestMemory, GuestMemoryError } from "../../src/memory/guest_memory.ts";
-import { memoryLayout } from "../../src/memory/layout.ts";
+import { memoryLayout } from "../../src/arch/x86_64/memory_map.ts";
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;

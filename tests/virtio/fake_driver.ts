@@ -3,7 +3,7 @@
  * the avail ring and reads the used ring, over a GuestMemory on a plain ArrayBuffer.
  */
 import { GuestMemory } from "../../src/memory/guest_memory.ts";
-import { memoryLayout } from "../../src/memory/layout.ts";
+import { memoryLayout } from "../../src/arch/x86_64/memory_map.ts";
 import {
   SplitQueue,
   VIRTQ_DESC_F_INDIRECT,

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { deepEqual, equal, ok, throws } from "../assert.ts";
 import { GuestMemory } from "../../src/memory/guest_memory.ts";
-import type { MemoryLayout } from "../../src/memory/layout.ts";
+import type { MemoryLayout } from "../../src/arch/x86_64/memory_map.ts";
 import {
   readChain,
   type Segment,
