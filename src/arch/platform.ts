@@ -83,33 +83,23 @@ export interface VcpuModel<Entry> {
 }
 
 /**
- * One architecture's machine. `Layout` is its memory map (RAM regions and whatever its boot
- * protocol says of them), `Kernel` a parsed kernel, `Placed` one checked against the RAM, `Entry`
- * the boot vCPU's first state.
+ * What every thread of the machine asks of the platform: the memory map, where PCI lives and how
+ * its config space and INTx reach the guest, the interrupt controller's fixed routes, and the
+ * devices every guest of the platform expects. Kept apart from the boot side
+ * ({@link Platform}) so a vCPU or I/O Worker loads only this much of the architecture's
+ * modules: a Worker's module graph is loaded again by every thread, and under an emulated CPU
+ * each module costs start-up time.
  */
-export interface Platform<
-  Layout extends RamLayout = RamLayout,
-  Kernel = unknown,
-  Placed extends PlacedKernel = PlacedKernel,
-  Entry = unknown,
-> {
+export interface PlatformWiring<Layout extends RamLayout = RamLayout> {
   readonly name: string;
 
-  // Memory map.
   /** Guest RAM's regions for `ramBytes`; throws MemoryLayoutError with a line for the user. */
   memoryLayout(ramBytes: number): Layout;
-  /** Where large PCI BARs go: above RAM, up to what the guest can address (size 0: none). */
-  pciMmio64Window(layout: Layout, physAddrBits: number): GuestRange;
   /** The PCI windows for BARs below 4 GiB, and the ECAM region (`size` bytes from `gpa`). */
   readonly pciIo: GuestRange;
   readonly pciMmio32: GuestRange;
   readonly pciEcam: GuestRange;
 
-  // Interrupt controller.
-  /** KVM capabilities this platform's VM cannot do without. */
-  readonly requiredCaps: readonly (keyof typeof KVM_CAP)[];
-  /** The in-kernel interrupt controller and timers, and what KVM needs before vCPUs exist. */
-  createIrqchip(vm: VmFd): void;
   /** The routes KVM_SET_GSI_ROUTING must keep (the legacy lines); MSIs take GSIs above. */
   readonly defaultGsiRoutes: readonly IrqchipRoute[];
   readonly firstMsiGsi: number;
@@ -118,11 +108,33 @@ export interface Platform<
   /** The line of the console UART, for a thread that only raises its interrupt. */
   consoleIrq(irq: DeviceWiring["irq"]): IrqLine;
 
-  // Config-space access.
   /** Put the PCI bus's config-space mechanisms (port I/O, ECAM) on this thread's buses. */
   registerConfigAccess(pio: Bus, mmio: Bus, access: { conf1: BusDevice; ecam: BusDevice }): void;
 
-  // Boot protocol and platform description.
+  /** This thread's copies of the devices every guest of this platform expects. */
+  registerDevices(pio: Bus, mmio: Bus, wiring: DeviceWiring): void;
+}
+
+/**
+ * One architecture's machine: its {@link PlatformWiring} and what the main thread alone needs
+ * to build the VM and boot it. `Layout` is its memory map (RAM regions and whatever its boot
+ * protocol says of them), `Kernel` a parsed kernel, `Placed` one checked against the RAM, `Entry`
+ * the boot vCPU's first state.
+ */
+export interface Platform<
+  Layout extends RamLayout = RamLayout,
+  Kernel = unknown,
+  Placed extends PlacedKernel = PlacedKernel,
+  Entry = unknown,
+> extends PlatformWiring<Layout> {
+  /** Where large PCI BARs go: above RAM, up to what the guest can address (size 0: none). */
+  pciMmio64Window(layout: Layout, physAddrBits: number): GuestRange;
+
+  /** KVM capabilities this platform's VM cannot do without. */
+  readonly requiredCaps: readonly (keyof typeof KVM_CAP)[];
+  /** The in-kernel interrupt controller and timers, and what KVM needs before vCPUs exist. */
+  createIrqchip(vm: VmFd): void;
+
   /** Check a kernel file without knowing the machine (bad input before /dev/kvm is opened). */
   parseKernel(file: KernelFile): Kernel;
   /** Check that the kernel fits `layout`'s RAM, and plan its copies. */
@@ -130,11 +142,6 @@ export interface Platform<
   /** Write the kernel and all the guest finds at its entry; returns the boot vCPU's state. */
   loadKernel(mem: GuestMemory, layout: Layout, kernel: Placed, boot: BootInput): Entry;
 
-  // vCPUs.
   /** The model every vCPU gets (on a PC: KVM's supported CPUID, per-vCPU ids filled in). */
   vcpuModel(kvm: Kvm): VcpuModel<Entry>;
-
-  // Platform devices.
-  /** This thread's copies of the devices every guest of this platform expects. */
-  registerDevices(pio: Bus, mmio: Bus, wiring: DeviceWiring): void;
 }

@@ -1,10 +1,12 @@
 /**
  * The one place that chooses the architecture the machine is built for: everything else in
- * src/machine/ asks this platform object (src/arch/platform.ts) for what only that kind of
- * computer has, and imports nothing else of src/arch/.
+ * src/machine/ asks these objects (src/arch/platform.ts) for what only that kind of computer
+ * has, and imports nothing else of src/arch/. `wiring` is what every thread needs; `platform`
+ * adds the boot side, for the main thread only (./arch_boot.ts), so a Worker does not load the
+ * boot protocol's modules.
  *
  * @module
  */
-import { x86_64 } from "../arch/x86_64/platform.ts";
+import { x86_64Wiring } from "../arch/x86_64/wiring.ts";
 
-export const platform = x86_64;
+export const wiring = x86_64Wiring;

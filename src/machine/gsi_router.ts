@@ -25,13 +25,13 @@
 import type { VmFd } from "../../ffi/kvm_fds.ts";
 import { errnoName } from "../../ffi/libc.ts";
 import { KvmIrqRouting } from "../../ffi/kvm_irq_structs.ts";
-import { platform } from "./arch.ts";
+import { wiring } from "./arch.ts";
 import { type CauseLog, rateLimitedLog } from "../log.ts";
 import type { MsiMessage } from "../bus/interrupt.ts";
 import { spinLock, spinUnlock } from "../spin_lock.ts";
 
-const DEFAULTS = platform.defaultGsiRoutes;
-export const FIRST_MSI_GSI = platform.firstMsiGsi;
+const DEFAULTS = wiring.defaultGsiRoutes;
+export const FIRST_MSI_GSI = wiring.firstMsiGsi;
 /** Table entries the platform's default routes take (40 on a PC: ISA IRQs on two chips each). */
 export const DEFAULT_ROUTES = DEFAULTS.length;
 /** KVM_MAX_IRQ_ROUTES of kernels whose KVM_CAP_IRQ_ROUTING says only "yes". */

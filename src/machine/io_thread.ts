@@ -13,7 +13,7 @@ import { viewOfAddress } from "../../ffi/libc.ts";
 import { EventFd } from "../../ffi/eventfd.ts";
 import { VmFd } from "../../ffi/kvm_fds.ts";
 import { GuestMemory } from "../memory/guest_memory.ts";
-import { platform } from "./arch.ts";
+import { wiring } from "./arch.ts";
 import { describeError } from "../log.ts";
 import { FdPoller } from "../virtio/fd_poller.ts";
 import { Backlog, type Serve } from "../virtio/backlog.ts";
@@ -141,7 +141,7 @@ if ("postMessage" in globalThis) {
 function run(init: IoWorkerInit): void {
   const mem = new GuestMemory(
     viewOfAddress(init.ramHva, init.ramBytes),
-    platform.memoryLayout(init.ramBytes),
+    wiring.memoryLayout(init.ramBytes),
   );
   const vm = new VmFd(init.vmFd);
   const io = new IoThread(init, mem, kvmInterrupts(vm, new GsiRouter(init.routerState, vm)));

@@ -7,7 +7,7 @@ import { VcpuFd } from "../../ffi/kvm_fds.ts";
 import type { KvmRun } from "../../ffi/kvm_run.ts";
 import { KVM_CAP } from "../../ffi/kvm.ts";
 import { Serial8250, SERIAL_RX_CAPACITY } from "../devices/serial.ts";
-import { platform } from "./arch.ts";
+import { platform } from "./arch_boot.ts";
 import { createStats, ExitStats } from "../vcpu/exit_stats.ts";
 import type { VcpuWorkerInit, VcpuWorkerReport } from "./vcpu_thread_protocol.ts";
 import { allocateGuestRam, createVm, type GuestRam } from "./vm.ts";

@@ -12,7 +12,7 @@ import type { BusDevice } from "../bus/device.ts";
 import { PciBus, type PciFunction } from "../pci/bus.ts";
 import { type PciBarKind, PciConfigSpace } from "../pci/config_space.ts";
 import type { GuestRange } from "../memory/regions.ts";
-import { platform } from "./arch.ts";
+import { wiring } from "./arch.ts";
 import type { PciIntxRoute } from "../arch/platform.ts";
 import {
   BAR0_SIZE,
@@ -104,7 +104,7 @@ export function pciIntxRoutes(plan: PciMachinePlan): PciIntxRoute[] {
   ];
 }
 
-const { pciMmio32, pciIo } = platform;
+const { pciMmio32, pciIo } = wiring;
 
 /** VFIO calls for one device's interrupt mechanisms. */
 function irqControl(deviceFd: number) {
@@ -267,7 +267,7 @@ export function planPci(
       slot,
       allocate(BAR0_SIZE),
       allocate(BAR1_SIZE),
-      platform.intxGsi(slot),
+      wiring.intxGsi(slot),
     );
     return {
       plan,
@@ -298,7 +298,7 @@ export function planPci(
     // eventfd, which VFIO takes as "unmask". All in the kernel.
     let intx: VfioInterrupts["intx"];
     if (base.intxPin !== 0 && (d.irqCounts[IRQ_INTX] ?? 0) > 0) {
-      const gsi = platform.intxGsi(base.slot, base.intxPin);
+      const gsi = wiring.intxGsi(base.slot, base.intxPin);
       const triggerFd = EventFd.create().fd;
       const resampleFd = EventFd.create().fd;
       vm.irqfd(triggerFd, gsi, { resampleFd });
@@ -409,7 +409,7 @@ export function registerPci(
     vfioFunctions.push(fn);
     bus.add(v.slot, fn);
   }
-  platform.registerConfigAccess(pio, mmio, {
+  wiring.registerConfigAccess(pio, mmio, {
     conf1: counted(bus.conf1, false),
     ecam: counted(bus.ecam, true),
   });

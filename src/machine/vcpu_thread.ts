@@ -8,7 +8,7 @@
 import { VcpuFd, VmFd } from "../../ffi/kvm_fds.ts";
 import { libc } from "../../ffi/libc.ts";
 import { Bus } from "../bus/bus.ts";
-import { platform } from "./arch.ts";
+import { wiring } from "./arch.ts";
 import { FdWriter } from "../../ffi/fd_writer.ts";
 import { ExitStats, STAT } from "../vcpu/exit_stats.ts";
 import { registerPci } from "./pci_devices.ts";
@@ -49,7 +49,7 @@ function runVcpu(init: VcpuWorkerInit) {
   const log = (line: string) => console.error(`denovmm: vcpu${init.vcpuId}: ${line}`);
   const pio = new Bus("port I/O", PIO_SPACE);
   const mmio = new Bus("MMIO", MMIO_SPACE);
-  platform.registerDevices(pio, mmio, {
+  wiring.registerDevices(pio, mmio, {
     serialState: init.serialState,
     irq: (gsi, high) => vm.irqLine(gsi, high),
     consoleOut: (b) => out.writeByte(b),

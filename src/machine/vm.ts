@@ -8,7 +8,7 @@ import { Kvm, VmFd } from "../../ffi/kvm_fds.ts";
 import { mmapAnonymous } from "../../ffi/libc.ts";
 import type { KVM_CAP } from "../../ffi/kvm.ts";
 import { GuestMemory } from "../memory/guest_memory.ts";
-import { platform } from "./arch.ts";
+import { platform } from "./arch_boot.ts";
 
 /** What every machine needs of KVM, then what its platform needs. */
 export const REQUIRED_CAPS: readonly (keyof typeof KVM_CAP)[] = [

@@ -8,7 +8,6 @@ import type { Kvm, VcpuFd } from "../../../ffi/kvm_fds.ts";
 import { KVM_CAP } from "../../../ffi/kvm.ts";
 import type { Platform, VcpuModel } from "../platform.ts";
 import type { GuestMemory } from "../../memory/guest_memory.ts";
-import { SERIAL_COM1_IRQ } from "../../devices/serial.ts";
 import { writeAcpiTables } from "./acpi/description.ts";
 import {
   type KernelImage,
@@ -20,17 +19,9 @@ import {
 import type { VcpuEntryState } from "./boot/long_mode.ts";
 import { patchCpuidForVcpu, physAddrBits } from "./cpuid.ts";
 import { applyEntryState } from "./entry.ts";
-import {
-  createPcIrqchip,
-  DEFAULT_GSI_ROUTES,
-  FIRST_MSI_GSI,
-  intxPin,
-  isaLine,
-  X86_REQUIRED_CAPS,
-} from "./interrupts.ts";
-import { registerLegacyDevices } from "./legacy_devices.ts";
-import { type MemoryLayout, memoryLayout, pciMmio64Window } from "./memory_map.ts";
-import { PCI_ECAM, PCI_IO, PCI_MMIO32, registerConfigAccess } from "./pci.ts";
+import { createPcIrqchip, X86_REQUIRED_CAPS } from "./interrupts.ts";
+import { type MemoryLayout, pciMmio64Window } from "./memory_map.ts";
+import { x86_64Wiring } from "./wiring.ts";
 
 /** KVM's supported CPUID, with each vCPU's APIC id and the flags KVM leaves to the VMM. */
 function vcpuModel(kvm: Kvm): VcpuModel<VcpuEntryState> {
@@ -49,19 +40,10 @@ function vcpuModel(kvm: Kvm): VcpuModel<VcpuEntryState> {
 }
 
 export const x86_64: Platform<MemoryLayout, KernelImage, KernelPlacement, VcpuEntryState> = {
-  name: "x86_64",
-  memoryLayout,
+  ...x86_64Wiring,
   pciMmio64Window,
-  pciIo: PCI_IO,
-  pciMmio32: PCI_MMIO32,
-  pciEcam: PCI_ECAM,
   requiredCaps: X86_REQUIRED_CAPS,
   createIrqchip: createPcIrqchip,
-  defaultGsiRoutes: DEFAULT_GSI_ROUTES,
-  firstMsiGsi: FIRST_MSI_GSI,
-  intxGsi: intxPin,
-  consoleIrq: (irq) => isaLine(irq, SERIAL_COM1_IRQ),
-  registerConfigAccess,
   parseKernel,
   placeKernel,
   loadKernel(mem: GuestMemory, layout: MemoryLayout, kernel: KernelPlacement, boot) {
@@ -79,5 +61,4 @@ export const x86_64: Platform<MemoryLayout, KernelImage, KernelPlacement, VcpuEn
     );
   },
   vcpuModel,
-  registerDevices: (pio, _mmio, wiring) => registerLegacyDevices(pio, wiring),
 };
