@@ -2,14 +2,13 @@
 // KVM would, with KVM's limits: routes are taken as vectors become deliverable, given back
 // (with no routing change) when MSI or MSI-X is disabled, and what KVM cannot take is refused
 // with one line, never an exception.
+import { ENOMEM } from "../../ffi/errno.ts";
 import { deepEqual, equal, ok } from "../assert.ts";
 import { DEFAULT_ROUTES, FIRST_MSI_GSI, GsiRouter } from "../../src/machine/gsi_router.ts";
 import { MsiVectors } from "../../src/machine/interrupts.ts";
 import type { MsiMessage } from "../../src/bus/interrupt.ts";
 import { RateLimitedLog } from "../../src/log.ts";
 import { FakeVm } from "./fake_vm.ts";
-
-const ENOMEM = 12;
 
 function router(maxRoutes = 4096) {
   const vm = new FakeVm(maxRoutes);

@@ -1,3 +1,4 @@
+import { ENOSPC } from "../../ffi/errno.ts";
 import { deepEqual, equal } from "../assert.ts";
 import { RateLimitedLog } from "../../src/log.ts";
 import {
@@ -85,8 +86,6 @@ Deno.test("vfio irq: two threads' instances share one state", () => {
   m.msix(true);
   deepEqual(calls.length, 4, "the second thread saw MSI-X already on");
 });
-
-const ENOSPC = 28;
 
 /** Modes whose control fails (ENOSPC) for the indexes in `failing` being turned on. */
 function failing(failing: Set<number>) {
