@@ -131,16 +131,28 @@ if (!VIRTIO_NET || !E1000E) {
 
   Deno.test("vfio: passed-through e1000e binds, uses MSI-X, pings 10.0.2.2", async () => {
     const r = await runDenovmm({
-      args: ["run", "--vfio-pci", E1000E],
+      // --debug: the routing calls, held below the MSI-X events (issue 13: e1000e re-masks and
+      // rewrites its vectors across a link down and up, which once cost a commit each).
+      args: ["run", "--debug", "--vfio-pci", E1000E],
       input: [
         "BDF=$(basename $(readlink /sys/class/net/eth0/device))",
         "echo driver $(basename $(readlink /sys/class/net/eth0/device/driver))",
         "echo config-dump $(od -An -tx1 -v -N 256 /sys/bus/pci/devices/$BDF/config)",
         ...pingScript("eth0", "10.0.2.15"),
+        "ip link set eth0 down",
+        "ip link set eth0 up",
+        "sleep 1",
         countsScript("after", "$BDF"),
         "exit 0",
       ].join("\n") + "\n",
     });
+    const routing = /KVM_SET_GSI_ROUTING calls: (\d+) \(MSI-X enable and unmask events: (\d+)\)/
+      .exec(r.stderr);
+    ok(routing, r.stderr);
+    ok(
+      Number(routing[1]) > 0 && Number(routing[1]) <= Number(routing[2]),
+      `${routing[1]} routing calls for ${routing[2]} MSI-X enable and unmask events`,
+    );
     equal(r.status, 0, r.stdout + r.stderr);
     match(r.stdout, /^driver e1000e/m);
     const cap = msixFromDump(/config-dump ([0-9a-f ]+)/.exec(r.stdout)?.[1] ?? "");
