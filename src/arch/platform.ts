@@ -14,7 +14,8 @@
 import type { Kvm, VcpuFd, VmFd } from "../../ffi/kvm_fds.ts";
 import type { KVM_CAP } from "../../ffi/kvm.ts";
 import type { Bus } from "../bus/bus.ts";
-import type { BusDevice, IrqLine } from "../bus/device.ts";
+import type { BusDevice } from "../bus/device.ts";
+import type { IrqLine } from "../bus/interrupt.ts";
 import type { ElfLoadPiece, FileSource } from "../boot/elf.ts";
 import type { GuestMemory } from "../memory/guest_memory.ts";
 import type { GuestRange, RamLayout } from "../memory/regions.ts";

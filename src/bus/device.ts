@@ -10,8 +10,6 @@ export interface BusDevice {
   write(offset: number, data: Uint8Array): void;
 }
 
-export type { IrqLine } from "./interrupt.ts";
-
 /** Little-endian value of an access of up to 4 bytes. */
 export function leValue(data: Uint8Array): number {
   let v = 0;

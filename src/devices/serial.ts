@@ -19,7 +19,8 @@
  * uart.pushInput(new TextEncoder().encode("root\n"));
  * ```
  */
-import { type BusDevice, type IrqLine } from "../bus/device.ts";
+import type { BusDevice } from "../bus/device.ts";
+import type { IrqLine } from "../bus/interrupt.ts";
 import { spinLock, spinUnlock } from "../spin_lock.ts";
 
 /** COM1 base port and its ISA IRQ, the PC standard. */

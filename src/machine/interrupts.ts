@@ -39,10 +39,15 @@ export function kvmInterrupts(vm: Pick<VmFd, "irqLine">, router: GsiRouter): Thr
   };
 }
 
+/** `count` fresh eventfds (their numbers), for plans handed to every thread. */
+export function eventfds(count: number): number[] {
+  return Array.from({ length: count }, () => EventFd.create().fd);
+}
+
 /** Main thread: `vectors` fresh irqfds, none routed yet (`routes`: a GSI per vector, 0 none). */
 export function planMsiVectors(vectors: number, name: string): MsiVectorsPlan {
   return {
-    irqFds: Array.from({ length: vectors }, () => EventFd.create().fd),
+    irqFds: eventfds(vectors),
     routes: new SharedArrayBuffer(4 * Math.max(vectors, 1)),
     name,
   };
@@ -55,10 +60,6 @@ export class MsiVectors implements MsiVectorGroup {
   constructor(private readonly plan: MsiVectorsPlan, private readonly router: GsiRouter) {
     this.#gsis = new Int32Array(plan.routes);
     this.#irq = plan.irqFds.map((fd) => new EventFd(fd));
-  }
-
-  get vectors(): number {
-    return this.#irq.length;
   }
 
   /** The GSI routed for `vector` now, 0 for none. */

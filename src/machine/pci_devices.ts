@@ -25,7 +25,7 @@ import {
 import type { IoDevicePlan } from "./io_thread_protocol.ts";
 import type { BackendPlan } from "../virtio/device.ts";
 import { GsiRouter } from "./gsi_router.ts";
-import { kvmInterrupts, planMsiVectors } from "./interrupts.ts";
+import { eventfds, kvmInterrupts, planMsiVectors } from "./interrupts.ts";
 import type { MsiMessage } from "../bus/interrupt.ts";
 import { KVM_CAP } from "../../ffi/kvm.ts";
 import { hostPageSize } from "../../ffi/libc.ts";
@@ -81,11 +81,6 @@ export interface PciMachinePlan {
   vfio: VfioPlan[];
   /** The 64-bit MMIO window above RAM (size 0: none), decoded like the 32-bit hole. */
   mmio64: GuestRange;
-}
-
-/** One eventfd per vector. */
-function eventfds(vectors: number): number[] {
-  return Array.from({ length: vectors }, () => EventFd.create().fd);
 }
 
 export interface VirtioDeviceRequest {

@@ -36,9 +36,9 @@ export class RecordingVectors implements MsiVectorGroup {
       const m = message(v);
       if (m === undefined) continue;
       const was = this.routed.get(v);
-      if (was && was.addressLo === m.addressLo && was.addressHi === m.addressHi) {
-        if (was.data === m.data) continue;
-      }
+      if (
+        was?.addressLo === m.addressLo && was.addressHi === m.addressHi && was.data === m.data
+      ) continue;
       this.routed.set(v, { addressLo: m.addressLo, addressHi: m.addressHi, data: m.data });
       changed.push([v, address(m), m.data]);
     }

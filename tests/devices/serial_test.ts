@@ -1,5 +1,5 @@
 import { deepEqual, doesNotThrow, equal, ok } from "../assert.ts";
-import { type IrqLine } from "../../src/bus/device.ts";
+import type { IrqLine } from "../../src/bus/interrupt.ts";
 import { Serial8250, SERIAL_RX_CAPACITY } from "../../src/devices/serial.ts";
 
 const RBR_THR = 0, IER = 1, IIR_FCR = 2, LCR = 3, MCR = 4, LSR = 5, MSR = 6, SCR = 7;

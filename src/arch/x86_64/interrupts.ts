@@ -13,7 +13,7 @@ import {
   KVM_IRQCHIP_PIC_SLAVE,
 } from "../../../ffi/kvm_irq_structs.ts";
 import { KVM_PIT_SPEAKER_DUMMY } from "../../../ffi/kvm_vm_structs.ts";
-import type { IrqLine } from "../../bus/device.ts";
+import type { IrqLine } from "../../bus/interrupt.ts";
 import type { IrqchipRoute } from "../platform.ts";
 
 export const IOAPIC_PINS = 24;
