@@ -58,4 +58,10 @@ export const KVM_CAP = {
   MAX_VCPUS: 66,
   TSC_DEADLINE_TIMER: 72,
   IMMEDIATE_EXIT: 136,
+  // arm64's.
+  ONE_REG: 70,
+  DEVICE_CTRL: 89,
+  ARM_PSCI_0_2: 102,
+  MSI_DEVID: 131,
+  ARM_VM_IPA_SIZE: 165,
 } as const;

@@ -33,6 +33,7 @@ import {
   KvmIrqfd,
   KvmIrqRouting,
 } from "./kvm_irq_structs.ts";
+import * as A from "./kvm_arm64.ts";
 
 /** Why /dev/kvm cannot be used, as one line for the user. */
 export class KvmUnavailableError extends Error {
@@ -229,8 +230,46 @@ export class VmFd {
     return libc.ioctl(this.fd, BigInt(K.KVM_SET_GSI_ROUTING), routing.pointer) < 0 ? errno() : 0;
   }
 
+  /** arm64: the vCPU target (and features) KVM prefers on this host (KVM_ARM_PREFERRED_TARGET). */
+  armPreferredTarget(): A.KvmVcpuInit {
+    const init = new A.KvmVcpuInit();
+    check(
+      "KVM_ARM_PREFERRED_TARGET",
+      libc.ioctl(this.fd, BigInt(A.KVM_ARM_PREFERRED_TARGET), init.pointer),
+    );
+    return init;
+  }
+
+  /** An in-kernel device (KVM_CREATE_DEVICE, e.g. the arm64 vGIC); returns its fd. */
+  createDevice(type: number): KvmDeviceFd {
+    const arg = new A.KvmCreateDevice(type);
+    check("KVM_CREATE_DEVICE", libc.ioctl(this.fd, BigInt(A.KVM_CREATE_DEVICE), arg.pointer));
+    return new KvmDeviceFd(arg.fd);
+  }
+
   createVcpu(id: number): number {
     return check("KVM_CREATE_VCPU", libc.ioctl_int(this.fd, BigInt(K.KVM_CREATE_VCPU), BigInt(id)));
+  }
+}
+
+/** An in-kernel device's fd (KVM_CREATE_DEVICE): its attributes set by KVM_SET_DEVICE_ATTR. */
+export class KvmDeviceFd {
+  constructor(readonly fd: number) {}
+
+  /**
+   * Set attribute `attr` of `group`; `value`, when given, is passed by pointer as a u64 (a
+   * guest address), whose first four bytes are also what KVM reads for a u32 attribute (the
+   * vGIC's interrupt count): little-endian.
+   */
+  setAttr(what: string, group: number, attr: number, value?: number): void {
+    const arg = new A.KvmDeviceAttr(group, attr, value);
+    check(what, libc.ioctl(this.fd, BigInt(A.KVM_SET_DEVICE_ATTR), arg.pointer));
+  }
+
+  /** Whether the device has the attribute (KVM_HAS_DEVICE_ATTR). */
+  hasAttr(group: number, attr: number): boolean {
+    const arg = new A.KvmDeviceAttr(group, attr);
+    return libc.ioctl(this.fd, BigInt(A.KVM_HAS_DEVICE_ATTR), arg.pointer) === 0;
   }
 }
 
@@ -241,6 +280,7 @@ export class VcpuFd {
   readonly run: KvmRun;
   readonly regs = new KvmRegs();
   readonly sregs = new KvmSregs();
+  readonly #oneReg = new A.KvmOneReg();
 
   /** Wrap a vCPU fd (from VmFd.createVcpu, possibly on another thread) and map its kvm_run. */
   constructor(readonly fd: number, runSize: number) {
@@ -276,6 +316,27 @@ export class VcpuFd {
   setSregs(): void {
     check("KVM_SET_SREGS", libc.ioctl(this.fd, BigInt(K.KVM_SET_SREGS), this.sregs.pointer));
   }
+  /** arm64: reset the vCPU to `init`'s target and features (KVM_ARM_VCPU_INIT). */
+  armVcpuInit(init: A.KvmVcpuInit): void {
+    check("KVM_ARM_VCPU_INIT", libc.ioctl(this.fd, BigInt(A.KVM_ARM_VCPU_INIT), init.pointer));
+  }
+
+  /** One register by id (KVM_GET_ONE_REG; a 64-bit one). */
+  getOneReg(id: bigint): bigint {
+    const r = this.#oneReg;
+    r.id = id;
+    check("KVM_GET_ONE_REG", libc.ioctl(this.fd, BigInt(A.KVM_GET_ONE_REG), r.pointer));
+    return r.value[0];
+  }
+
+  /** Set one 64-bit register by id (KVM_SET_ONE_REG). */
+  setOneReg(id: bigint, value: bigint): void {
+    const r = this.#oneReg;
+    r.id = id;
+    r.value[0] = value;
+    check("KVM_SET_ONE_REG", libc.ioctl(this.fd, BigInt(A.KVM_SET_ONE_REG), r.pointer));
+  }
+
   setCpuid(cpuid: KvmCpuid2): void {
     check("KVM_SET_CPUID2", libc.ioctl(this.fd, BigInt(K.KVM_SET_CPUID2), cpuid.pointer));
   }

@@ -57,10 +57,13 @@ export const KVM_IRQ_ROUTING_ENTRY_OFFSETS = {
   "u.msi.address_lo": 16,
   "u.msi.address_hi": 20,
   "u.msi.data": 24,
+  "u.msi.devid": 28,
 } as const;
 export const KVM_IRQ_ROUTING_ENTRY_SIZE = 48;
 export const KVM_IRQ_ROUTING_IRQCHIP = 1;
 export const KVM_IRQ_ROUTING_MSI = 2;
+/** kvm_irq_routing_entry.flags: the MSI route's devid is valid. */
+export const KVM_MSI_VALID_DEVID = 1 << 0;
 export const KVM_IRQCHIP_PIC_MASTER = 0;
 export const KVM_IRQCHIP_PIC_SLAVE = 1;
 export const KVM_IRQCHIP_IOAPIC = 2;
@@ -86,7 +89,15 @@ export class KvmIrqRouting extends StructView {
     this.setU32(at + O["u.irqchip.irqchip"], irqchip);
     this.setU32(at + O["u.irqchip.pin"], pin);
   }
-  setMsi(i: number, gsi: number, addressLo: number, addressHi: number, data: number): void {
+  /** An MSI route; with `devid` it names the sender (KVM_MSI_VALID_DEVID), as an ITS needs. */
+  setMsi(
+    i: number,
+    gsi: number,
+    addressLo: number,
+    addressHi: number,
+    data: number,
+    devid?: number,
+  ): void {
     const at = this.#at(i);
     const O = KVM_IRQ_ROUTING_ENTRY_OFFSETS;
     this.bytes.fill(0, at, at + KVM_IRQ_ROUTING_ENTRY_SIZE);
@@ -95,5 +106,9 @@ export class KvmIrqRouting extends StructView {
     this.setU32(at + O["u.msi.address_lo"], addressLo);
     this.setU32(at + O["u.msi.address_hi"], addressHi);
     this.setU32(at + O["u.msi.data"], data);
+    if (devid !== undefined) {
+      this.setU32(at + O.flags, KVM_MSI_VALID_DEVID);
+      this.setU32(at + O["u.msi.devid"], devid);
+    }
   }
 }

@@ -109,6 +109,19 @@ export interface PlatformWiring<Layout extends RamLayout = RamLayout> {
   /** The line of the console UART, for a thread that only raises its interrupt. */
   consoleIrq(irq: DeviceWiring["irq"]): IrqLine;
 
+  /**
+   * KVM_IRQ_LINE's `irq` argument for interrupt line `gsi`: the GSI itself on a PC; on arm64
+   * the SPI's INTID with its type in the top bits.
+   */
+  irqLineArg(gsi: number): number;
+  /**
+   * Whether MSI routes must carry the requester ID of the function that sends them (an arm64
+   * GICv3 ITS translates by device ID; a PC's KVM refuses the flag).
+   */
+  readonly msiDevid: boolean;
+  /** A dead vCPU's registers, a few lines for the message that says where it died. */
+  registers(vcpu: VcpuFd): string[];
+
   /** Put the PCI bus's config-space mechanisms (port I/O, ECAM) on this thread's buses. */
   registerConfigAccess(pio: Bus, mmio: Bus, access: { conf1: BusDevice; ecam: BusDevice }): void;
 
@@ -133,8 +146,16 @@ export interface Platform<
 
   /** KVM capabilities this platform's VM cannot do without. */
   readonly requiredCaps: readonly (keyof typeof KVM_CAP)[];
-  /** The in-kernel interrupt controller and timers, and what KVM needs before vCPUs exist. */
-  createIrqchip(vm: VmFd): void;
+  /** Kernel parameters every boot gets (the console, how a reboot ends the VM); `-p` follows. */
+  readonly baseCmdline: string;
+  /** The largest vCPU count the platform describes (KVM's own limit is checked too). */
+  readonly maxCpus: number;
+  /**
+   * The in-kernel interrupt controller and timers, and what KVM needs before vCPUs exist, for
+   * a VM of `cpus` vCPUs. Returns what must follow once every vCPU exists and is configured
+   * (an arm64 vGIC is initialised then).
+   */
+  createIrqchip(vm: VmFd, cpus: number): () => void;
 
   /** Check a kernel file without knowing the machine (bad input before /dev/kvm is opened). */
   parseKernel(file: KernelFile): Kernel;
@@ -144,5 +165,5 @@ export interface Platform<
   loadKernel(mem: GuestMemory, layout: Layout, kernel: Placed, boot: BootInput): Entry;
 
   /** The model every vCPU gets (on a PC: KVM's supported CPUID, per-vCPU ids filled in). */
-  vcpuModel(kvm: Kvm): VcpuModel<Entry>;
+  vcpuModel(kvm: Kvm, vm: VmFd): VcpuModel<Entry>;
 }

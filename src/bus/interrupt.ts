@@ -50,4 +50,9 @@ export interface MsiVectorsPlan {
   routes: SharedArrayBuffer;
   /** Starts each log line: the device, and MSI or MSI-X. */
   name: string;
+  /**
+   * The function's PCI requester ID (bus << 8 | device << 3 | function): an arm64 ITS tells
+   * senders apart by it, so every route of the function carries it.
+   */
+  devid: number;
 }

@@ -10,33 +10,20 @@ import type { DiskOption } from "../virtio/blk.ts";
 import type { NetOption } from "../virtio/net.ts";
 import { parseMac } from "../virtio/net_config.ts";
 import { isBdf } from "../vfio/host_device.ts";
+import { platform } from "../machine/arch_boot.ts";
 
 export const VERSION = "0.1.0";
 
-/** Kernel parameters every boot gets; `-p` is appended. Why each one:
- * console=ttyS0: the 8250 at 0x3f8 is the console; reboot=k: `reboot` resets through the
- * i8042, which ends the VM; panic=-1: a panic reboots (ends the VM) instead of hanging;
- * i8042.*: no AUX port, no MUX, no keyboard, so the driver does not poll (with ACPI, whose
- * FADT says there is no 8042 to drive, its PnP lookup finds none and it does not probe at all;
- * under acpi=off it probes the ports as before);
- * (no acpi=off: the machine is described by ACPI tables, src/acpi/, as Firecracker's and Cloud
- * Hypervisor's are; a kernel without ACPI, or `-p acpi=off`, reads the MP table instead);
- * pci=noearly: no scans of PCI config space before the PCI subsystem starts. They look for
- * chipset quirks and, on AMD family 0xf/0x10 CPUs, for a GART aperture (every slot of all 256
- * buses, twice: 16 000 port exits, 1.7 s of a 3.2 s boot under the KVM sandbox, whose CPU is
- * family 0xf); no device of ours needs an early quirk;
- * cryptomgr.notests: the crypto API does not run its self-tests on every algorithm it
- * registers (the parameter was added for short-lived VMs; fips=1 overrides it). Under the
- * KVM sandbox they took 0.2 s of a 1.5 s boot; `-p cryptomgr.notests=0` turns them back on,
- * as a later parameter wins. */
-export const BASE_CMDLINE = "console=ttyS0 reboot=k panic=-1 pci=noearly " +
-  "i8042.noaux i8042.nomux i8042.dumbkbd cryptomgr.notests";
+/** Kernel parameters every boot gets, the platform's (src/arch/<name>/cmdline.ts); `-p` is
+ * appended. */
+export const BASE_CMDLINE = platform.baseCmdline;
 /** Added unless the user passes their own -p: keeps the boot fast and the console clean. */
 export const DEFAULT_PARAMS = "quiet";
 
 export const DEFAULT_RAM = "256M";
-/** APIC ids are 8 bits and 0xff is broadcast; KVM's own limit is checked when the VM starts. */
-export const MAX_CPUS = 255;
+/** The platform's limit (255 on a PC: 8-bit APIC ids, 0xff broadcast); KVM's own limit is
+ * checked when the VM starts. */
+export const MAX_CPUS = platform.maxCpus;
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -62,7 +49,7 @@ run options:
   -p, --params STR    kernel parameters appended to "${BASE_CMDLINE}"
                       (default "${DEFAULT_PARAMS}")
   -m, --mem SIZE      guest RAM: 256M, 2G, 3500M; a bare number is MiB (default ${DEFAULT_RAM})
-  -c, --cpus N        vCPUs, 1 to 255 or what KVM allows (default 1)
+  -c, --cpus N        vCPUs, 1 to ${MAX_CPUS} or what KVM allows (default 1)
   -d, --disk PATH[,ro] a raw disk image as virtio-blk (repeatable); ",ro" opens it read-only
       --rng           a virtio-rng device fed from the host's CSPRNG
   -n, --network tap[=NAME][,mac=MAC]
@@ -210,7 +197,7 @@ function parseCpus(text: string): number {
   const n = Number(text);
   if (n < 1) throw new UsageError(`-c ${text}: a VM needs at least 1 vCPU`);
   if (n > MAX_CPUS) {
-    throw new UsageError(`-c ${text}: at most ${MAX_CPUS} vCPUs (8-bit APIC ids)`);
+    throw new UsageError(`-c ${text}: at most ${MAX_CPUS} vCPUs on ${platform.name}`);
   }
   return n;
 }

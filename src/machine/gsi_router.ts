@@ -31,25 +31,27 @@ import type { MsiMessage } from "../bus/interrupt.ts";
 import { spinLock, spinUnlock } from "../spin_lock.ts";
 
 const DEFAULTS = wiring.defaultGsiRoutes;
+/** Whether routes name their sender (KVM_MSI_VALID_DEVID: an arm64 ITS needs it). */
+const MSI_DEVID = wiring.msiDevid;
 export const FIRST_MSI_GSI = wiring.firstMsiGsi;
 /** Table entries the platform's default routes take (40 on a PC: ISA IRQs on two chips each). */
 export const DEFAULT_ROUTES = DEFAULTS.length;
 /** KVM_MAX_IRQ_ROUTES of kernels whose KVM_CAP_IRQ_ROUTING says only "yes". */
 export const FALLBACK_MAX_ROUTES = 1024;
-/** The most routes we keep state for, whatever KVM allows (16 bytes of shared state each). */
+/** The most routes we keep state for, whatever KVM allows (20 bytes of shared state each). */
 const MAX_ROUTES_KEPT = 16384;
 
 /** What the router asks of the VM (a VmFd; a fake in tests). */
 export type RouterVm = Pick<VmFd, "trySetGsiRouting" | "tryIrqfd">;
 
-// Shared state (Int32): a header, then 4 words per GSI below the limit.
+// Shared state (Int32): a header, then 5 words per GSI below the limit.
 const LOCK = 0;
 const LIMIT = 1; // KVM_MAX_IRQ_ROUTES: entries in a table, and GSI numbers below it
 const ROUTED = 2; // MSI routes in the table now
 const NEXT = 3; // where the search for a free GSI starts
 const COMMITS = 4; // KVM_SET_GSI_ROUTING calls made, by every thread (--debug prints it)
 const HEADER = 8;
-const GSI_WORDS = 4; // in use, address low, address high, data
+const GSI_WORDS = 5; // in use, address low, address high, data, requester ID
 
 export class GsiRouter {
   readonly #s: Int32Array;
@@ -107,12 +109,13 @@ export class GsiRouter {
     first: number,
     end: number,
     want: (vector: number) => MsiMessage | undefined,
+    devid = 0,
   ): boolean {
     const s = this.#s;
     let ok = true;
     spinLock(s, LOCK);
     try {
-      // What to undo if KVM refuses the table: [gsi, its four words, vector, its old GSI].
+      // What to undo if KVM refuses the table: [gsi, its words, vector, its old GSI].
       const journal: number[] = [];
       const bind: number[] = []; // vector, gsi
       for (let v = first; v < end; v++) {
@@ -138,7 +141,9 @@ export class GsiRouter {
           bind.push(v, gsi);
         } else {
           const at = HEADER + gsi * GSI_WORDS;
-          if (s[at + 1] === lo && s[at + 2] === hi && s[at + 3] === data) continue;
+          if (s[at + 1] === lo && s[at + 2] === hi && s[at + 3] === data && s[at + 4] === devid) {
+            continue;
+          }
           this.#note(journal, gsi, v, gsi);
         }
         const at = HEADER + gsi * GSI_WORDS;
@@ -146,6 +151,7 @@ export class GsiRouter {
         s[at + 1] = lo;
         s[at + 2] = hi;
         s[at + 3] = data;
+        s[at + 4] = devid;
       }
       if (journal.length === 0) return ok;
       const e = this.#commit();
@@ -221,17 +227,18 @@ export class GsiRouter {
   #note(journal: number[], gsi: number, vector: number, oldGsi: number): void {
     const at = HEADER + gsi * GSI_WORDS;
     const s = this.#s;
-    journal.push(gsi, s[at], s[at + 1], s[at + 2], s[at + 3], vector, oldGsi);
+    journal.push(gsi, s[at], s[at + 1], s[at + 2], s[at + 3], s[at + 4], vector, oldGsi);
   }
 
   /** Put back what `journal` noted, last change first. Caller holds the lock. */
   #undo(journal: number[], gsis: Int32Array): void {
     const s = this.#s;
-    for (let i = journal.length - 7; i >= 0; i -= 7) {
+    const step = 3 + GSI_WORDS;
+    for (let i = journal.length - step; i >= 0; i -= step) {
       const at = HEADER + journal[i] * GSI_WORDS;
       s[ROUTED] += journal[i + 1] - s[at];
       for (let w = 0; w < GSI_WORDS; w++) s[at + w] = journal[i + 1 + w];
-      gsis[journal[i + 5]] = journal[i + 6];
+      gsis[journal[i + 1 + GSI_WORDS]] = journal[i + 2 + GSI_WORDS];
     }
   }
 
@@ -248,7 +255,9 @@ export class GsiRouter {
     const limit = s[LIMIT];
     for (let gsi = FIRST_MSI_GSI; gsi < limit; gsi++) {
       const at = HEADER + gsi * GSI_WORDS;
-      if (s[at] === 1) r.setMsi(n++, gsi, s[at + 1] >>> 0, s[at + 2] >>> 0, s[at + 3] >>> 0);
+      if (s[at] !== 1) continue;
+      const devid = MSI_DEVID ? s[at + 4] : undefined;
+      r.setMsi(n++, gsi, s[at + 1] >>> 0, s[at + 2] >>> 0, s[at + 3] >>> 0, devid);
     }
     r.nr = n;
     Atomics.add(s, COMMITS, 1);

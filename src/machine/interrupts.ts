@@ -7,7 +7,7 @@
  *
  * @example
  * ```ts
- * const plan = planMsiVectors(3, "virtio-rng");            // main thread
+ * const plan = planMsiVectors(3, "virtio-rng", 2);         // main thread
  * const group = new MsiVectors(plan, new GsiRouter(routerState, vm)); // any thread
  * group.route(0, 1, () => ({ addressLo: 0xfee0_0000, addressHi: 0, data: 0x41 }));
  * group.trigger(0); // writes vector 0's irqfd: KVM injects 0x41
@@ -17,10 +17,12 @@ import { EventFd } from "../../ffi/eventfd.ts";
 import type { VmFd } from "../../ffi/kvm_fds.ts";
 import type { IrqLine, MsiMessage, MsiVectorGroup, MsiVectorsPlan } from "../bus/interrupt.ts";
 import type { GsiRouter } from "./gsi_router.ts";
+import { wiring } from "./arch.ts";
 
 /** A level-triggered line on the interrupt controller's pin `gsi` (KVM_IRQ_LINE). */
 export function kvmLine(vm: Pick<VmFd, "irqLine">, gsi: number): IrqLine {
-  return { setLevel: (high) => vm.irqLine(gsi, high) };
+  const irq = wiring.irqLineArg(gsi);
+  return { setLevel: (high) => vm.irqLine(irq, high) };
 }
 
 /** How a thread's devices reach the interrupt controller (KVM here; fakes in tests). */
@@ -44,12 +46,16 @@ export function eventfds(count: number): number[] {
   return Array.from({ length: count }, () => EventFd.create().fd);
 }
 
-/** Main thread: `vectors` fresh irqfds, none routed yet (`routes`: a GSI per vector, 0 none). */
-export function planMsiVectors(vectors: number, name: string): MsiVectorsPlan {
+/**
+ * Main thread: `vectors` fresh irqfds, none routed yet (`routes`: a GSI per vector, 0 none), for
+ * the function in `slot` of bus 0.
+ */
+export function planMsiVectors(vectors: number, name: string, slot: number): MsiVectorsPlan {
   return {
     irqFds: eventfds(vectors),
     routes: new SharedArrayBuffer(4 * Math.max(vectors, 1)),
     name,
+    devid: slot << 3,
   };
 }
 
@@ -76,7 +82,8 @@ export class MsiVectors implements MsiVectorGroup {
   route(first: number, end: number, message: (vector: number) => MsiMessage | undefined): boolean {
     const lo = Math.max(0, first), hi = Math.min(end, this.#irq.length);
     if (lo >= hi) return true;
-    return this.router.update(this.#gsis, this.plan.irqFds, this.plan.name, lo, hi, message);
+    const p = this.plan;
+    return this.router.update(this.#gsis, p.irqFds, p.name, lo, hi, message, p.devid);
   }
 
   release(): void {

@@ -145,14 +145,14 @@ function buildMachine(
     ? { ring: InputRing.createState(), inputFd: EventFd.create().fd, outFd: STDOUT_FD }
     : undefined;
   const requests = virtioRequests(cfg.disks ?? [], cfg.rng ?? false, cfg.nets ?? [], consoleIo);
-  const { kvm, vm, layout, memory, ramHva } = createVm(ram);
+  const { kvm, vm, layout, memory, ramHva, irqchipReady } = createVm(ram, cfg.cpus);
   const passthrough = hosts.map((h) => {
     const d = openVfioDevice(h);
     mapGuestRam(d, layout.regions, ramHva);
     return d;
   });
   // The CPU every vCPU gets: its address width bounds the 64-bit PCI window.
-  const vcpuModel = platform.vcpuModel(kvm);
+  const vcpuModel = platform.vcpuModel(kvm, vm);
   const mmio64 = platform.pciMmio64Window(layout, vcpuModel.physAddrBits);
   const pci = planPci(vm, requests, passthrough, cfg.vfio, undefined, mmio64);
   const entry = platform.loadKernel(memory, layout, kernel, {
@@ -175,12 +175,13 @@ function buildMachine(
   for (let id = 0; id < cfg.cpus; id++) {
     const fd = vm.createVcpu(id);
     const vcpu = new VcpuFd(fd, runSize);
-    // Only the boot processor starts at the kernel's entry; the others wait for INIT/SIPI
-    // from the guest, which the in-kernel LAPIC handles.
+    // Only the boot processor starts at the kernel's entry; the others wait for the guest to
+    // start them (INIT/SIPI through the in-kernel LAPIC; PSCI CPU_ON on arm64).
     vcpuModel.configure(vcpu, id, id === 0 ? entry : undefined);
     vcpuFds.push(fd);
     runs.push(vcpu.run);
   }
+  irqchipReady();
   return { vm, ramHva, pci, consoleIo, runSize, vcpuFds, runs };
 }
 
@@ -243,7 +244,7 @@ class Threads {
     // The main thread's handle on the UART: it only feeds input and raises the RX interrupt.
     const serial = new Serial8250(
       serialState,
-      platform.consoleIrq((gsi, high) => vm.irqLine(gsi, high)),
+      platform.consoleIrq((gsi, high) => vm.irqLine(platform.irqLineArg(gsi), high)),
       () => {},
     );
     const gate = new Int32Array(new SharedArrayBuffer(4));

@@ -268,7 +268,7 @@ export function planPci(
       plan,
       backend: r.backend,
       notifyFds: eventfds(plan.numQueues),
-      vectors: planMsiVectors(plan.msix.vectors, plan.name),
+      vectors: planMsiVectors(plan.msix.vectors, plan.name, slot),
     };
   });
   const vfio = passthrough.map((d, i): VfioPlan => {
@@ -285,10 +285,10 @@ export function planPci(
     // MSI-X: the device's eventfds, relayed (masking, pending bits) to the group's irqfds.
     const msix = base.msix && {
       deviceFds: eventfds(base.msix.vectors),
-      vectors: planMsiVectors(base.msix.vectors, `vfio ${base.bdf} MSI-X`),
+      vectors: planMsiVectors(base.msix.vectors, `vfio ${base.bdf} MSI-X`, base.slot),
     };
     // MSI: VFIO signals the group's irqfds itself (no masking to emulate, so no relay).
-    const msi = base.msi && planMsiVectors(base.msi.vectors, `vfio ${base.bdf} MSI`);
+    const msi = base.msi && planMsiVectors(base.msi.vectors, `vfio ${base.bdf} MSI`, base.slot);
     // INTx: VFIO masks the line as it fires; the guest's EOI makes KVM signal the resample
     // eventfd, which VFIO takes as "unmask". All in the kernel.
     let intx: VfioInterrupts["intx"];

@@ -51,7 +51,7 @@ function runVcpu(init: VcpuWorkerInit) {
   const mmio = new Bus("MMIO", MMIO_SPACE);
   wiring.registerDevices(pio, mmio, {
     serialState: init.serialState,
-    irq: (gsi, high) => vm.irqLine(gsi, high),
+    irq: (gsi, high) => vm.irqLine(wiring.irqLineArg(gsi), high),
     consoleOut: (b) => out.writeByte(b),
     stop: (status, why) => {
       if (init.debug && stop.outcome === undefined) log(`${why}: the VM ends, status ${status}`);
@@ -89,5 +89,9 @@ function runVcpu(init: VcpuWorkerInit) {
   self.postMessage({ type: "ready", vcpuId: init.vcpuId, tid: libc.gettid() });
   const gate = new Int32Array(init.startGate);
   while (Atomics.load(gate, 0) === 0) Atomics.wait(gate, 0, 0);
-  return runLoop(vcpu, pio, mmio, stats, stop, { debug: init.debug, log });
+  return runLoop(vcpu, pio, mmio, stats, stop, {
+    debug: init.debug,
+    log,
+    registers: wiring.registers,
+  });
 }

@@ -31,6 +31,8 @@ export interface GuestRam {
 export interface CreatedVm extends GuestRam {
   kvm: Kvm;
   vm: VmFd;
+  /** Call once every vCPU exists and is configured (the platform's irqchip finishes then). */
+  irqchipReady: () => void;
 }
 
 /**
@@ -49,14 +51,15 @@ export function allocateGuestRam(ramBytes: number): GuestRam {
  */
 export function createVm(
   ram: GuestRam | number,
+  cpus: number,
   kvmPath = Deno.env.get("DENOVMM_KVM_DEVICE") ?? "/dev/kvm",
 ): CreatedVm {
   const kvm = Kvm.open([...REQUIRED_CAPS], kvmPath);
   const vm = kvm.createVm();
-  platform.createIrqchip(vm);
+  const irqchipReady = platform.createIrqchip(vm, cpus);
   const guest = typeof ram === "number" ? allocateGuestRam(ram) : ram;
   guest.layout.regions.forEach((r, slot) => {
     vm.setUserMemoryRegion(slot, r.gpa, r.size, guest.ramHva + BigInt(r.hostOffset));
   });
-  return { ...guest, kvm, vm };
+  return { ...guest, kvm, vm, irqchipReady };
 }

@@ -42,6 +42,8 @@ export class StopRequest {
 export interface LoopOptions {
   debug: boolean;
   log: (line: string) => void;
+  /** The architecture's register lines for a fatal exit's dump (PlatformWiring.registers). */
+  registers?: (vcpu: VcpuFd) => string[];
 }
 
 const KVM_SYSTEM_EVENT_SHUTDOWN = 1;
@@ -113,17 +115,17 @@ export function runLoop(
         if (opts.debug) opts.log(`KVM_EXIT_SYSTEM_EVENT type ${type}: the VM ends, status 0`);
         stop.stop(0);
       } else {
-        stop.stop(1, fatal(vcpu, `KVM_EXIT_SYSTEM_EVENT type ${type}`));
+        stop.stop(1, fatal(vcpu, opts, `KVM_EXIT_SYSTEM_EVENT type ${type}`));
       }
     } else if (reason === KVM_EXIT.SHUTDOWN) {
-      stop.stop(1, fatal(vcpu, "guest triple fault (KVM_EXIT_SHUTDOWN)"));
+      stop.stop(1, fatal(vcpu, opts, "guest triple fault (KVM_EXIT_SHUTDOWN)"));
     } else if (reason === KVM_EXIT.INTR || reason === KVM_EXIT.IRQ_WINDOW_OPEN) {
       // A signal or an interrupt window: nothing to emulate, go back in.
     } else if (reason === KVM_EXIT.HLT) {
       // Only without an in-kernel LAPIC; ours has one, so a HLT exit means the vCPU is done.
-      stop.stop(1, fatal(vcpu, "guest halted with interrupts off (KVM_EXIT_HLT)"));
+      stop.stop(1, fatal(vcpu, opts, "guest halted with interrupts off (KVM_EXIT_HLT)"));
     } else {
-      stop.stop(1, fatal(vcpu, "unhandled exit"));
+      stop.stop(1, fatal(vcpu, opts, "unhandled exit"));
     }
   }
   return stop.outcome;
@@ -160,6 +162,6 @@ function unclaimed(
   }
 }
 
-function fatal(vcpu: VcpuFd, why: string): string {
-  return `${why}\n${registerDump(vcpu)}`;
+function fatal(vcpu: VcpuFd, opts: LoopOptions, why: string): string {
+  return `${why}\n${registerDump(vcpu, opts.registers)}`;
 }

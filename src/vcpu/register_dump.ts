@@ -1,25 +1,21 @@
-/** The register dump printed when a guest dies: enough to find where and in which mode. */
+/**
+ * The dump printed when a guest dies: the exit reason, then the registers that say where and in
+ * which mode, as the architecture reads them (src/arch/<name>/registers.ts).
+ */
 import type { VcpuFd } from "../../ffi/kvm_fds.ts";
 import { exitReasonName, KVM_EXIT } from "../../ffi/kvm_run.ts";
 
-const hex = (v: bigint) => "0x" + v.toString(16).padStart(16, "0");
-
-export function registerDump(vcpu: VcpuFd): string {
+export function registerDump(vcpu: VcpuFd, registers?: (vcpu: VcpuFd) => string[]): string {
   const reason = vcpu.run.exit_reason;
   let why = exitReasonName(reason);
   if (reason === KVM_EXIT.INTERNAL_ERROR) why += ` (suberror ${vcpu.run.internal_suberror})`;
   const lines = [`exit reason: ${why}`];
-  try {
-    const r = vcpu.getRegs();
-    const s = vcpu.getSregs();
-    lines.push(
-      `rip ${hex(r.get("rip"))}  rsp ${hex(r.get("rsp"))}  rflags ${hex(r.get("rflags"))}`,
-      `rax ${hex(r.get("rax"))}  rbx ${hex(r.get("rbx"))}  rcx ${hex(r.get("rcx"))}`,
-      `cr0 ${hex(s.get("cr0"))}  cr3 ${hex(s.get("cr3"))}  cr4 ${hex(s.get("cr4"))}`,
-      `efer ${hex(s.get("efer"))}  cr2 ${hex(s.get("cr2"))}  cs ${s.getSegment("cs").selector}`,
-    );
-  } catch (e) {
-    lines.push(`(registers unavailable: ${(e as Error).message})`);
+  if (registers) {
+    try {
+      lines.push(...registers(vcpu));
+    } catch (e) {
+      lines.push(`(registers unavailable: ${(e as Error).message})`);
+    }
   }
   return lines.join("\n");
 }

@@ -91,7 +91,7 @@ function flatVcpu(created: ReturnType<typeof createVm>, paging?: { cr3: number }
 }
 
 Deno.test("kvm: a tiny guest's port I/O, MMIO, unclaimed accesses and debug-exit", () => {
-  const created = createVm(32 * 1024 * 1024);
+  const created = createVm(32 * 1024 * 1024, 1);
   created.memory.write(CODE_GPA, new Uint8Array(PROGRAM));
   const vcpu = flatVcpu(created);
 
@@ -134,7 +134,7 @@ Deno.test("kvm: a tiny guest's port I/O, MMIO, unclaimed accesses and debug-exit
 Deno.test("kvm: a guest that triple-faults ends with a register dump and status 1", () => {
   // Paging on with an empty page directory (zeroed RAM at 0x3000: no page is present) and an
   // empty IDT: the first fetch faults, the fault cannot be delivered (#DF), nor can that.
-  const vcpu = flatVcpu(createVm(32 * 1024 * 1024), { cr3: 0x3000 });
+  const vcpu = flatVcpu(createVm(32 * 1024 * 1024, 1), { cr3: 0x3000 });
   const outcome = runLoop(
     vcpu,
     new Bus("pio", 0x10000),
@@ -152,7 +152,7 @@ Deno.test("kvm: a guest that triple-faults ends with a register dump and status 
 });
 
 Deno.test("kvm: through the legacy wiring, COM1 output reaches the console and an i8042 reset ends the VM with 0", () => {
-  const created = createVm(32 * 1024 * 1024);
+  const created = createVm(32 * 1024 * 1024, 1);
   created.memory.write(
     CODE_GPA,
     new Uint8Array([

@@ -19,7 +19,7 @@ function router(maxRoutes = 4096) {
   const device = (vectors: number, name = "dev") => {
     const fds = Array.from({ length: vectors }, () => nextFd++);
     const routes = new SharedArrayBuffer(4 * vectors);
-    return { fds, v: new MsiVectors({ irqFds: fds, routes, name }, r) };
+    return { fds, v: new MsiVectors({ irqFds: fds, routes, name, devid: 8 }, r) };
   };
   return { vm, lines, r, device };
 }
@@ -120,7 +120,7 @@ Deno.test("gsi router: two threads' routers share one table", () => {
   const state = GsiRouter.createState(4096);
   const one = new GsiRouter(state, vm);
   const two = new GsiRouter(state, vm);
-  const plan = { irqFds: [7, 8], routes: new SharedArrayBuffer(8), name: "dev" };
+  const plan = { irqFds: [7, 8], routes: new SharedArrayBuffer(8), name: "dev", devid: 8 };
   const a = new MsiVectors(plan, one);
   const b = new MsiVectors(plan, two);
   a.route(0, 1, message);

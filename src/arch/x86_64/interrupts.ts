@@ -69,10 +69,12 @@ export function isaLine(irq: (gsi: number, high: boolean) => void, gsi: number):
  * The in-kernel PIC/IOAPIC/LAPIC and PIT, and the TSS and identity-map pages KVM needs on Intel
  * hosts, before any vCPU exists.
  */
-export function createPcIrqchip(vm: VmFd): void {
+export function createPcIrqchip(vm: VmFd): () => void {
   vm.setTssAddr(TSS_GPA);
   vm.setIdentityMapAddr(IDENTITY_MAP_GPA);
   vm.createIrqchip();
   // A dummy speaker port (0x61) keeps Linux's PIT calibration inside the kernel.
   vm.createPit2(KVM_PIT_SPEAKER_DUMMY);
+  // Nothing to do once the vCPUs exist: each LAPIC comes with its vCPU.
+  return () => {};
 }

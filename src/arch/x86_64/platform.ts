@@ -22,6 +22,7 @@ import { applyEntryState } from "./entry.ts";
 import { createPcIrqchip, X86_REQUIRED_CAPS } from "./interrupts.ts";
 import { type MemoryLayout, pciMmio64Window } from "./memory_map.ts";
 import { x86_64Wiring } from "./wiring.ts";
+import { BASE_CMDLINE } from "./cmdline.ts";
 
 /** KVM's supported CPUID, with each vCPU's APIC id and the flags KVM leaves to the VMM. */
 function vcpuModel(kvm: Kvm): VcpuModel<VcpuEntryState> {
@@ -43,6 +44,9 @@ export const x86_64: Platform<MemoryLayout, KernelImage, KernelPlacement, VcpuEn
   ...x86_64Wiring,
   pciMmio64Window,
   requiredCaps: X86_REQUIRED_CAPS,
+  baseCmdline: BASE_CMDLINE,
+  // APIC ids are 8 bits and 0xff is broadcast.
+  maxCpus: 255,
   createIrqchip: createPcIrqchip,
   parseKernel,
   placeKernel,

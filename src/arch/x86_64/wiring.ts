@@ -12,6 +12,7 @@ import { DEFAULT_GSI_ROUTES, FIRST_MSI_GSI, intxPin, isaLine } from "./interrupt
 import { registerLegacyDevices } from "./legacy_devices.ts";
 import { type MemoryLayout, memoryLayout } from "./memory_map.ts";
 import { PCI_ECAM, PCI_IO, PCI_MMIO32, registerConfigAccess } from "./pci.ts";
+import { x86Registers } from "./registers.ts";
 
 export const x86_64Wiring: PlatformWiring<MemoryLayout> = {
   name: "x86_64",
@@ -23,6 +24,10 @@ export const x86_64Wiring: PlatformWiring<MemoryLayout> = {
   firstMsiGsi: FIRST_MSI_GSI,
   intxGsi: intxPin,
   consoleIrq: (irq) => isaLine(irq, SERIAL_COM1_IRQ),
+  // KVM_IRQ_LINE takes the GSI itself; MSI routes carry no device ID.
+  irqLineArg: (gsi) => gsi,
+  msiDevid: false,
+  registers: x86Registers,
   registerConfigAccess,
   registerDevices: (pio, _mmio, wiring) => registerLegacyDevices(pio, wiring),
 };
