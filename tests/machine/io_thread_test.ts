@@ -27,7 +27,12 @@ function thread(backend: BackendPlan) {
         plan: driver.plan,
         backend,
         notifyFds: notify.map((e) => e.fd),
-        vectors: { irqFds: irq.map((e) => e.fd), routes: new SharedArrayBuffer(12), name: "t", devid: 8 },
+        vectors: {
+          irqFds: irq.map((e) => e.fd),
+          routes: new SharedArrayBuffer(12),
+          name: "t",
+          devid: 8,
+        },
       }],
       vfio: [],
     },

@@ -35,7 +35,12 @@ function passthrough(vectors: number) {
     interrupts: {
       msix: {
         deviceFds: device.map((e) => e.fd),
-        vectors: { irqFds: irq.map((e) => e.fd), routes: new SharedArrayBuffer(4), name: "t", devid: 8 },
+        vectors: {
+          irqFds: irq.map((e) => e.fd),
+          routes: new SharedArrayBuffer(4),
+          name: "t",
+          devid: 8,
+        },
       },
       modes: new SharedArrayBuffer(20),
     },
