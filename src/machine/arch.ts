@@ -7,6 +7,9 @@
  *
  * @module
  */
+import type { PlatformWiring } from "../arch/platform.ts";
+import { arm64Wiring } from "../arch/arm64/wiring.ts";
 import { x86_64Wiring } from "../arch/x86_64/wiring.ts";
 
-export const wiring = x86_64Wiring;
+/** The host's architecture is the guest's: KVM runs guests of its own kind. */
+export const wiring: PlatformWiring = Deno.build.arch === "aarch64" ? arm64Wiring : x86_64Wiring;
