@@ -13,7 +13,6 @@ import { platform } from "./arch_boot.ts";
 /** What every machine needs of KVM, then what its platform needs. */
 export const REQUIRED_CAPS: readonly (keyof typeof KVM_CAP)[] = [
   "IRQCHIP",
-  "HLT",
   "USER_MEMORY",
   ...platform.requiredCaps,
 ];

@@ -60,8 +60,19 @@ export interface Arm64Layout extends RamLayout {
   ramEnd: number;
 }
 
+/**
+ * RAM goes to KVM in whole host pages, and arm64 hosts run 4, 16 or 64 KiB pages: a size in
+ * whole 64 KiB fits them all.
+ */
+export const ARM64_RAM_ALIGN_BYTES = 64 * KiB;
+
 export function memoryLayout(ramBytes: number): Arm64Layout {
   checkRamBytes(ramBytes);
+  if (ramBytes % ARM64_RAM_ALIGN_BYTES !== 0) {
+    throw new MemoryLayoutError(
+      `guest RAM of ${ramBytes} bytes is not a multiple of 64 KiB (an arm64 host's largest page)`,
+    );
+  }
   const regions: RamRegion[] = [Object.freeze({ gpa: RAM_START, size: ramBytes, hostOffset: 0 })];
   return Object.freeze({ ramBytes, regions: Object.freeze(regions), ramEnd: RAM_START + ramBytes });
 }

@@ -30,8 +30,10 @@ const PCI_INTX_PINS = IOAPIC_PINS - ISA_IRQS;
 export const TSS_GPA = 0xfffb_d000;
 export const IDENTITY_MAP_GPA = 0xfffb_c000;
 
-/** What KVM must offer for this: the TSS and identity map (Intel), CPUID, the PIT. */
+/** What KVM must offer for this: HLT in the kernel, the TSS and identity map (Intel), CPUID,
+ * the PIT. */
 export const X86_REQUIRED_CAPS = [
+  "HLT",
   "SET_TSS_ADDR",
   "EXT_CPUID",
   "PIT2",
