@@ -1,10 +1,14 @@
 /**
  * Runs denovmm as a user would (a subprocess with piped stdin) and collects what it printed.
- * The default guest comes from .cache/guest (scripts/setup.sh); a missing one fails the test.
+ * The default guest comes from .cache/guest, or .cache/arm64/guest on arm64 (scripts/setup.sh); a
+ * missing one fails the test.
  */
 const repo = new URL("../..", import.meta.url).pathname;
 export const REPO = repo;
-export const GUEST_DIR = `${repo}.cache/guest`;
+/** The default guest of the architecture this runs on (KVM runs guests of its own kind). */
+export const GUEST_DIR = Deno.build.arch === "aarch64"
+  ? `${repo}.cache/arm64/guest`
+  : `${repo}.cache/guest`;
 
 export interface GuestRun {
   status: number;
