@@ -1,4 +1,4 @@
-import { equal, match, ok, throws } from "../../../assert.ts";
+import { equal, match, ok } from "../../../assert.ts";
 import {
   Arm64ImageError,
   LEGACY_TEXT_OFFSET,
