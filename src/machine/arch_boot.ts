@@ -4,6 +4,9 @@
  *
  * @module
  */
+import type { Platform } from "../arch/platform.ts";
+import { arm64 } from "../arch/arm64/platform.ts";
 import { x86_64 } from "../arch/x86_64/platform.ts";
 
-export const platform = x86_64;
+/** The host's architecture is the guest's, as in ./arch.ts. */
+export const platform: Platform = Deno.build.arch === "aarch64" ? arm64 : x86_64;

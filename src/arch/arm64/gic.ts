@@ -21,11 +21,8 @@ import {
 import { SyscallError } from "../../../ffi/libc.ts";
 import { ENODEV } from "../../../ffi/errno.ts";
 import { KvmUnavailableError } from "../../../ffi/kvm_fds.ts";
-import { NR_SPIS } from "./interrupts.ts";
+import { GIC_NR_IRQS } from "./interrupts.ts";
 import { GIC_DIST, GIC_ITS, GIC_REDIST_START } from "./memory_map.ts";
-
-/** SGIs and PPIs (INTIDs 0-31) come before the SPIs in the vGIC's interrupt count. */
-const PRIVATE_IRQS = 32;
 
 export function createGic(vm: VmFd): () => void {
   let gic;
@@ -52,7 +49,7 @@ export function createGic(vm: VmFd): () => void {
     KVM_VGIC_V3_ADDR_TYPE_REDIST,
     GIC_REDIST_START,
   );
-  gic.setAttr("vGIC interrupt count", KVM_DEV_ARM_VGIC_GRP_NR_IRQS, 0, PRIVATE_IRQS + NR_SPIS);
+  gic.setAttr("vGIC interrupt count", KVM_DEV_ARM_VGIC_GRP_NR_IRQS, 0, GIC_NR_IRQS);
   const its = vm.createDevice(KVM_DEV_TYPE_ARM_VGIC_ITS);
   its.setAttr("vGIC ITS", KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_ITS_ADDR_TYPE, GIC_ITS.gpa);
   return () => {

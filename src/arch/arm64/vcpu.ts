@@ -16,13 +16,7 @@ import {
   KvmVcpuInit,
 } from "../../../ffi/kvm_arm64.ts";
 import type { VcpuModel } from "../platform.ts";
-
-/** Where the boot vCPU starts. */
-export interface Arm64Entry {
-  pc: number;
-  /** The device tree blob's guest-physical address. */
-  x0: number;
-}
+import type { Arm64Entry } from "./boot/linux.ts";
 
 /** A VM of KVM_CREATE_VM type 0 has a 40-bit IPA space (KVM_CAP_ARM_VM_IPA_SIZE aside). */
 export const DEFAULT_IPA_BITS = 40;

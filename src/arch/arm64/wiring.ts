@@ -11,7 +11,7 @@ import type { IrqLine } from "../../bus/interrupt.ts";
 import { Serial8250 } from "../../devices/serial.ts";
 import { DEBUG_EXIT_LENGTH, DEBUG_EXIT_PORT, DebugExit } from "../../devices/debug_exit.ts";
 import { KVM_ARM_IRQ_TYPE_SHIFT, KVM_ARM_IRQ_TYPE_SPI } from "../../../ffi/kvm_arm64.ts";
-import { FIRST_MSI_GSI, intxSpi, UART_SPI } from "./interrupts.ts";
+import { FIRST_MSI_GSI, intxSpi, spiIntid, UART_SPI } from "./interrupts.ts";
 import {
   type Arm64Layout,
   memoryLayout,
@@ -25,8 +25,6 @@ import {
 import { PciIoWindow } from "./pci_io_window.ts";
 import { arm64Registers } from "./registers.ts";
 
-/** SGIs and PPIs take INTIDs 0-31; SPI n is INTID 32 + n. */
-const FIRST_SPI_INTID = 32;
 /** The 8250's registers are bytes, one apart (the device tree says reg-shift 0). */
 const UART_REGISTERS = 8;
 
@@ -49,7 +47,7 @@ export const arm64Wiring: PlatformWiring<Arm64Layout> = {
   firstMsiGsi: FIRST_MSI_GSI,
   intxGsi: intxSpi,
   consoleIrq: uartLine,
-  irqLineArg: (gsi) => (KVM_ARM_IRQ_TYPE_SPI << KVM_ARM_IRQ_TYPE_SHIFT) | (FIRST_SPI_INTID + gsi),
+  irqLineArg: (gsi) => (KVM_ARM_IRQ_TYPE_SPI << KVM_ARM_IRQ_TYPE_SHIFT) | spiIntid(gsi),
   msiDevid: true,
   registers: arm64Registers,
   registerConfigAccess(_pio, mmio, access) {
