@@ -14,7 +14,8 @@
  * cloud-amd64 and rt-amd64.
  */
 import { writeCpioGz } from "./lib/cpio.ts";
-import { parseModinfo } from "./lib/modinfo.ts";
+import { decompress, exists, run, sha256 } from "./lib/build_util.ts";
+import { moduleOrder, modulesDir } from "./lib/kmod.ts";
 import { bzImagePayload, parseBzImage } from "../src/arch/x86_64/boot/bzimage.ts";
 import { parseElf } from "../src/boot/elf.ts";
 
@@ -40,26 +41,6 @@ if (!(mode in MODULES)) {
 
 const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const cache = `${root}/.cache`;
-
-/** Runs a command and returns its stdout; throws with its stderr on failure. */
-async function run(cmd: string, args: string[], cwd?: string): Promise<string> {
-  const out = await new Deno.Command(cmd, { args, cwd, stdin: "null" }).output();
-  if (!out.success) {
-    const err = new TextDecoder().decode(out.stderr).trim();
-    throw new Error(`${cmd} ${args.join(" ")} failed: ${err}`);
-  }
-  return new TextDecoder().decode(out.stdout);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
 
 /**
  * The versioned kernel package a meta-package (linux-image-amd64, linux-image-cloud-amd64, ...)
@@ -180,124 +161,6 @@ async function fetchKernels(guestDir: string, release: string): Promise<void> {
 }
 
 /**
- * Where the unpacked kernel package keeps its modules: lib/modules/RELEASE on Debian 12,
- * usr/lib/modules/RELEASE on Debian 13 (merged /usr).
- */
-async function modulesDir(release: string): Promise<string> {
-  for (
-    const dir of [
-      `${cache}/kernel/lib/modules/${release}`,
-      `${cache}/kernel/usr/lib/modules/${release}`,
-    ]
-  ) {
-    if (await exists(`${dir}/modules.builtin`)) return dir;
-  }
-  throw new Error(`no modules.builtin for ${release} under ${cache}/kernel/{,usr/}lib/modules`);
-}
-
-/** A module file's compression, by suffix: Debian 12 ships plain .ko, Debian 13 .ko.xz. */
-const MODULE_SUFFIX = /\.ko(\.xz|\.zst|\.gz)?$/;
-
-/** Maps module name (with `_`, as modinfo spells it) to its .ko, .ko.xz, .ko.zst or .ko.gz path. */
-function indexModules(dir: string, index = new Map<string, string>()): Map<string, string> {
-  for (const e of Deno.readDirSync(dir)) {
-    const path = `${dir}/${e.name}`;
-    if (e.isDirectory) indexModules(path, index);
-    else if (MODULE_SUFFIX.test(e.name)) {
-      index.set(e.name.replace(MODULE_SUFFIX, "").replaceAll("-", "_"), path);
-    }
-  }
-  return index;
-}
-
-/**
- * A module's plain ELF bytes. busybox's insmod loads only uncompressed modules, and
- * parseModinfo reads the ELF, so a compressed one goes through its decompressor here.
- */
-async function readModule(path: string): Promise<Uint8Array> {
-  const suffix = MODULE_SUFFIX.exec(path)?.[1];
-  if (!suffix) return await Deno.readFile(path);
-  const tool = { ".xz": "xz", ".zst": "zstd", ".gz": "gzip" }[suffix]!;
-  return await decompress(tool, await Deno.readFile(path), path);
-}
-
-/**
- * Resolves `wanted` with their `depends=` (from each .ko's .modinfo) into a
- * load order: every module after all it depends on. Built-in modules are skipped.
- */
-async function moduleOrder(
-  release: string,
-  wanted: string[],
-): Promise<{ name: string; data: Uint8Array }[]> {
-  const modDir = await modulesDir(release);
-  const index = indexModules(`${modDir}/kernel`);
-  const builtin = new Set(
-    (await Deno.readTextFile(`${modDir}/modules.builtin`)).split("\n")
-      .map((l) => l.replace(/^.*\//, "").replace(/\.ko$/, "").replaceAll("-", "_")),
-  );
-  const order: string[] = [];
-  const bytes = new Map<string, Uint8Array>();
-  const visiting = new Set<string>();
-  const visit = async (name: string) => {
-    if (order.includes(name) || builtin.has(name)) return;
-    const path = index.get(name);
-    if (!path) throw new Error(`module ${name} is neither in ${modDir} nor built in`);
-    if (visiting.has(name)) throw new Error(`module dependency cycle at ${name}`);
-    visiting.add(name);
-    const elf = await readModule(path);
-    bytes.set(name, elf);
-    for (const dep of parseModinfo(elf, path).depends) await visit(dep.replaceAll("-", "_"));
-    order.push(name);
-  };
-  for (const name of wanted) await visit(name);
-  // The file name as insmod will see it: the module's own file name, uncompressed.
-  return order.map((n) => ({
-    name: index.get(n)!.replace(/^.*\//, "").replace(MODULE_SUFFIX, ".ko"),
-    data: bytes.get(n)!,
-  }));
-}
-
-async function sha256(...parts: Uint8Array[]): Promise<string> {
-  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) all.set(p, (at += p.length) - p.length);
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
-  return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/**
- * Runs `tool -dc` over `input` (xz, zstd or gzip) and returns what it writes. `what` names the
- * input in errors.
- */
-async function decompress(tool: string, input: Uint8Array, what: string, args: string[] = []) {
-  let child: Deno.ChildProcess;
-  try {
-    child = new Deno.Command(tool, {
-      args: ["-dc", ...args],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-    const pkg = { xz: "xz-utils", zstd: "zstd", gzip: "gzip" }[tool] ?? tool;
-    throw new Error(`${tool} not found: install ${pkg} (scripts/setup.sh does)`, { cause: e });
-  }
-  const feeding = (async () => {
-    const w = child.stdin.getWriter();
-    await w.write(input);
-    await w.close();
-  })();
-  const [out] = await Promise.all([child.output(), feeding]);
-  if (!out.success) {
-    throw new Error(
-      `${tool} -dc failed on ${what}: ${new TextDecoder().decode(out.stderr).trim()}`,
-    );
-  }
-  return out.stdout;
-}
-
-/**
  * The kernel build's compressors that we can undo, by their magic: xz (Debian 12's kernel) and
  * zstd (Debian 13's). Both need the stream alone: the kernel build appends the uncompressed
  * size (4 bytes, size_append in scripts/Makefile.lib) after it, which plain `xz -d` rejects as
@@ -370,7 +233,7 @@ async function main() {
   const busybox = await Deno.readFile("/bin/busybox");
   const init = await Deno.readFile(`${root}/scripts/initramfs/${mode}-init.sh`);
   const builder = await Promise.all(
-    ["build_guest.ts", "lib/cpio.ts", "lib/modinfo.ts"]
+    ["build_guest.ts", "lib/cpio.ts", "lib/modinfo.ts", "lib/build_util.ts", "lib/kmod.ts"]
       .map((f) => Deno.readFile(`${root}/scripts/${f}`)),
   );
   const stamp = `${release} ${await sha256(busybox, init, ...builder)}\n`;
@@ -381,7 +244,7 @@ async function main() {
     return;
   }
 
-  const modules = await moduleOrder(release, MODULES[mode]);
+  const modules = await moduleOrder(await modulesDir(`${cache}/kernel`, release), MODULES[mode]);
   const names = modules.map((m) => m.name);
   // Every applet but modprobe. The kernel runs /sbin/modprobe for each module it asks for
   // (request_module: a crypto template, a netdev alias, ...), and busybox's cannot find our

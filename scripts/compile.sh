@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
 # Writes ./denovmm, one executable file that runs without Deno installed.
 #
+#   scripts/compile.sh [--target x86_64|aarch64] [OUT]
+#
+# --target aarch64 writes ./denovmm-aarch64 for arm64 Linux instead (deno compile --target
+# aarch64-unknown-linux-gnu, or the self-extracting form around .tools/arm64/deno, which
+# scripts/setup.sh fetches).
+#
 # The first choice is `deno compile`, which needs Deno's slim runtime (denort): it downloads
 # it from dl.deno.land, or takes a local copy from $DENORT_BIN. Where neither is possible
 # (this project's machines reach only the npm and Debian registries, and no npm package
@@ -11,9 +17,28 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 deno=${DENO:-$repo/.tools/deno}
-out=${1:-$repo/denovmm}
+# The host's own target unless asked: ./denovmm, with the Deno that runs this script.
+host=$(uname -m)
+target=$host
+if [[ ${1:-} == --target ]]; then target=${2:-} && shift 2; fi
+case $target in
+x86_64 | x86_64-unknown-linux-gnu) target=x86_64 guest=.cache/guest/vmlinuz ;;
+aarch64 | arm64 | aarch64-unknown-linux-gnu) target=aarch64 guest=.cache/arm64/guest/Image ;;
+*) echo "compile: --target is x86_64 or aarch64, not '$target'" >&2 && exit 2 ;;
+esac
+triple=$target-unknown-linux-gnu
+if [[ $target == "$host" ]]; then
+  out=${1:-$repo/denovmm} payload_deno=$deno
+elif [[ $target == aarch64 ]]; then
+  out=${1:-$repo/denovmm-aarch64} payload_deno=$repo/.tools/arm64/deno
+  [[ -x $payload_deno ]] || { echo "compile: no $payload_deno: run scripts/setup.sh" >&2; exit 2; }
+else
+  echo "compile: no $target Deno on this $host host to build with" >&2 && exit 2
+fi
 
-if "$deno" compile -A --quiet --include src/machine/vcpu_thread.ts --include src/machine/io_thread.ts -o "$out" main.ts 2>/tmp/denovmm-compile.$$; then
+# Every Worker entry is named here (tests/layering_test.ts checks it), as deno compile cannot
+# find them by itself.
+if "$deno" compile -A --quiet --target "$triple" --include src/machine/vcpu_thread.ts --include src/machine/io_thread.ts -o "$out" main.ts 2>/tmp/denovmm-compile.$$; then
   rm -f /tmp/denovmm-compile.$$
   echo "compile: wrote $out (deno compile)"
   exit 0
@@ -25,7 +50,7 @@ echo "compile: deno compile cannot get its runtime here (${reason:-failed}); wri
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/app"
-cp -L "$deno" "$work/app/deno"
+cp -L "$payload_deno" "$work/app/deno"
 cp -r main.ts deno.json src ffi "$work/app/"
 # The sources as they are: bundling them (deno bundle) made no difference to start-up that the
 # benchmark could tell from noise, and would add a download of esbuild to every build.
@@ -34,7 +59,7 @@ hash=$(sha256sum "$work/payload.tgz" | cut -c1-16)
 
 cat >"$work/launcher" <<LAUNCH
 #!/bin/sh
-# denovmm: a self-extracting executable (the Deno runtime and denovmm's sources).
+# denovmm: a self-extracting executable (the Deno runtime for $triple and denovmm's sources).
 set -e
 # Where this file is, for its payload and for the default guest next to it. Resolving it forks
 # readlink, which shows in start-up under an emulated CPU: only when \$0 is not already an
@@ -52,8 +77,8 @@ if [ ! -x "\$dir/deno" ]; then
   rm -rf "\$dir" && mv "\$tmp" "\$dir"
 fi
 # The default guest next to the executable, as for a compiled binary.
-if [ -z "\${DENOVMM_GUEST_DIR:-}" ] && [ -f "\${self%/*}/.cache/guest/vmlinuz" ]; then
-  export DENOVMM_GUEST_DIR="\${self%/*}/.cache/guest"
+if [ -z "\${DENOVMM_GUEST_DIR:-}" ] && [ -f "\${self%/*}/$guest" ]; then
+  export DENOVMM_GUEST_DIR="\${self%/*}/${guest%/*}"
 fi
 DENO_DIR="\$dir/.deno" DENO_NO_UPDATE_CHECK=1 exec "\$dir/deno" run -A --no-lock --no-config "\$dir/main.ts" "\$@"
 exit 1
@@ -65,4 +90,4 @@ sed -i "s/PAYLOAD_OFFSET/$offset/" "$work/launcher"
 cat "$work/launcher" "$work/payload.tgz" >"$out.tmp"
 chmod +x "$out.tmp"
 mv "$out.tmp" "$out"
-echo "compile: wrote $out (self-extracting, $(($(wc -c <"$out") / 1048576)) MiB)"
+echo "compile: wrote $out (self-extracting, $triple, $(($(wc -c <"$out") / 1048576)) MiB)"

@@ -4,7 +4,16 @@
 # the host's own root (9p, read-only) with the current git top (or cwd) shared
 # writable at the same path. See /work/shared/KVM-ENV.md for the measurements.
 #
-#   scripts/sandbox.sh [--vfio] [--mem SIZE] [--cpus N] [--timeout S] -- CMD [ARGS...]
+#   scripts/sandbox.sh [--arch x86_64|arm64] [--vfio] [--mem SIZE] [--cpus N] [--timeout S] -- CMD [ARGS...]
+#
+# --arch arm64 (or DENOVMM_SANDBOX_ARCH=arm64): an arm64 KVM instead, on QEMU's `virt` machine
+# with its virtualisation extensions (EL2, VHE), a GICv3 with an ITS and an SMMUv3, booting
+# Debian 13's 16 KiB-page kernel (.cache/arm64/sandbox/, scripts/build_arm64.ts). The host's
+# root is of no use to arm64 code, so the command runs chrooted into .cache/arm64/root (arm64
+# libc and busybox), again with the git top at its own path, `deno` being .tools/arm64/deno and
+# DENO_DIR .cache/deno-arm64 (a cache of its own: two VMs must not share one SQLite file over
+# 9p). --vfio passes virtio-net (00:10.0), e1000e (00:11.0) and nvme (00:12.0), each in its own
+# IOMMU group behind the SMMUv3, exported as DENOVMM_VFIO_VIRTIO_NET, _E1000E and _NVME.
 #
 # --timeout S (or DENOVMM_SANDBOX_TIMEOUT=S): a command still running after S seconds is
 # stopped: the sandbox's own init prints what each of its processes is doing (and the kernel's
@@ -14,8 +23,9 @@
 #
 # The sandbox's init touches run/heartbeat every 5 s. A kernel that stops doing so for 45 s
 # (QEMU's emulation of nested SVM can lose an interrupt and leave the only CPU halted for good)
-# gets an NMI through the monitor, which can wake it; 60 s more without a heartbeat and the VM is
-# stopped. (DENOVMM_SANDBOX_STALE_S=S changes the 45 s; the 60 s follow as S + 15.)
+# gets an NMI through the monitor, which can wake it (arm64: QEMU's virt machine has no NMI; it
+# just waits); 60 s more without a heartbeat and the VM is stopped. (DENOVMM_SANDBOX_STALE_S=S
+# changes the 45 s; the 60 s follow as S + 15.)
 #
 # Exit status: CMD's; 124 when it timed out; 125 when the VM ended without reporting one (its
 # kernel panicked or stopped).
@@ -29,9 +39,11 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 # about 1 of 35 two-vCPU guest boots with heavy console output, and in CI's network test.
 # With one CPU there is no cross-CPU interrupt; guests with several vCPUs still run (their
 # threads take turns). The benchmark asks for two.
-mem=6G cpus=${DENOVMM_SANDBOX_CPUS:-1} vfio=0 timeout=${DENOVMM_SANDBOX_TIMEOUT:-0}
+mem="" cpus=${DENOVMM_SANDBOX_CPUS:-1} vfio=0 timeout=${DENOVMM_SANDBOX_TIMEOUT:-0}
+arch=${DENOVMM_SANDBOX_ARCH:-x86_64}
 while (($#)); do
   case $1 in
+  --arch) arch=$2 && shift ;;
   --vfio) vfio=1 ;;
   --mem) mem=$2 && shift ;;
   --cpus) cpus=$2 && shift ;;
@@ -41,10 +53,26 @@ while (($#)); do
   esac
   shift
 done
-(($#)) || { echo "usage: sandbox.sh [--vfio] [--mem SIZE] [--cpus N] [--timeout S] -- CMD [ARGS...]" >&2; exit 2; }
+(($#)) || { echo "usage: sandbox.sh [--arch x86_64|arm64] [--vfio] [--mem SIZE] [--cpus N] [--timeout S] -- CMD [ARGS...]" >&2; exit 2; }
 [[ $timeout =~ ^[0-9]+$ ]] || { echo "sandbox: --timeout takes whole seconds, not '$timeout'" >&2; exit 2; }
+case $arch in
+x86_64 | amd64 | x86) arch=x86_64 ;;
+arm64 | aarch64) arch=arm64 ;;
+*) echo "sandbox: --arch is x86_64 or arm64, not '$arch'" >&2 && exit 2 ;;
+esac
 
-kernel=$repo/.cache/guest/vmlinuz initrd=$repo/.cache/sandbox/initramfs.cpio.gz
+if [[ $arch == arm64 ]]; then
+  # 3 GiB: Deno and a nested guest of up to 1 GiB, with room for the page cache of the shares.
+  mem=${mem:-3G} console=ttyAMA0 rootfs=$repo/.cache/arm64/root
+  kernel=$repo/.cache/arm64/sandbox/Image initrd=$repo/.cache/arm64/sandbox/initramfs.cpio.gz
+  [[ -d $rootfs/usr && -x $repo/.tools/arm64/deno ]] ||
+    { echo "sandbox: run scripts/setup.sh first (no $rootfs or .tools/arm64/deno)" >&2; exit 2; }
+  vfio_bdfs="0000:00:10.0 0000:00:11.0 0000:00:12.0"
+else
+  mem=${mem:-6G} console=ttyS0 rootfs=/
+  kernel=$repo/.cache/guest/vmlinuz initrd=$repo/.cache/sandbox/initramfs.cpio.gz
+  vfio_bdfs="0000:00:10.0 0000:00:11.0"
+fi
 [[ -f $kernel && -f $initrd ]] || { echo "sandbox: run scripts/setup.sh first (no $initrd)" >&2; exit 2; }
 
 # POSIX single quotes, which the chroot's /bin/sh (dash) reads back verbatim.
@@ -56,7 +84,8 @@ trap 'rm -rf "$run"' EXIT
 work=$(git rev-parse --show-toplevel 2>/dev/null || pwd)
 [[ $work == / ]] && work=""
 {
-  echo "WORK=$(quote "$work") VFIO=$vfio TIMEOUT=$timeout"
+  echo "ARCH=$arch CONSOLE=$console WORK=$(quote "$work") VFIO=$vfio TIMEOUT=$timeout"
+  echo "VFIO_BDFS='$vfio_bdfs'"
   if [[ -t 0 ]]; then echo "TTY=1" && stty size | { read -r r c && ((r > 0)) && echo "ROWS=$r COLS=$c" || true; }; fi
   if [[ -t 1 ]]; then echo "OPOST=1"; fi
 } >"$run/config"
@@ -64,8 +93,19 @@ work=$(git rev-parse --show-toplevel 2>/dev/null || pwd)
   for name in PATH HOME CI TERM DENO_DIR NO_COLOR $(compgen -e | grep '^DENOVMM_' || true); do
     [[ -v $name ]] && echo "export $name=$(quote "${!name}")"
   done
+  if [[ $arch == arm64 ]]; then
+    # The host's PATH names x86-64 programs; the chroot has busybox and the arm64 Deno. A
+    # DENO_DIR outside the work share would not exist in there.
+    echo "export PATH=$(quote "$work/.tools/arm64:/usr/local/bin:/usr/bin:/usr/sbin")"
+    deno_dir=${DENO_DIR:-}
+    [[ -n $work && $deno_dir == "$work"/* ]] || deno_dir=$work/.cache/deno-arm64
+    echo "export DENO_DIR=$(quote "$deno_dir")"
+    # The pinned x86-64 Deno, as with-kvm.sh and `deno task` name it, becomes its arm64 build.
+    case $1 in "$repo/.tools/deno" | .tools/deno) set -- "$repo/.tools/arm64/deno" "${@:2}" ;; esac
+  fi
   if ((vfio)); then
     echo "export DENOVMM_VFIO_VIRTIO_NET=0000:00:10.0 DENOVMM_VFIO_E1000E=0000:00:11.0"
+    [[ $arch == arm64 ]] && echo "export DENOVMM_VFIO_NVME=0000:00:12.0"
   fi
   echo "cd $(quote "$PWD") || exit 125"
   printf 'exec'
@@ -79,9 +119,28 @@ touch "$run/stdin"
 # loglevel=3: quiet, except what is critical (a panic, a soft lockup). Errors (an RCU stall, a
 # hung task) stay in the kernel log, which --timeout prints; live they would be drowned in
 # KVM's complaints about the nested guests' performance-counter MSRs.
-append="console=ttyS0 quiet loglevel=3 panic=-1"
+append="console=$console quiet loglevel=3 panic=-1"
+# rodata=off: the arm64 kernel's W+X page-table walk after marking its text read-only took about
+# 1 s of an 8-9 s boot under TCG; the sandbox's own kernel needs no such hardening.
+[[ $arch == arm64 ]] && append+=" rodata=off"
 args=()
-if ((vfio)); then
+if [[ $arch == arm64 ]]; then
+  # virtualization=on: EL2 for the sandbox's kernel, so that KVM loads (with VHE, as -cpu max
+  # has it). The SMMUv3 puts every PCI device in an IOMMU group of its own and the ITS gives
+  # them MSIs (KVM-ENV.md); both cost nothing measurable at boot, so they are always there.
+  args+=(-machine virt,virtualization=on,gic-version=3,iommu=smmuv3)
+  if ((vfio)); then
+    # Fixed slots, or the 9p devices, added later, would take them. virtio-net: MSI-X table and
+    # PBA in one 4 KiB BAR; e1000e: table at 0 and PBA at 0x2000 of its 16 KiB BAR 3; nvme:
+    # both inside its register BAR 0. The nvme disk is a sparse file that dies with the run.
+    truncate -s 64M "$run/nvme.img"
+    args+=(
+      -netdev user,id=n0 -device virtio-net-pci,netdev=n0,vectors=3,disable-legacy=on,iommu_platform=on,addr=10.0
+      -netdev user,id=n1 -device e1000e,netdev=n1,addr=11.0
+      -drive "file=$run/nvme.img,if=none,id=nvm,format=raw" -device nvme,drive=nvm,serial=denovmm-nvme,addr=12.0
+    )
+  fi
+elif ((vfio)); then
   # The IOMMU comes before every PCI device so they all sit behind it; addresses from 10.0 up,
   # because q35 puts the 9p devices in the low slots.
   args+=(
@@ -103,7 +162,7 @@ args+=(
   -kernel "$kernel" -initrd "$initrd"
   -chardev stdio,id=con,signal=off -serial chardev:con
   -virtfs "local,path=$run,mount_tag=run,security_model=none"
-  -virtfs "local,path=/,mount_tag=root,security_model=none,readonly=on,multidevs=remap"
+  -virtfs "local,path=$rootfs,mount_tag=root,security_model=none,readonly=on,multidevs=remap"
 )
 [[ -n $work ]] && args+=(-virtfs "local,path=$work,mount_tag=work,security_model=none")
 [[ ${DENOVMM_SANDBOX_DEBUG:-} == 1 ]] && append=${append/quiet loglevel=3/}
@@ -125,11 +184,16 @@ watch_heartbeat() {
     if ((age < stale)); then
       kicked=0
     elif ((kicked == 0)); then
-      echo "sandbox: no heartbeat from the VM for $age s; sending it an NMI" >&2
-      echo nmi >"$run/monitor.in"
+      if [[ $arch == arm64 ]]; then
+        # QEMU's virt machine answers `nmi` with "not supported": there is nothing to wake it with.
+        echo "sandbox: no heartbeat from the VM for $age s (arm64: no NMI to send)" >&2
+      else
+        echo "sandbox: no heartbeat from the VM for $age s; sending it an NMI" >&2
+        echo nmi >"$run/monitor.in"
+      fi
       kicked=$now
     elif ((now - kicked > stale + 15)); then
-      echo "sandbox: the VM's kernel stopped (no heartbeat for $age s, an NMI did not help)" >&2
+      echo "sandbox: the VM's kernel stopped (no heartbeat for $age s$([[ $arch == arm64 ]] || echo ", an NMI did not help"))" >&2
       kill "$pid"
       sleep 10
       kill -KILL "$pid" 2>/dev/null
@@ -145,10 +209,12 @@ trap 'kill $watcher 2>/dev/null; rm -rf "$run"' EXIT
 hard=()
 ((timeout)) && hard=(timeout --kill-after=10 $((timeout + 60)))
 qemu_status=0
+qemu=qemu-system-x86_64
+[[ $arch == arm64 ]] && qemu=qemu-system-aarch64
 if [[ -t 0 ]]; then
-  "${hard[@]}" qemu-system-x86_64 "${args[@]}" -append "$append" || qemu_status=$?
+  "${hard[@]}" "$qemu" "${args[@]}" -append "$append" || qemu_status=$?
 else
-  "${hard[@]}" qemu-system-x86_64 "${args[@]}" -append "$append" </dev/null || qemu_status=$?
+  "${hard[@]}" "$qemu" "${args[@]}" -append "$append" </dev/null || qemu_status=$?
 fi
 if ((timeout)) && ((qemu_status == 124 || qemu_status == 137)); then
   echo "sandbox: the VM stopped responding; QEMU was stopped $((timeout + 60)) s after it started" >&2

@@ -3,26 +3,46 @@
 # (or with DENOVMM_SANDBOX=1) inside the KVM sandbox (scripts/sandbox.sh).
 #
 #   scripts/with-kvm.sh CMD [ARGS...]     e.g. with-kvm.sh deno test -A tests/kvm/
+#
+# DENOVMM_ARCH=arm64 (or --arch arm64 first): an arm64 KVM instead, the host's own on an arm64
+# host with a usable /dev/kvm, otherwise the arm64 sandbox (sandbox.sh --arch arm64), where
+# `deno` is Deno's arm64 build and DENO_DIR .cache/deno-arm64.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-(($#)) || { echo "usage: with-kvm.sh CMD [ARGS...]" >&2; exit 2; }
+arch=${DENOVMM_ARCH:-x86_64}
+if [[ ${1:-} == --arch ]]; then arch=${2:-} && shift 2; fi
+case $arch in
+x86_64 | amd64 | x86) arch=x86_64 ;;
+arm64 | aarch64) arch=arm64 ;;
+*) echo "with-kvm: DENOVMM_ARCH is x86_64 or arm64, not '$arch'" >&2 && exit 2 ;;
+esac
+(($#)) || { echo "usage: [DENOVMM_ARCH=arm64] with-kvm.sh [--arch x86_64|arm64] CMD [ARGS...]" >&2; exit 2; }
+host_arch=$(uname -m)
+[[ $host_arch == aarch64 ]] && host_arch=arm64
 
 # `deno task` calls us with a bare `deno`; use the project's pinned one when
 # there is none on PATH (the sandbox sees the same path through its 9p root).
 if [[ $1 == deno ]] && ! command -v deno >/dev/null; then
   set -- "$repo/.tools/deno" "${@:2}"
 fi
-# One module cache, inside the writable share, for the host and the sandbox.
-export DENO_DIR=${DENO_DIR:-$repo/.cache/deno}
+# One module cache, inside the writable share, for the host and the sandbox (one per architecture
+# of sandbox: the two may run at once, and SQLite's locks do not reach across two VMs' 9p mounts).
+if [[ $arch == arm64 ]]; then
+  export DENO_DIR=${DENO_DIR:-$repo/.cache/deno-arm64}
+else
+  export DENO_DIR=${DENO_DIR:-$repo/.cache/deno}
+fi
 
 # Usable means: it opens read-write (the node may exist without KVM behind it) and the CPU
 # has hardware virtualisation (vmx or svm). Some cloud VMs offer a /dev/kvm without either
 # (kvm_pvm, a paravirtual KVM): it runs tiny guests but an unmodified Linux guest crawls
 # there, so it counts as unusable. DENOVMM_SANDBOX=1 forces the sandbox, =0 forbids it.
 why=""
-if ! { : <>/dev/kvm; } 2>/dev/null; then
+if [[ $arch != "$host_arch" ]]; then
+  why="this host is $host_arch, not $arch"
+elif ! { : <>/dev/kvm; } 2>/dev/null; then
   why="no usable /dev/kvm here"
-elif ! grep -qwE 'vmx|svm' /proc/cpuinfo; then
+elif [[ $arch == x86_64 ]] && ! grep -qwE 'vmx|svm' /proc/cpuinfo; then
   why="/dev/kvm here has no hardware virtualisation behind it (no vmx/svm)"
 fi
 case ${DENOVMM_SANDBOX:-} in
@@ -30,8 +50,9 @@ case ${DENOVMM_SANDBOX:-} in
   0) why="" ;;
 esac
 [[ -z $why ]] && exec "$@"
-echo "denovmm: $why, running in the KVM sandbox (QEMU TCG, slow)" >&2
-# --vfio: the same boot also carries the two VFIO-bound NICs the passthrough tests use.
+echo "denovmm: $why, running in the $arch KVM sandbox (QEMU TCG, slow)" >&2
+# --vfio: the same boot also carries the VFIO-bound devices the passthrough tests use (two NICs;
+# on arm64 an NVMe controller too).
 #
 # Status 125 means the sandbox's own kernel died under CMD (panicked, or stopped for good; see
 # sandbox.sh): a fault of QEMU's emulation of nested virtualisation, not anything CMD did or
@@ -46,9 +67,9 @@ if [[ ! -t 0 ]]; then
 fi
 attempt() {
   if [[ -n $input ]]; then
-    "$repo/scripts/sandbox.sh" --vfio -- "$@" <"$input"
+    "$repo/scripts/sandbox.sh" --arch "$arch" --vfio -- "$@" <"$input"
   else
-    "$repo/scripts/sandbox.sh" --vfio -- "$@"
+    "$repo/scripts/sandbox.sh" --arch "$arch" --vfio -- "$@"
   fi
 }
 attempt "$@" && exit 0 || status=$?

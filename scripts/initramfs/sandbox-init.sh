@@ -1,7 +1,8 @@
 #!/bin/sh
-# /init of the KVM sandbox (scripts/sandbox.sh): loads kvm-amd, chroots into
-# the host's root (9p, read-only) with the work folder shared writable, runs
-# the command that sandbox.sh left in the run share, and writes its exit status
+# /init of the KVM sandbox (scripts/sandbox.sh), x86-64 and arm64 alike: loads the modules
+# (kvm-amd on x86-64; arm64's KVM is built in), chroots into the root share (9p, read-only:
+# the host's own root on x86-64, .cache/arm64/root on arm64) with the work folder shared
+# writable, runs the command that sandbox.sh left in the run share, and writes its exit status
 # back there. See shared KVM-ENV.md for why each piece is needed.
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 fail() {
@@ -25,14 +26,27 @@ done </etc/modules.order
 # The run share: config (written by sandbox.sh), cmd.sh, stdin, status.
 mkdir -p /run/sandbox
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 run /run/sandbox || fail "no run share"
-. /run/sandbox/config # WORK, TTY, OPOST, ROWS, COLS, VFIO
+. /run/sandbox/config # ARCH, CONSOLE, WORK, TTY, OPOST, ROWS, COLS, VFIO, VFIO_BDFS
 
-# The host's whole root, read-only; writable tmpfs where programs expect to write.
+# The root share, read-only; writable tmpfs where programs expect to write.
 H=/host
 mkdir -p $H
-mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose root $H ||
-  fail "cannot mount the host's root"
-for d in tmp root run; do mount -t tmpfs tmpfs $H/$d; done
+if [ "$ARCH" = arm64 ]; then
+  # arm64: a small tree of arm64 libraries and busybox, not a whole root. The chroot's top is
+  # a tmpfs, so that the mount points below (the work folder's path) can be made; its /usr and
+  # /etc are the share's.
+  mkdir -p /sysroot
+  mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose root /sysroot ||
+    fail "cannot mount the arm64 root share"
+  mount -t tmpfs tmpfs $H
+  for d in usr etc; do mkdir $H/$d && mount --bind /sysroot/$d $H/$d; done
+  for l in bin sbin lib; do ln -s usr/$l $H/$l; done
+  mkdir -p $H/tmp $H/root $H/run $H/proc $H/sys $H/dev
+else
+  mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose root $H ||
+    fail "cannot mount the host's root"
+  for d in tmp root run; do mount -t tmpfs tmpfs $H/$d; done
+fi
 chmod 1777 $H/tmp
 mount -t proc proc $H/proc
 mount -t sysfs sysfs $H/sys
@@ -49,11 +63,15 @@ if [ -n "$WORK" ]; then
     fail "cannot mount the work share at $WORK"
 fi
 
-[ -c /dev/kvm ] || fail "no /dev/kvm in the sandbox (kvm_amd did not load; does QEMU's -cpu max offer svm?)"
+if [ "$ARCH" = arm64 ]; then
+  [ -c /dev/kvm ] || fail "no /dev/kvm in the sandbox (does QEMU's -M virt have virtualization=on?)"
+else
+  [ -c /dev/kvm ] || fail "no /dev/kvm in the sandbox (kvm_amd did not load; does QEMU's -cpu max offer svm?)"
+fi
 
-# --vfio: hand both NICs to vfio-pci; sandbox.sh exports their BDFs to the command.
+# --vfio: hand the devices to vfio-pci; sandbox.sh exports their BDFs to the command.
 if [ "$VFIO" = 1 ]; then
-  for bdf in 0000:00:10.0 0000:00:11.0; do
+  for bdf in $VFIO_BDFS; do
     dev=/sys/bus/pci/devices/$bdf
     [ -e $dev ] || fail "no PCI device $bdf"
     [ -e $dev/driver ] && echo $bdf >$dev/driver/unbind
@@ -64,7 +82,7 @@ fi
 
 # The console: no \r\n when the host's stdout is not a terminal, no echo unless
 # the host's stdin is one, and the host terminal's size.
-tty=/dev/ttyS0
+tty=/dev/${CONSOLE:-ttyS0}
 stty -F $tty sane
 [ "$OPOST" = 1 ] || stty -F $tty -opost
 [ "$TTY" = 1 ] || stty -F $tty -echo
