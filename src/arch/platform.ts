@@ -79,8 +79,10 @@ export interface DeviceWiring {
 export interface VcpuModel<Entry> {
   /** The guest's physical-address width: no guest address above 2^bits is reachable. */
   physAddrBits: number;
-  /** Give vCPU `id` its identity (and the boot vCPU, `entry`: the state it starts in). */
-  configure(vcpu: VcpuFd, id: number, entry?: Entry): void;
+  /** Give vCPU `id` its identity (on arm64: reset it, the boot vCPU on, the others off). */
+  configure(vcpu: VcpuFd, id: number): void;
+  /** Put the boot vCPU, configured, in the state the kernel's entry asks for. */
+  enter(vcpu: VcpuFd, entry: Entry): void;
 }
 
 /**
@@ -152,8 +154,9 @@ export interface Platform<
   readonly maxCpus: number;
   /**
    * The in-kernel interrupt controller and timers, and what KVM needs before vCPUs exist, for
-   * a VM of `cpus` vCPUs. Returns what must follow once every vCPU exists and is configured
-   * (an arm64 vGIC is initialised then).
+   * a VM of `cpus` vCPUs. Returns what must follow once every vCPU exists and is configured,
+   * before any irqfd is bound: an arm64 vGIC is initialised then, and KVM refuses irqfds
+   * (EAGAIN) before.
    */
   createIrqchip(vm: VmFd, cpus: number): () => void;
 

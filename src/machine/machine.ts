@@ -153,6 +153,20 @@ function buildMachine(
   });
   // The CPU every vCPU gets: its address width bounds the 64-bit PCI window.
   const vcpuModel = platform.vcpuModel(kvm, vm);
+  const maxVcpus = kvm.checkExtension(KVM_CAP.MAX_VCPUS);
+  if (cfg.cpus > maxVcpus) {
+    throw new MachineError(`-c ${cfg.cpus}: this host's KVM allows at most ${maxVcpus} vCPUs`);
+  }
+  // Every vCPU, then the interrupt controller's last step, before the devices' irqfds: an arm64
+  // vGIC initialises only once all vCPUs exist, and KVM binds no irqfd until it has.
+  const runSize = kvm.vcpuMmapSize();
+  const vcpus: VcpuFd[] = [];
+  for (let id = 0; id < cfg.cpus; id++) {
+    const vcpu = new VcpuFd(vm.createVcpu(id), runSize);
+    vcpuModel.configure(vcpu, id);
+    vcpus.push(vcpu);
+  }
+  irqchipReady();
   const mmio64 = platform.pciMmio64Window(layout, vcpuModel.physAddrBits);
   const pci = planPci(vm, requests, passthrough, cfg.vfio, undefined, mmio64);
   const entry = platform.loadKernel(memory, layout, kernel, {
@@ -163,25 +177,11 @@ function buildMachine(
     mmio64,
     copiesMade: elfPiecesWritten,
   });
-
-  const maxVcpus = kvm.checkExtension(KVM_CAP.MAX_VCPUS);
-  if (cfg.cpus > maxVcpus) {
-    throw new MachineError(`-c ${cfg.cpus}: this host's KVM allows at most ${maxVcpus} vCPUs`);
-  }
-  const runSize = kvm.vcpuMmapSize();
-  const vcpuFds: number[] = [];
+  // Only the boot vCPU starts at the kernel's entry; the guest starts the others.
+  vcpuModel.enter(vcpus[0], entry);
+  const vcpuFds = vcpus.map((v) => v.fd);
   // Each vCPU's kvm_run page, mapped here too: the main thread sets immediate_exit to stop it.
-  const runs: KvmRun[] = [];
-  for (let id = 0; id < cfg.cpus; id++) {
-    const fd = vm.createVcpu(id);
-    const vcpu = new VcpuFd(fd, runSize);
-    // Only the boot processor starts at the kernel's entry; the others wait for the guest to
-    // start them (INIT/SIPI through the in-kernel LAPIC; PSCI CPU_ON on arm64).
-    vcpuModel.configure(vcpu, id, id === 0 ? entry : undefined);
-    vcpuFds.push(fd);
-    runs.push(vcpu.run);
-  }
-  irqchipReady();
+  const runs: KvmRun[] = vcpus.map((v) => v.run);
   return { vm, ramHva, pci, consoleIo, runSize, vcpuFds, runs };
 }
 

@@ -25,16 +25,16 @@ export function arm64VcpuModel(vm: VmFd): VcpuModel<Arm64Entry> {
   const target = vm.armPreferredTarget().target;
   return {
     physAddrBits: DEFAULT_IPA_BITS,
-    configure(vcpu: VcpuFd, id: number, entry?: Arm64Entry) {
+    configure(vcpu: VcpuFd, id: number) {
       const init = new KvmVcpuInit();
       init.target = target;
       init.setFeature(KVM_ARM_VCPU_PSCI_0_2);
       if (id !== 0) init.setFeature(KVM_ARM_VCPU_POWER_OFF);
       vcpu.armVcpuInit(init);
-      if (entry) {
-        vcpu.setOneReg(ARM64_REG_PC, BigInt(entry.pc));
-        vcpu.setOneReg(armCoreRegX(0), BigInt(entry.x0));
-      }
+    },
+    enter(vcpu: VcpuFd, entry: Arm64Entry) {
+      vcpu.setOneReg(ARM64_REG_PC, BigInt(entry.pc));
+      vcpu.setOneReg(armCoreRegX(0), BigInt(entry.x0));
     },
   };
 }

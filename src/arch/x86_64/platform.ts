@@ -30,13 +30,13 @@ function vcpuModel(kvm: Kvm): VcpuModel<VcpuEntryState> {
   const tscDeadline = kvm.checkExtension(KVM_CAP.TSC_DEADLINE_TIMER) > 0;
   return {
     physAddrBits: physAddrBits(cpuid),
-    configure(vcpu: VcpuFd, id: number, entry?: VcpuEntryState) {
+    configure(vcpu: VcpuFd, id: number) {
       patchCpuidForVcpu(cpuid, id, { tscDeadline });
       vcpu.setCpuid(cpuid);
-      // Only the boot processor starts at the kernel's entry; the others wait for INIT/SIPI
-      // from the guest, which the in-kernel LAPIC handles.
-      if (entry) applyEntryState(vcpu, entry);
     },
+    // Only the boot processor starts at the kernel's entry; the others wait for INIT/SIPI
+    // from the guest, which the in-kernel LAPIC handles.
+    enter: applyEntryState,
   };
 }
 
