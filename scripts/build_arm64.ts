@@ -9,7 +9,9 @@
  *   KVM, the SMMUv3 and the GICv3 ITS built in) + kernel-release + initramfs.cpio.gz (trixie's
  *   busybox-static, the 9p and VFIO modules, scripts/initramfs/sandbox-init.sh as /init);
  * - .cache/arm64/root/: the tree the sandbox chroots into: trixie's libc6 and libgcc-s1 (what
- *   Deno's arm64 binary links against) and busybox's applets in /usr/bin;
+ *   Deno's arm64 binary links against), busybox's applets in /usr/bin, and trixie's
+ *   qemu-system-arm with everything it depends on (qemu-system-aarch64, for benchmarks that
+ *   compare denovmm with QEMU inside the arm64 sandbox);
  * - .cache/arm64/guest/: Image (bookworm's linux-image-arm64, 6.1, 4 KiB pages, as the raw
  *   Image with "ARM\x64" at 0x38) + kernel-release + initramfs.cpio.gz, built like the x86
  *   default guest's (scripts/initramfs/guest-init.sh, bookworm's busybox-static, the virtio,
@@ -196,9 +198,13 @@ async function buildBoot(
   );
 }
 
+/** What the chroot has beside libc6 and libgcc-s1: QEMU (about 85 packages, 32 MB of .debs). */
+const ROOT_EXTRAS = ["qemu-system-arm"];
+
 /**
  * The chroot's tree: merged /usr as on trixie (bin, sbin, lib link into usr/), libc6 and
- * libgcc-s1, busybox with its applets in /usr/bin, a root user and localhost. The mount points
+ * libgcc-s1, QEMU and its dependencies, busybox with its applets in /usr/bin (where no package
+ * put a program of the same name), a root user and localhost. The mount points
  * (/proc, /tmp, the work folder's path, ...) are made by the sandbox's init on a tmpfs, so this
  * tree is shared read-only.
  */
@@ -220,6 +226,26 @@ async function buildRoot(hash: string): Promise<void> {
   for (const pkg of ["libc6", "libgcc-s1"]) {
     versions.push(`${pkg} ${(await unpack("trixie", pkg, tmp)).Version}`);
   }
+  const trixie = await index("trixie");
+  const extras = await trixie.closure(ROOT_EXTRAS, new Set(["libc6", "libgcc-s1"]));
+  // Fetched a few at a time (most are small), unpacked in turn.
+  const pending = [...extras];
+  const debPaths = new Map<Stanza, string>();
+  await Promise.all(Array.from({ length: 6 }, async () => {
+    for (let s = pending.shift(); s; s = pending.shift()) debPaths.set(s, await fetchDeb(s, debs));
+  }));
+  for (const s of extras) await unpackDeb(debPaths.get(s)!, tmp);
+  // A package that still ships /bin or /lib as a directory would have replaced the merged-/usr
+  // link with a directory (tar does that): then the loader or busybox would be missing.
+  for (const l of ["bin", "sbin", "lib"]) {
+    if (!(await Deno.lstat(`${tmp}/${l}`)).isSymlink) {
+      throw new Error(`unpacking the chroot's packages replaced /${l}, a link into /usr`);
+    }
+  }
+  for (const name of ROOT_EXTRAS) {
+    versions.push(`${name} ${extras.find((s) => s.Package === name)!.Version}`);
+  }
+  versions.push(`${extras.length - ROOT_EXTRAS.length} dependencies`);
   const bb = await busybox("trixie");
   await Deno.writeFile(`${tmp}/usr/bin/busybox`, bb.binary, { mode: 0o755 });
   for (const a of bb.applets) {

@@ -36,6 +36,36 @@ export class PackageIndex {
     return (this.byName.get(name)?.length ?? 0) > 0;
   }
 
+  /**
+   * `names` and everything they depend on (Depends and Pre-Depends, recursively; of
+   * alternatives the first, a virtual package by its first provider), less `skip`. Versions are
+   * not compared: one suite's index is consistent with itself.
+   */
+  async closure(names: string[], skip: Set<string>): Promise<Stanza[]> {
+    const providers = new Map<string, string>();
+    for (const [name, stanzas] of this.byName) {
+      for (const p of (stanzas[0].Provides ?? "").split(",")) {
+        const virtual = p.trim().split(/\s/)[0];
+        if (virtual && !providers.has(virtual)) providers.set(virtual, name);
+      }
+    }
+    const found = new Map<string, Stanza>();
+    const todo = [...names];
+    while (todo.length) {
+      const wanted = todo.pop()!;
+      const name = this.has(wanted) ? wanted : providers.get(wanted);
+      if (!name) throw new Error(`${this.suite}/${this.arch}: nothing is or provides ${wanted}`);
+      if (found.has(name) || skip.has(name)) continue;
+      const stanza = await this.get(name);
+      found.set(name, stanza);
+      for (const dep of `${stanza["Pre-Depends"] ?? ""},${stanza.Depends ?? ""}`.split(",")) {
+        const first = dep.split("|")[0].trim().split(/[\s:]/)[0];
+        if (first) todo.push(first);
+      }
+    }
+    return [...found.values()];
+  }
+
   /** The package a meta-package depends on first (linux-image-arm64 -> linux-image-6.1.0-NN-arm64). */
   async dependency(meta: string): Promise<string> {
     const depends = (await this.get(meta)).Depends ?? "";
