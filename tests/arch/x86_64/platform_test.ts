@@ -13,8 +13,10 @@ import { syntheticElf } from "../../boot/test_kernel.ts";
 const MiB = 1024 * 1024;
 
 Deno.test("x86_64 platform: the machine is built for it, with its KVM capabilities", () => {
-  equal(platform, x86_64);
-  equal(wiring, x86_64Wiring);
+  // On an x86-64 host (an arm64 one builds its own machine: tests/arch/arm64/platform_test.ts).
+  const native = Deno.build.arch === "x86_64";
+  equal(platform === x86_64, native);
+  equal(wiring === x86_64Wiring, native);
   for (const [key, value] of Object.entries(x86_64Wiring)) {
     equal((x86_64 as unknown as Record<string, unknown>)[key], value, `the platform's ${key}`);
   }
