@@ -1,30 +1,12 @@
 // Input that parses but does not fit the machine: reported as one line, exit status 1, before
 // any vCPU runs. The initrd's and command line's fit is checked by loadLinux, once the VM's RAM
 // exists, so these open KVM (the kernel's own fit is checked before: placeKernel).
-import { equal, match, ok } from "../assert.ts";
+import { failsWithOneLine } from "./guest_runner.ts";
 
 const REPO = new URL("../..", import.meta.url).pathname;
 const KERNEL = `${REPO}.cache/guest/vmlinuz`;
 const VMLINUX = `${REPO}.cache/guest/vmlinux`;
 const MiB = 1024 * 1024;
-
-async function failsWithOneLine(args: string[], pattern: RegExp): Promise<void> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "main.ts", ...args],
-    cwd: REPO,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stderr = new TextDecoder().decode(out.stderr);
-  const what = `denovmm ${args.join(" ")}: stderr ${JSON.stringify(stderr)}`;
-  equal(out.code, 1, what);
-  ok(!stderr.includes("    at "), `stack trace: ${what}`);
-  const lines = stderr.split("\n").filter((l) => l.trim() !== "");
-  equal(lines.length, 1, what);
-  match(lines[0], /^denovmm: /, what);
-  match(lines[0], pattern, what);
-}
 
 Deno.test("bad input: an initrd larger than RAM above the kernel exits 1 naming initrd and -m", async () => {
   await Deno.stat(KERNEL); // the default guest (scripts/setup.sh) is required here

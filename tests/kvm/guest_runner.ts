@@ -129,3 +129,45 @@ export function assertMemTotal(stdout: string, ramBytes: number): void {
     throw new Error(`MemTotal ${kib} kB is far below -m (${mib} MiB)`);
   }
 }
+
+/**
+ * Run denovmm from source with `args` and expect what bad input gets: exit status 1, one line on
+ * stderr that starts "denovmm: " and matches `pattern`, no stack trace, and no guest output.
+ */
+export async function failsWithOneLine(args: string[], pattern: RegExp): Promise<void> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "main.ts", ...args],
+    cwd: repo,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = decoder.decode(out.stderr);
+  const what = `denovmm ${args.join(" ")}: stderr ${JSON.stringify(stderr)}`;
+  if (out.code !== 1) throw new Error(`exit status ${out.code}, not 1: ${what}`);
+  if (stderr.includes("    at ")) throw new Error(`stack trace: ${what}`);
+  const lines = stderr.split("\n").filter((l) => l.trim() !== "");
+  if (lines.length !== 1 || !lines[0].startsWith("denovmm: ") || !pattern.test(lines[0])) {
+    throw new Error(`expected one line "denovmm: ..." matching ${pattern}: ${what}`);
+  }
+  if (out.stdout.length !== 0) throw new Error(`the guest ran: ${what}`);
+}
+
+/** SHA-256 of `bytes`, in hex. */
+export async function sha256(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
+  const d = await crypto.subtle.digest("SHA-256", bytes);
+  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** A disk image of `size` random bytes in `dir`, for the guest to checksum. */
+export async function randomImage(
+  dir: string,
+  name: string,
+  size: number,
+): Promise<[string, Uint8Array<ArrayBuffer>]> {
+  const bytes = new Uint8Array(size);
+  for (let i = 0; i < size; i += 65536) crypto.getRandomValues(bytes.subarray(i, i + 65536));
+  const path = `${dir}/${name}`;
+  await Deno.writeFile(path, bytes);
+  return [path, bytes];
+}

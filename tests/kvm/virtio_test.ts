@@ -1,33 +1,15 @@
 // virtio-pci devices in the default Linux guest: PCI enumeration, virtio-blk reads, writes,
 // flushes and read-only mode against image files, virtio-rng, and MSI-X interrupts.
 import { equal, match, notEqual, ok } from "../assert.ts";
-import { REPO, runDenovmm } from "./guest_runner.ts";
+import { randomImage, REPO, runDenovmm, sha256 } from "./guest_runner.ts";
 
 const MiB = 1024 * 1024;
-
-async function sha256(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
-  const d = await crypto.subtle.digest("SHA-256", bytes);
-  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/** An image of `size` bytes with a pattern the guest can checksum. */
-async function image(
-  dir: string,
-  name: string,
-  size: number,
-): Promise<[string, Uint8Array<ArrayBuffer>]> {
-  const bytes = new Uint8Array(size);
-  for (let i = 0; i < size; i += 65536) crypto.getRandomValues(bytes.subarray(i, i + 65536));
-  const path = `${dir}/${name}`;
-  await Deno.writeFile(path, bytes);
-  return [path, bytes];
-}
 
 Deno.test("virtio: PCI ids, blk read/write/flush/ro against the image files, rng, MSI-X", async () => {
   const dir = await Deno.makeTempDir({ dir: `${REPO}.cache`, prefix: "virtio-test-" });
   try {
-    const [rwPath, rwBytes] = await image(dir, "rw.img", 8 * MiB);
-    const [roPath, roBytes] = await image(dir, "ro.img", 4 * MiB);
+    const [rwPath, rwBytes] = await randomImage(dir, "rw.img", 8 * MiB);
+    const [roPath, roBytes] = await randomImage(dir, "ro.img", 4 * MiB);
     const script = [
       `for d in /sys/bus/pci/devices/*; do echo "pci $(basename $d) $(cat $d/vendor):$(cat $d/device) class=$(cat $d/class)"; done`,
       "echo sum-vda $(sha256sum /dev/vda)",
@@ -83,7 +65,7 @@ Deno.test("virtio: PCI ids, blk read/write/flush/ro against the image files, rng
 Deno.test("virtio: with MSI off (pci=nomsi) the devices work over INTx through the IOAPIC", async () => {
   const dir = await Deno.makeTempDir({ dir: `${REPO}.cache`, prefix: "virtio-intx-" });
   try {
-    const [path, bytes] = await image(dir, "disk.img", 2 * MiB);
+    const [path, bytes] = await randomImage(dir, "disk.img", 2 * MiB);
     const r = await runDenovmm({
       args: ["run", "--disk", path, "--rng", "-p", "quiet pci=nomsi"],
       input: "grep virtio /proc/interrupts | sed 's/^/irq /'\n" +

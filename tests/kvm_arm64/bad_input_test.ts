@@ -1,28 +1,8 @@
 // Bad input on the arm64 machine, as on x86 (tests/kvm/bad_input_test.ts): one line on stderr,
 // exit status 1, no stack trace, before the guest runs.
-import { equal, match, ok } from "../assert.ts";
-import { GUEST_DIR, REPO } from "../kvm/guest_runner.ts";
+import { failsWithOneLine, GUEST_DIR, REPO } from "../kvm/guest_runner.ts";
 
 const MiB = 1024 * 1024;
-
-async function failsWithOneLine(args: string[], pattern: RegExp): Promise<void> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "main.ts", ...args],
-    cwd: REPO,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stderr = new TextDecoder().decode(out.stderr);
-  const what = `denovmm ${args.join(" ")}: stderr ${JSON.stringify(stderr)}`;
-  equal(out.code, 1, what);
-  ok(!stderr.includes("    at "), `stack trace: ${what}`);
-  const lines = stderr.split("\n").filter((l) => l.trim() !== "");
-  equal(lines.length, 1, what);
-  match(lines[0], /^denovmm: /, what);
-  match(lines[0], pattern, what);
-  equal(new TextDecoder().decode(out.stdout), "", "the guest never ran");
-}
 
 Deno.test("arm64 bad input: a PC kernel, a compressed Image, an initrd too large for -m", async () => {
   const dir = await Deno.makeTempDir({ dir: `${REPO}.cache` });

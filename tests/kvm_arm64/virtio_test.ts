@@ -2,28 +2,15 @@
 // describes, interrupting through MSI-X routed to the ITS by requester ID (or, with MSI off,
 // INTx on GIC SPIs), the same devices and back-ends as on x86.
 import { equal, match, notEqual, ok } from "../assert.ts";
-import { REPO, runDenovmm } from "../kvm/guest_runner.ts";
+import { randomImage, REPO, runDenovmm, sha256 } from "../kvm/guest_runner.ts";
 
 const MiB = 1024 * 1024;
-
-async function sha256(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
-  const d = await crypto.subtle.digest("SHA-256", bytes);
-  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-async function image(dir: string, name: string, size: number) {
-  const bytes = new Uint8Array(size);
-  for (let i = 0; i < size; i += 65536) crypto.getRandomValues(bytes.subarray(i, i + 65536));
-  const path = `${dir}/${name}`;
-  await Deno.writeFile(path, bytes);
-  return [path, bytes] as const;
-}
 
 Deno.test("arm64 virtio: blk read/write/ro against the images, rng, MSI-X through the ITS", async () => {
   const dir = await Deno.makeTempDir({ dir: `${REPO}.cache`, prefix: "virtio-arm64-" });
   try {
-    const [rwPath, rwBytes] = await image(dir, "rw.img", 4 * MiB);
-    const [roPath, roBytes] = await image(dir, "ro.img", 2 * MiB);
+    const [rwPath, rwBytes] = await randomImage(dir, "rw.img", 4 * MiB);
+    const [roPath, roBytes] = await randomImage(dir, "ro.img", 2 * MiB);
     const r = await runDenovmm({
       args: ["run", "--disk", rwPath, "--disk", `${roPath},ro`, "--rng"],
       input: [
@@ -68,7 +55,7 @@ Deno.test("arm64 virtio: blk read/write/ro against the images, rng, MSI-X throug
 Deno.test("arm64 virtio: with MSI off (pci=nomsi) a disk works over INTx on a GIC SPI", async () => {
   const dir = await Deno.makeTempDir({ dir: `${REPO}.cache`, prefix: "virtio-arm64-" });
   try {
-    const [path, bytes] = await image(dir, "d.img", 1 * MiB);
+    const [path, bytes] = await randomImage(dir, "d.img", 1 * MiB);
     const r = await runDenovmm({
       args: ["run", "--disk", path, "-p", "quiet pci=nomsi"],
       input: [
