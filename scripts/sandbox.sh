@@ -126,8 +126,9 @@ append="console=$console quiet loglevel=3 panic=-1"
 args=()
 if [[ $arch == arm64 ]]; then
   # virtualization=on: EL2 for the sandbox's kernel, so that KVM loads (with VHE, as -cpu max
-  # has it). The SMMUv3 puts every PCI device in an IOMMU group of its own and the ITS gives
-  # them MSIs (KVM-ENV.md); both cost nothing measurable at boot, so they are always there.
+  # has it). The SMMUv3 puts every PCI device in an IOMMU group of its own (checked in
+  # /sys/kernel/iommu_groups) and the GICv3's ITS gives them MSIs. Unlike the x86 sandbox's
+  # IOMMU they are there with or without --vfio: one machine, whatever the command.
   args+=(-machine virt,virtualization=on,gic-version=3,iommu=smmuv3)
   if ((vfio)); then
     # Fixed slots, or the 9p devices, added later, would take them. virtio-net: MSI-X table and
