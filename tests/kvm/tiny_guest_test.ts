@@ -10,6 +10,7 @@ import { runLoop, StopRequest } from "../../src/vcpu/exit_loop.ts";
 import { createVm } from "../../src/machine/vm.ts";
 import { registerLegacyDevices } from "../../src/arch/x86_64/legacy_devices.ts";
 import { Serial8250 } from "../../src/devices/serial.ts";
+import { x86Registers } from "../../src/arch/x86_64/registers.ts";
 
 /** A device that records writes and answers reads with a fixed value. */
 class Recorder implements BusDevice {
@@ -141,7 +142,7 @@ Deno.test("kvm: a guest that triple-faults ends with a register dump and status 
     new Bus("mmio", 2 ** 52),
     new ExitStats(createStats()),
     new StopRequest(),
-    { debug: false, log: () => {} },
+    { debug: false, log: () => {}, registers: x86Registers },
   );
   equal(outcome.status, 1);
   for (

@@ -2,7 +2,7 @@
 // /dev/kvm, GICv3 and ITS; scripts/sandbox.sh --arch arm64): the default guest (Debian's 4 KiB
 // page arm64 kernel and busybox) boots from its Image and a device tree denovmm writes, runs
 // piped commands on the 8250, and ends the VM through the debug-exit port or PSCI.
-import { equal, match, ok } from "../assert.ts";
+import { equal, match } from "../assert.ts";
 import { assertMemTotal, runDenovmm } from "../kvm/guest_runner.ts";
 
 Deno.test("arm64: the host is arm64 with 16 KiB pages and a /dev/kvm (the case this suite is for)", () => {
@@ -40,34 +40,23 @@ Deno.test("arm64: the guest boots with 1 vCPU, runs piped commands, sees -p and 
   match(r.stdout, /^irq .*arch_timer/m);
 });
 
-Deno.test("arm64: 2 vCPUs come online through PSCI and run a job each", async () => {
+Deno.test("arm64: 2 vCPUs come online through PSCI, run a job each, and poweroff ends the VM (SYSTEM_OFF)", async () => {
   const r = await runDenovmm({
-    args: ["run", "-c", "2"],
+    args: ["run", "-c", "2", "--debug"],
     input: [
       "echo online $(cat /sys/devices/system/cpu/online)",
       "(i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; echo job-a done) &",
       "(i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; echo job-b done) &",
       "wait",
-      "grep -c arch_timer /proc/interrupts | sed 's/^/timer-lines /'",
-      "exit 0",
+      "poweroff -f",
     ].join("\n") + "\n",
   });
   equal(r.status, 0, r.stdout + r.stderr);
   match(r.stdout, /^online 0-1\r?$/m);
   match(r.stdout, /job-a done/);
   match(r.stdout, /job-b done/);
-});
-
-Deno.test("arm64: poweroff and reboot end the VM with status 0 (PSCI SYSTEM_OFF / SYSTEM_RESET)", async () => {
-  for (const [cmd, type] of [["poweroff -f", 1], ["reboot -f", 2]] as const) {
-    const r = await runDenovmm({ args: ["run", "--debug"], input: `${cmd}\n` });
-    equal(r.status, 0, r.stdout + r.stderr);
-    match(r.stderr, new RegExp(`KVM_EXIT_SYSTEM_EVENT type ${type}: the VM ends, status 0`));
-  }
-});
-
-Deno.test("arm64: EOF on stdin ends the shell and the VM with status 0", async () => {
-  const r = await runDenovmm({ args: ["run"], input: "echo hello-from-arm64\n" });
-  equal(r.status, 0, r.stdout + r.stderr);
-  ok(r.stdout.includes("hello-from-arm64"), r.stdout);
+  // PSCI SYSTEM_OFF reaches denovmm as KVM_EXIT_SYSTEM_EVENT type 1 (SYSTEM_RESET, type 2, in
+  // virtio_test.ts's network boot); the debug-exit port is the 1-vCPU boot's way out. (EOF on
+  // stdin ends a guest the same way on either architecture: tests/kvm/linux_guest_test.ts.)
+  match(r.stderr, /KVM_EXIT_SYSTEM_EVENT type 1: the VM ends, status 0/);
 });

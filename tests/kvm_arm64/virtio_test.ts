@@ -6,14 +6,25 @@ import { randomImage, REPO, runDenovmm, sha256 } from "../kvm/guest_runner.ts";
 
 const MiB = 1024 * 1024;
 
-Deno.test("arm64 virtio: blk read/write/ro against the images, rng, MSI-X through the ITS", async () => {
+Deno.test("arm64 virtio: the shell on hvc0, blk read/write/ro against the images, rng, all on MSI-X through the ITS", async () => {
   const dir = await Deno.makeTempDir({ dir: `${REPO}.cache`, prefix: "virtio-arm64-" });
   try {
     const [rwPath, rwBytes] = await randomImage(dir, "rw.img", 4 * MiB);
     const [roPath, roBytes] = await randomImage(dir, "ro.img", 2 * MiB);
     const r = await runDenovmm({
-      args: ["run", "--disk", rwPath, "--disk", `${roPath},ro`, "--rng"],
+      args: [
+        "run",
+        "--console",
+        "virtio",
+        "--disk",
+        rwPath,
+        "--disk",
+        `${roPath},ro`,
+        "--rng",
+        "--debug",
+      ],
       input: [
+        "echo tty $(tty)",
         `for d in /sys/bus/pci/devices/*; do echo "pci $(basename $d) $(cat $d/vendor):$(cat $d/device)"; done`,
         "echo sum-vda $(sha256sum /dev/vda)",
         "echo sum-vdb $(sha256sum /dev/vdb)",
@@ -21,15 +32,19 @@ Deno.test("arm64 virtio: blk read/write/ro against the images, rng, MSI-X throug
         "echo denovmm-was-here | dd of=/dev/vda bs=512 seek=100 conv=notrunc,fsync 2>/dev/null && echo write-ok",
         "echo nope | dd of=/dev/vdb bs=512 seek=1 conv=notrunc,fsync 2>/dev/null || echo ro-write-failed",
         "echo rng-hex $(head -c 16 /dev/hwrng | od -An -tx1 | tr -d ' \\n')",
-        "grep -E 'virtio[0-9]+-(req|input)' /proc/interrupts | sed 's/^/irq /'",
-        "exit 0",
+        "grep -E 'virtio[0-9]+-' /proc/interrupts | sed 's/^/irq /'",
+        "exit 5",
       ].join("\n") + "\n",
+      // The shell runs on hvc0 once virtio_console is up: type once the guest says it is ready.
+      inputAfter: "denovmm guest ready",
     });
-    equal(r.status, 0, r.stdout + r.stderr);
+    equal(r.status, 5, r.stdout + r.stderr);
     const out = r.stdout;
+    match(out, /tty \/dev\/hvc0/);
     match(out, /pci 0000:00:00\.0 0x1b36:0x0008/, "host bridge");
     match(out, /pci 0000:00:01\.0 0x1af4:0x1042/, "virtio-blk");
     match(out, /pci 0000:00:03\.0 0x1af4:0x1044/, "virtio-rng");
+    match(out, /pci 0000:00:04\.0 0x1af4:0x1043/, "virtio-console");
     ok(out.includes(`sum-vda ${await sha256(rwBytes)}`), "vda reads back the image");
     ok(out.includes(`sum-vdb ${await sha256(roBytes)}`), "vdb reads back the image");
     match(out, /^ro-flag 1\r?$/m);
@@ -38,10 +53,16 @@ Deno.test("arm64 virtio: blk read/write/ro against the images, rng, MSI-X throug
     const hex = /rng-hex ([0-9a-f]{32})/.exec(out)?.[1];
     ok(hex, out);
     notEqual(hex, "0".repeat(32));
-    // Every queue's vector is an ITS-delivered LPI and fired.
-    const lines = [...out.matchAll(/^irq\s+\d+:\s+(\d+)\s+(\S+)/gm)];
-    equal(lines.length, 3, out);
-    ok(lines.every((m) => Number(m[1]) > 0 && /^ITS-MSI/.test(m[2])), out);
+    // Every virtio vector is an LPI the ITS delivered; the disks' and the rng's queues fired.
+    const lines = [...out.matchAll(/^irq\s+\d+:\s+(\d+)\s+(\S+)\s+\d+\s+\S+\s+(\S+)/gm)];
+    ok(lines.length >= 6 && lines.every((m) => /^ITS-MSI/.test(m[2])), out);
+    for (const queue of ["virtio0-req.0", "virtio1-req.0", "virtio2-input"]) {
+      const line = lines.find((m) => m[3] === queue);
+      ok(line && Number(line[1]) > 0, `${queue} fired: ${out}`);
+    }
+    const routing = /KVM_SET_GSI_ROUTING calls: (\d+) \(MSI-X enable and unmask events: (\d+)\)/
+      .exec(r.stderr);
+    ok(routing && Number(routing[1]) > 0 && Number(routing[1]) <= Number(routing[2]), r.stderr);
     const after = await Deno.readFile(rwPath);
     equal(new TextDecoder().decode(after.subarray(51200, 51216)), "denovmm-was-here");
     rwBytes.set(after.subarray(51200, 51200 + 512), 51200);
@@ -75,22 +96,12 @@ Deno.test("arm64 virtio: with MSI off (pci=nomsi) a disk works over INTx on a GI
   }
 });
 
-Deno.test("arm64 virtio: the console on hvc0 runs the shell and returns its status", async () => {
-  const r = await runDenovmm({
-    args: ["run", "--console", "virtio"],
-    input: "echo tty $(tty)\nexit 5\n",
-    inputAfter: "denovmm guest ready",
-  });
-  equal(r.status, 5, r.stdout + r.stderr);
-  match(r.stdout, /tty \/dev\/hvc0/);
-});
-
 async function sh(cmd: string): Promise<void> {
   const r = await new Deno.Command("sh", { args: ["-c", cmd], stderr: "piped" }).output();
   if (r.code !== 0) throw new Error(`${cmd}: ${new TextDecoder().decode(r.stderr)}`);
 }
 
-Deno.test("arm64 virtio: net on a tap, the guest pings the host end", async () => {
+Deno.test("arm64 virtio: net on a tap, the guest pings the host end, and reboot ends the VM (SYSTEM_RESET)", async () => {
   // The sandbox is a VM of its own: the tap needs no namespace. denovmm creates it; the host
   // end is configured (busybox ip) as soon as it appears, while the guest boots.
   const tap = `dvarm${Deno.pid % 1000}`;
@@ -108,16 +119,18 @@ Deno.test("arm64 virtio: net on a tap, the guest pings the host end", async () =
     throw new Error(`${tap} never appeared`);
   })();
   const r = await runDenovmm({
-    args: ["run", "-n", `tap=${tap}`],
+    args: ["run", "-n", `tap=${tap}`, "--debug"],
     input: [
       "ip addr add 192.168.78.2/24 dev eth0",
       "ip link set eth0 up",
       "ping -c 3 -w 20 192.168.78.1 | sed 's/^/ping: /'",
-      "exit 0",
+      // PSCI SYSTEM_RESET: denovmm ends the VM (a reset is how a guest says it is done).
+      "reboot -f",
     ].join("\n") + "\n",
     inputAfter: "denovmm guest ready",
   });
   await hostEnd;
   equal(r.status, 0, r.stdout + r.stderr);
   match(r.stdout, /ping: 3 packets transmitted, 3 packets received/);
+  match(r.stderr, /KVM_EXIT_SYSTEM_EVENT type 2: the VM ends, status 0/);
 });
