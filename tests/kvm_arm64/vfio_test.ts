@@ -26,13 +26,15 @@ const itsLines = `echo "its-lines $(grep -c ITS-MSI /proc/interrupts)"`;
 function describeScript(tag: string, bdf: string): string[] {
   return [
     `echo "driver-${tag} $(basename $(readlink /sys/bus/pci/devices/${bdf}/driver))"`,
-    `echo "config-${tag} $(od -An -tx1 -v -N 256 /sys/bus/pci/devices/${bdf}/config)"`,
+    // Unquoted: the shell joins od's lines into one.
+    `echo config-${tag} $(od -An -tx1 -v -N 256 /sys/bus/pci/devices/${bdf}/config)`,
     `echo "bar0-${tag} $(head -1 /sys/bus/pci/devices/${bdf}/resource)"`,
   ];
 }
 
 function msixOf(out: string, tag: string) {
-  return msixFromDump(new RegExp(`config-${tag} ([0-9a-f ]+)`).exec(out)?.[1] ?? "");
+  // At a line's start: the shell echoes the command line, which names the tag too.
+  return msixFromDump(new RegExp(`^config-${tag} ([0-9a-f ]+)`, "m").exec(out)?.[1] ?? "");
 }
 
 /** Every vector of the function is MSI-X and some fired. */
@@ -54,6 +56,7 @@ if (VIRTIO_NET && E1000E && NVME) {
         "case $(basename $(readlink $d/driver)) in virtio_net) VIF=$(basename $n); VBDF=$(basename $(dirname $d));; e1000e) EIF=$(basename $n); EBDF=$(basename $d);; esac; done",
         "i=0; while [ ! -b /dev/nvme0n1 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done",
         "NBDF=$(basename $(readlink -f /sys/class/nvme/nvme0/device))",
+        'echo "functions virtio=$VBDF/$VIF e1000e=$EBDF/$EIF nvme=$NBDF"',
         ...describeScript("virtio", "$VBDF"),
         ...describeScript("e1000e", "$EBDF"),
         ...describeScript("nvme", "$NBDF"),
@@ -73,6 +76,7 @@ if (VIRTIO_NET && E1000E && NVME) {
     });
     equal(r.status, 0, r.stdout + r.stderr);
     const out = r.stdout;
+    match(out, /^functions virtio=0000:00:\S+\/eth\d e1000e=0000:00:\S+\/eth\d nvme=0000:/m, out);
     match(out, /^driver-virtio virtio-pci\r?$/m);
     match(out, /^driver-e1000e e1000e\r?$/m);
     match(out, /^driver-nvme nvme\r?$/m);
@@ -87,6 +91,7 @@ if (VIRTIO_NET && E1000E && NVME) {
         pbaBar: 1,
         pbaOffset: 0x800,
       }),
+      out,
     );
     equal(
       JSON.stringify(msixOf(out, "e1000e")),
@@ -98,6 +103,7 @@ if (VIRTIO_NET && E1000E && NVME) {
         pbaBar: 3,
         pbaOffset: 0x2000,
       }),
+      out,
     );
     const nvme = msixOf(out, "nvme");
     ok(nvme?.enabled, out);

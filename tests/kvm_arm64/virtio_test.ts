@@ -43,8 +43,9 @@ Deno.test("arm64 virtio: the shell on hvc0, blk read/write/ro against the images
     match(out, /tty \/dev\/hvc0/);
     match(out, /pci 0000:00:00\.0 0x1b36:0x0008/, "host bridge");
     match(out, /pci 0000:00:01\.0 0x1af4:0x1042/, "virtio-blk");
-    match(out, /pci 0000:00:03\.0 0x1af4:0x1044/, "virtio-rng");
-    match(out, /pci 0000:00:04\.0 0x1af4:0x1043/, "virtio-console");
+    // Disks, then the console, then the rng (src/machine/virtio_devices.ts).
+    match(out, /pci 0000:00:03\.0 0x1af4:0x1043/, "virtio-console");
+    match(out, /pci 0000:00:04\.0 0x1af4:0x1044/, "virtio-rng");
     ok(out.includes(`sum-vda ${await sha256(rwBytes)}`), "vda reads back the image");
     ok(out.includes(`sum-vdb ${await sha256(roBytes)}`), "vdb reads back the image");
     match(out, /^ro-flag 1\r?$/m);
@@ -56,7 +57,7 @@ Deno.test("arm64 virtio: the shell on hvc0, blk read/write/ro against the images
     // Every virtio vector is an LPI the ITS delivered; the disks' and the rng's queues fired.
     const lines = [...out.matchAll(/^irq\s+\d+:\s+(\d+)\s+(\S+)\s+\d+\s+\S+\s+(\S+)/gm)];
     ok(lines.length >= 6 && lines.every((m) => /^ITS-MSI/.test(m[2])), out);
-    for (const queue of ["virtio0-req.0", "virtio1-req.0", "virtio2-input"]) {
+    for (const queue of ["virtio0-req.0", "virtio1-req.0", "virtio3-input"]) {
       const line = lines.find((m) => m[3] === queue);
       ok(line && Number(line[1]) > 0, `${queue} fired: ${out}`);
     }
