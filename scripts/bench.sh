@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# `deno task bench [--arch x86_64|arm64] [ARGS...]`: scripts/bench.ts in the KVM sandbox of the
+# architecture (scripts/with-kvm.sh: the host's own /dev/kvm where it is usable), with two CPUs
+# (DENOVMM_SANDBOX_CPUS overrides) so that each VMM's threads can run side by side.
+#
+# arm64: the arm64 sandbox is a chroot with no compiler and no bash, so the host first builds
+# the aarch64 guest program (installing the cross compiler on demand), the bench initramfs and
+# ./denovmm-aarch64 (bench.ts --prepare-only); the sandbox then only measures (--prepared).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+arch=x86_64
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+  case ${args[i]} in
+  --arch) arch=${args[i + 1]:-} ;;
+  --arch=*) arch=${args[i]#--arch=} ;;
+  esac
+done
+export DENOVMM_SANDBOX_CPUS=${DENOVMM_SANDBOX_CPUS:-2}
+case $arch in
+x86_64 | amd64 | x86)
+  exec bash scripts/with-kvm.sh deno run -A scripts/bench.ts "$@"
+  ;;
+arm64 | aarch64)
+  deno=$(command -v deno || echo "$repo/.tools/deno")
+  "$deno" run -A scripts/bench.ts "$@" --prepare-only
+  DENOVMM_ARCH=arm64 exec bash scripts/with-kvm.sh deno run -A scripts/bench.ts "$@" --prepared
+  ;;
+*)
+  echo "bench: --arch is x86_64 or arm64, not '$arch'" >&2
+  exit 2
+  ;;
+esac

@@ -1,0 +1,27 @@
+/**
+ * The bench table's arithmetic (scripts/bench.ts): medians, spans and per-round ratios, where
+ * a run that gave no number (NaN) is left out rather than counted.
+ */
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Three significant-ish digits; "-" for no number. */
+export function fmt(x: number): string {
+  if (!Number.isFinite(x)) return "-";
+  return Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 10 ? x.toFixed(1) : x.toFixed(2);
+}
+
+/** "median [min-max]" of the finite numbers, "-" when there are none. */
+export function span(all: number[]): string {
+  const xs = all.filter(Number.isFinite);
+  return xs.length ? `${fmt(median(xs))} [${fmt(Math.min(...xs))}-${fmt(Math.max(...xs))}]` : "-";
+}
+
+/** denovmm/QEMU round by round (A next to its B), rounds where either failed left out. */
+export function roundRatios(denovmm: number[], qemu: number[]): number[] {
+  return denovmm.map((d, i) => d / qemu[i]).filter(Number.isFinite);
+}

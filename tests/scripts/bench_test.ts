@@ -1,0 +1,147 @@
+// scripts/bench.ts's pure parts: its arguments, the table's arithmetic, the arm64 machines'
+// command lines and the check that the guest program is a static aarch64 executable.
+import { deepEqual, equal, match, ok, throws } from "../assert.ts";
+import { BenchUsageError, parseBenchArgs } from "../../scripts/bench/options.ts";
+import { fmt, median, roundRatios, span } from "../../scripts/bench/stats.ts";
+import {
+  denovmmArm64,
+  denovmmClaims,
+  notStaticAarch64,
+  pioWindowAddress,
+  QEMU_VIRT_PCIE_PIO,
+  qemuArm64,
+  qemuArm64Cmdline,
+  UNCLAIMED_MMIO,
+  UNCLAIMED_PORT,
+} from "../../scripts/bench/arm64.ts";
+import { BASE_CMDLINE } from "../../src/arch/arm64/cmdline.ts";
+import { PCI_IO_CPU_START } from "../../src/arch/arm64/memory_map.ts";
+
+Deno.test("bench args: x86-64 by default, all four figures, results.json", () => {
+  const o = parseBenchArgs([], "/o");
+  equal(o.arch, "x86_64");
+  equal(o.rounds, 5);
+  deepEqual([...o.only], ["boot", "exits", "disk", "startup"]);
+  equal(o.out, "/o/results.json");
+  equal(o.prepareOnly, false);
+  equal(o.prepared, false);
+});
+
+Deno.test("bench args: --arch arm64 (or aarch64) has boot and exits, results-arm64.json", () => {
+  for (const name of ["arm64", "aarch64"]) {
+    const o = parseBenchArgs(["--arch", name, "--rounds", "3", "--prepared"], "/o");
+    equal(o.arch, "arm64");
+    equal(o.rounds, 3);
+    deepEqual([...o.only], ["boot", "exits"]);
+    equal(o.out, "/o/results-arm64.json");
+    equal(o.prepared, true);
+  }
+  deepEqual([...parseBenchArgs(["--arch=arm64", "--only", "exits"], "/o").only], ["exits"]);
+  equal(parseBenchArgs(["--arch", "arm64", "--out", "/x.json"], "/o").out, "/x.json");
+});
+
+Deno.test("bench args: bad input is a usage error that names it", () => {
+  const bad: [string[], RegExp][] = [
+    [["--arch", "riscv64"], /--arch riscv64/],
+    [["--rounds", "0"], /--rounds 0/],
+    [["--rounds", "2.5"], /--rounds 2.5/],
+    [["--arch", "arm64", "--only", "disk"], /--only disk: the arm64 bench has boot, exits/],
+    [["--only", "boot,nope"], /--only nope/],
+    [["--prepare-only", "--prepared", "--arch", "arm64"], /exclude each other/],
+    [["--prepared"], /arm64 only/],
+    [["--bogus"], /bogus/],
+  ];
+  for (const [args, message] of bad) {
+    throws(() => parseBenchArgs(args, "/o"), (e: Error) => {
+      ok(e instanceof BenchUsageError, `${args}: ${e}`);
+      match(e.message, message);
+      return true;
+    });
+  }
+});
+
+Deno.test("bench stats: medians, spans and per-round ratios leave failed runs out", () => {
+  equal(median([3, 1, 2]), 2);
+  equal(median([4, 1, 3, 2]), 2.5);
+  equal(fmt(NaN), "-");
+  equal(fmt(1234.5), "1235");
+  equal(fmt(12.345), "12.3");
+  equal(fmt(1.2345), "1.23");
+  equal(span([2, NaN, 1, 3]), "2.00 [1.00-3.00]");
+  equal(span([NaN]), "-");
+  // Round 2's QEMU run failed: that round has no ratio, the others stand.
+  deepEqual(roundRatios([10, 20, 30], [5, NaN, 60]), [2, 0.5]);
+});
+
+Deno.test("bench arm64: both machines get the same kernel, initramfs, RAM, vCPUs and parameters", () => {
+  const g = {
+    kernel: "/k/Image",
+    initrd: "/k/i.gz",
+    params: "quiet bench=boot",
+    cpus: 2,
+    ram: "256M",
+  };
+  const d = denovmmArm64("/bin/denovmm-aarch64", g);
+  deepEqual(d, [
+    "/bin/denovmm-aarch64",
+    "run",
+    "-k",
+    "/k/Image",
+    "-i",
+    "/k/i.gz",
+    "-m",
+    "256M",
+    "-c",
+    "2",
+    "-p",
+    "quiet bench=boot",
+  ]);
+  const q = qemuArm64("qemu-system-aarch64", g);
+  const after = (flag: string) => q[q.indexOf(flag) + 1];
+  equal(after("-M"), "virt,gic-version=3");
+  equal(after("-accel"), "kvm");
+  equal(after("-cpu"), "host");
+  equal(after("-kernel"), "/k/Image");
+  equal(after("-initrd"), "/k/i.gz");
+  equal(after("-m"), "256M");
+  equal(after("-smp"), "2");
+  ok(q.includes("-nodefaults") && !q.includes("-device"), "no devices beyond the machine's own");
+  // denovmm's base command line, the console on the PL011 instead of the 8250.
+  equal(after("-append"), qemuArm64Cmdline("quiet bench=boot"));
+  equal(
+    qemuArm64Cmdline("quiet"),
+    `${BASE_CMDLINE.replace("console=ttyS0", "console=ttyAMA0")} quiet`,
+  );
+  ok(!qemuArm64Cmdline("x").includes("ttyS0"));
+});
+
+Deno.test("bench arm64: the exit addresses are unclaimed and in each machine's PCI I/O window", () => {
+  ok(!denovmmClaims(UNCLAIMED_MMIO));
+  // QEMU virt (hw/arm/virt.c): virtio-mmio transports end at 0x0a004000, platform bus at 0x0c000000.
+  ok(UNCLAIMED_MMIO >= 0x0a00_4000 && UNCLAIMED_MMIO < 0x0c00_0000);
+  equal(pioWindowAddress("denovmm"), PCI_IO_CPU_START + UNCLAIMED_PORT);
+  equal(pioWindowAddress("qemu"), QEMU_VIRT_PCIE_PIO + UNCLAIMED_PORT);
+  // Inside denovmm's window: claimed by its I/O window, not by a device (ports 0x1000 up, 0x501).
+  ok(denovmmClaims(pioWindowAddress("denovmm")));
+  const port: number = UNCLAIMED_PORT;
+  ok(port < 0x1000 && port !== 0x501 && port % 4 === 0);
+});
+
+function elf(machine: number, phdrTypes: number[]): Uint8Array {
+  const b = new Uint8Array(64 + 56 * phdrTypes.length);
+  const v = new DataView(b.buffer);
+  b.set([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]);
+  v.setUint16(18, machine, true);
+  v.setBigUint64(32, 64n, true);
+  v.setUint16(54, 56, true);
+  v.setUint16(56, phdrTypes.length, true);
+  phdrTypes.forEach((t, i) => v.setUint32(64 + 56 * i, t, true));
+  return b;
+}
+
+Deno.test("bench arm64: the guest program must be a static aarch64 ELF", () => {
+  equal(notStaticAarch64(elf(183, [1, 1, 4])), undefined);
+  match(notStaticAarch64(elf(62, [1]))!, /e_machine 62/);
+  match(notStaticAarch64(elf(183, [6, 3, 1]))!, /dynamically linked/);
+  match(notStaticAarch64(new TextEncoder().encode("#!/bin/sh\n".padEnd(80)))!, /not an ELF/);
+});
