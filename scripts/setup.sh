@@ -10,7 +10,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DENO_VERSION=2.9.6
-DENO_BIN=.tools/node_modules/@deno/linux-x64-glibc/deno
+# npm installs the build for the machine it runs on.
+case $(uname -m) in
+aarch64) DENO_BIN=.tools/node_modules/@deno/linux-arm64-glibc/deno ;;
+*) DENO_BIN=.tools/node_modules/@deno/linux-x64-glibc/deno ;;
+esac
 export DEBIAN_FRONTEND=noninteractive
 
 step() { printf 'setup: %s\n' "$*"; }
