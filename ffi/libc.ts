@@ -11,47 +11,113 @@ import { errnoName } from "./errno.ts";
 // Where modules that already import libc.ts find errnoName (ffi/errno.ts has it).
 export { errnoName };
 
-const symbols = {
-  open: { parameters: ["buffer", "i32", "i32"], result: "i32" }, // int open(const char *path, int flags, mode_t mode)
-  close: { parameters: ["i32"], result: "i32" }, // int close(int fd)
-  ioctl: { parameters: ["i32", "u64", "pointer"], result: "i32" }, // int ioctl(int fd, unsigned long req, void *arg)
-  ioctl_int: { name: "ioctl", parameters: ["i32", "u64", "u64"], result: "i32" }, // int ioctl(int fd, unsigned long req, unsigned long arg)
-  mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" }, // void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
-  munmap: { parameters: ["pointer", "usize"], result: "i32" }, // int munmap(void *addr, size_t len)
-  madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" }, // int madvise(void *addr, size_t len, int advice)
-  eventfd: { parameters: ["u32", "i32"], result: "i32" }, // int eventfd(unsigned int initval, int flags)
-  read: { parameters: ["i32", "buffer", "usize"], result: "isize" }, // ssize_t read(int fd, void *buf, size_t n)
-  write: { parameters: ["i32", "buffer", "usize"], result: "isize" }, // ssize_t write(int fd, const void *buf, size_t n)
-  poll: { parameters: ["buffer", "u64", "i32"], result: "i32" }, // int poll(struct pollfd *fds, nfds_t n, int timeout)
-  pread: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" }, // ssize_t pread(int fd, void *buf, size_t n, off_t off)
-  // The same call run on Deno's blocking thread pool (a Promise); errno is that thread's, unread.
-  pread_async: {
-    name: "pread",
-    parameters: ["i32", "pointer", "usize", "i64"],
-    result: "isize",
-    nonblocking: true,
+/**
+ * libc's symbols in groups that are used together. A group is opened (Deno.dlopen) the first
+ * time one of its symbols is used, on each thread: opening costs about 0.25 ms per symbol
+ * natively (Deno compiles a call trampoline for each) and many times that under an emulated
+ * CPU, and most threads use few of them (a vCPU thread: KVM_RUN, errno, the console's write).
+ */
+const groups = {
+  /** KVM_RUN and its errno: every vCPU, every exit. */
+  run: {
+    ioctl_int: { name: "ioctl", parameters: ["i32", "u64", "u64"], result: "i32" }, // int ioctl(int fd, unsigned long req, unsigned long arg)
+    __errno_location: { parameters: [], result: "pointer" }, // int *__errno_location(void)
   },
-  pwrite: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" }, // ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
-  fdatasync: { parameters: ["i32"], result: "i32" }, // int fdatasync(int fd)
-  pipe: { parameters: ["buffer"], result: "i32" }, // int pipe(int fds[2])
-  lseek: { parameters: ["i32", "i64", "i32"], result: "i64" }, // off_t lseek(int fd, off_t off, int whence)
-  sysconf: { parameters: ["i32"], result: "i64" }, // long sysconf(int name)
-  gettid: { parameters: [], result: "i32" }, // pid_t gettid(void)
-  tgkill: { parameters: ["i32", "i32", "i32"], result: "i32" }, // int tgkill(pid_t tgid, pid_t tid, int sig)
-  __errno_location: { parameters: [], result: "pointer" }, // int *__errno_location(void)
-  strerror: { parameters: ["i32"], result: "pointer" }, // char *strerror(int errnum)
-} as const satisfies Deno.ForeignLibraryInterface;
+  ioctl: {
+    ioctl: { parameters: ["i32", "u64", "pointer"], result: "i32" }, // int ioctl(int fd, unsigned long req, void *arg)
+  },
+  memory: {
+    mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" }, // void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+    munmap: { parameters: ["pointer", "usize"], result: "i32" }, // int munmap(void *addr, size_t len)
+    madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" }, // int madvise(void *addr, size_t len, int advice)
+    sysconf: { parameters: ["i32"], result: "i64" }, // long sysconf(int name)
+  },
+  stream: {
+    read: { parameters: ["i32", "buffer", "usize"], result: "isize" }, // ssize_t read(int fd, void *buf, size_t n)
+    write: { parameters: ["i32", "buffer", "usize"], result: "isize" }, // ssize_t write(int fd, const void *buf, size_t n)
+    poll: { parameters: ["buffer", "u64", "i32"], result: "i32" }, // int poll(struct pollfd *fds, nfds_t n, int timeout)
+  },
+  files: {
+    open: { parameters: ["buffer", "i32", "i32"], result: "i32" }, // int open(const char *path, int flags, mode_t mode)
+    close: { parameters: ["i32"], result: "i32" }, // int close(int fd)
+    eventfd: { parameters: ["u32", "i32"], result: "i32" }, // int eventfd(unsigned int initval, int flags)
+    pipe: { parameters: ["buffer"], result: "i32" }, // int pipe(int fds[2])
+    lseek: { parameters: ["i32", "i64", "i32"], result: "i64" }, // off_t lseek(int fd, off_t off, int whence)
+  },
+  positioned: {
+    pread: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" }, // ssize_t pread(int fd, void *buf, size_t n, off_t off)
+    pwrite: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" }, // ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
+    fdatasync: { parameters: ["i32"], result: "i32" }, // int fdatasync(int fd)
+  },
+  // The same call run on Deno's blocking thread pool (a Promise); errno is that thread's, unread.
+  async: {
+    pread_async: {
+      name: "pread",
+      parameters: ["i32", "pointer", "usize", "i64"],
+      result: "isize",
+      nonblocking: true,
+    },
+  },
+  threads: {
+    gettid: { parameters: [], result: "i32" }, // pid_t gettid(void)
+    tgkill: { parameters: ["i32", "i32", "i32"], result: "i32" }, // int tgkill(pid_t tgid, pid_t tid, int sig)
+    timer_create: { parameters: ["i32", "buffer", "buffer"], result: "i32" }, // int timer_create(clockid_t clock, struct sigevent *sev, timer_t *timerid)
+    timer_settime: { parameters: ["pointer", "i32", "buffer", "pointer"], result: "i32" }, // int timer_settime(timer_t t, int flags, const struct itimerspec *new, struct itimerspec *old)
+    timer_delete: { parameters: ["pointer"], result: "i32" }, // int timer_delete(timer_t t)
+  },
+  messages: {
+    strerror: { parameters: ["i32"], result: "pointer" }, // char *strerror(int errnum)
+  },
+} as const satisfies Record<string, Deno.ForeignLibraryInterface>;
 
-function load(): Deno.DynamicLibrary<typeof symbols> {
+type Groups = typeof groups;
+type Symbols<G extends Deno.ForeignLibraryInterface> = Deno.DynamicLibrary<G>["symbols"];
+type Libc =
+  & Symbols<Groups["run"]>
+  & Symbols<Groups["ioctl"]>
+  & Symbols<Groups["memory"]>
+  & Symbols<Groups["stream"]>
+  & Symbols<Groups["files"]>
+  & Symbols<Groups["positioned"]>
+  & Symbols<Groups["async"]>
+  & Symbols<Groups["threads"]>
+  & Symbols<Groups["messages"]>;
+
+const opened = new Set<string>();
+
+function load(group: string, symbols: Deno.ForeignLibraryInterface) {
+  opened.add(group);
   try {
-    return Deno.dlopen("libc.so.6", symbols);
+    return Deno.dlopen("libc.so.6", symbols).symbols as Record<string, unknown>;
   } catch (cause) {
-    throw new Error("cannot load libc.so.6 through Deno FFI (needs --allow-ffi)", { cause });
+    throw new Error(`cannot load libc.so.6's ${group} calls through Deno FFI (needs --allow-ffi)`, {
+      cause,
+    });
   }
 }
 
-/** libc's symbols, loaded once per thread (each Worker loads its own copy). */
-export const libc = load().symbols;
+/** Every group's symbols as getters that open the group on first use. */
+function lazyLibc(): Libc {
+  const out = {};
+  for (const [group, symbols] of Object.entries(groups)) {
+    let lib: Record<string, unknown> | undefined;
+    for (const name of Object.keys(symbols)) {
+      Object.defineProperty(out, name, {
+        get: () => (lib ??= load(group, symbols))[name],
+        enumerable: true,
+      });
+    }
+  }
+  return out as Libc;
+}
+
+/** libc's symbols, each group loaded on this thread when first used (each Worker its own). */
+export const libc: Libc = lazyLibc();
+
+/** The groups this thread has opened so far, in order (tests). */
+export function libcGroupsOpened(): readonly string[] {
+  return [...opened];
+}
 
 // Values from <fcntl.h>, <sys/mman.h>, <sys/eventfd.h>, <poll.h>, <unistd.h> on x86-64 Linux.
 export const O_RDONLY = 0;

@@ -25,3 +25,24 @@ export function span(all: number[]): string {
 export function roundRatios(denovmm: number[], qemu: number[]): number[] {
   return denovmm.map((d, i) => d / qemu[i]).filter(Number.isFinite);
 }
+
+/**
+ * Which of several peers' samples has the lowest median (the fastest configuration, for times):
+ * its name and samples. Peers with no finite sample are passed over.
+ */
+export function fastest(peers: Record<string, number[]>): { name: string; samples: number[] } {
+  let best: { name: string; samples: number[] } | undefined;
+  let bestMedian = Infinity;
+  for (const [name, samples] of Object.entries(peers)) {
+    const xs = samples.filter(Number.isFinite);
+    if (xs.length === 0) continue;
+    const m = median(xs);
+    if (m < bestMedian) best = { name, samples }, bestMedian = m;
+  }
+  return best ?? { name: "-", samples: [] };
+}
+
+/** b - a round by round (what one more vCPU adds, say); NaN where either run gave none. */
+export function roundDiffs(a: number[], b: number[]): number[] {
+  return b.map((x, i) => x - a[i]);
+}

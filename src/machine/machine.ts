@@ -27,6 +27,8 @@ import type { NetOption } from "../virtio/net.ts";
 import type { IoWorkerInit, IoWorkerReport } from "./io_thread_protocol.ts";
 import { DiskSync } from "./disk_sync.ts";
 import { VcpuStopper } from "./vcpu_stop.ts";
+import { BootVcpu } from "./boot_vcpu.ts";
+import { describeError } from "../log.ts";
 import { exitOnSignal, routeStopSignals, signalStatus, type StopSignal } from "./signals.ts";
 
 export interface VfioDeviceOption {
@@ -185,9 +187,13 @@ function buildMachine(
   return { vm, ramHva, pci, consoleIo, runSize, vcpuFds, runs };
 }
 
-/** The vCPU Workers and the I/O Worker, from their start to the VM's end. */
+/**
+ * The boot vCPU (on this thread: ./boot_vcpu.ts), the application processors' Workers and the
+ * I/O Worker, from their start to the VM's end.
+ */
 class Threads {
-  readonly #vcpus: Worker[] = [];
+  /** The APs' Workers: vCPU id - 1. */
+  readonly #aps: Worker[] = [];
   readonly #io: Worker | undefined;
   #resolve: (r: MachineResult) => void = () => {};
   readonly #ended = new Promise<MachineResult>((resolve) => this.#resolve = resolve);
@@ -195,6 +201,7 @@ class Threads {
   readonly #looping = new Set<number>();
   #allStopped: () => void = () => {};
   readonly #stopped = new Promise<void>((resolve) => this.#allStopped = resolve);
+  #openGate: () => void = () => {};
 
   constructor(cpus: number, withIo: boolean) {
     if (withIo) {
@@ -210,15 +217,45 @@ class Threads {
       };
       this.#io = io;
     }
-    for (let id = 0; id < cpus; id++) {
+    this.#looping.add(0);
+    for (let id = 1; id < cpus; id++) {
       const w = new Worker(new URL("./vcpu_thread.ts", import.meta.url), { type: "module" });
       w.onerror = (e) => {
         e.preventDefault();
         this.#loopEnded(id);
         this.#resolve({ status: 1, message: `vcpu${id} worker failed: ${e.message}` });
       };
-      this.#vcpus.push(w);
+      this.#aps.push(w);
       this.#looping.add(id);
+    }
+  }
+
+  /** vCPU 0 on this thread, once every AP is ready; it ends as a Worker's loop would. */
+  async #runBootVcpu(
+    init: VcpuWorkerInit,
+    stopper: VcpuStopper,
+    allApsReady: Promise<void>,
+    debug: boolean,
+  ): Promise<void> {
+    try {
+      const bsp = new BootVcpu(init);
+      stopper.setThread(0, bsp.tid);
+      await allApsReady;
+      if (debug) {
+        console.error(
+          `denovmm: vcpu0 (main thread) enters the guest ${Math.round(performance.now())} ms ` +
+            `after start`,
+        );
+      }
+      const outcome = await bsp.run();
+      this.#loopEnded(0);
+      if (!outcome.stoppedByHost) {
+        this.#resolve({ status: outcome.status, message: outcome.message });
+      }
+    } catch (err) {
+      // A device or the loop threw: a bug in denovmm, not the guest's doing.
+      this.#loopEnded(0);
+      this.#resolve({ status: 1, message: `vcpu0: ${describeError(err, debug)}` });
     }
   }
 
@@ -228,7 +265,7 @@ class Threads {
   }
 
   terminate(): void {
-    for (const w of this.#vcpus) w.terminate();
+    for (const w of this.#aps) w.terminate();
     this.#io?.terminate();
   }
 
@@ -263,7 +300,31 @@ class Threads {
       };
       this.#io.postMessage(ioInit);
     }
-    this.#vcpus.forEach((w, id) => {
+    const init = (id: number): VcpuWorkerInit => ({
+      vcpuId: id,
+      vcpuFd: m.vcpuFds[id],
+      runSize: m.runSize,
+      vmFd: vm.fd,
+      serialState,
+      stats,
+      debug: cfg.debug,
+      consoleFd: STDOUT_FD,
+      pci,
+      startGate: gate.buffer as SharedArrayBuffer,
+      hostStop: stopper.flag,
+    });
+    // Every AP's thread is ready before any vCPU enters the guest (see ./vcpu_thread.ts): the
+    // gate opens for the APs' Workers and for vCPU 0 on this thread.
+    let apsReady: () => void = () => {};
+    const allApsReady = new Promise<void>((resolve) => apsReady = resolve);
+    this.#openGate = () => {
+      Atomics.store(gate, 0, 1);
+      Atomics.notify(gate, 0);
+      apsReady();
+    };
+    const openGate = this.#openGate;
+    if (cfg.cpus === 1) openGate();
+    this.#aps.forEach((w, index) => {
       w.onmessage = (e: MessageEvent<VcpuWorkerReport>) => {
         const r = e.data;
         if (r.type === "ready") {
@@ -274,10 +335,7 @@ class Threads {
                 `start (${Math.round(performance.now() - t0)} ms after its init)`,
             );
           }
-          if (++ready === cfg.cpus) {
-            Atomics.store(gate, 0, 1);
-            Atomics.notify(gate, 0);
-          }
+          if (++ready === cfg.cpus - 1) openGate();
         } else if (r.type === "done") {
           this.#loopEnded(r.vcpuId);
           if (!r.stoppedByHost) this.#resolve({ status: r.status, message: r.message });
@@ -286,22 +344,9 @@ class Threads {
           this.#resolve({ status: 1, message: `vcpu${r.vcpuId}: ${r.message}` });
         }
       };
-      const init: VcpuWorkerInit = {
-        vcpuId: id,
-        vcpuFd: m.vcpuFds[id],
-        runSize: m.runSize,
-        vmFd: vm.fd,
-        serialState,
-        stats,
-        debug: cfg.debug,
-        consoleFd: STDOUT_FD,
-        pci,
-        startGate: gate.buffer as SharedArrayBuffer,
-        hostStop: stopper.flag,
-      };
-      w.postMessage(init);
+      w.postMessage(init(index + 1));
     });
-
+    void this.#runBootVcpu(init(0), stopper, allApsReady, cfg.debug);
     let quit: (r: MachineResult) => void = () => {};
     const quitRequested = new Promise<MachineResult>((resolve) => quit = resolve);
     const input: ConsoleInput = consoleIo ? virtioConsoleInput(consoleIo) : {
@@ -324,7 +369,7 @@ class Threads {
       routeStopSignals((s) =>
         exitOnSignal(s, "while the VM was being stopped: exiting without flushing the disks")
       );
-      const problems = await this.#stop(stopper, gate, disks);
+      const problems = await this.#stop(stopper, disks);
       if (cfg.debug) {
         console.error(`denovmm: exits: ${new ExitStats(stats).summary()}`);
         const events = [
@@ -348,11 +393,10 @@ class Threads {
    * saw completed was written before its vCPUs stopped, so the flush covers it. Returns what
    * went wrong, one phrase each.
    */
-  async #stop(stopper: VcpuStopper, gate: Int32Array, disks: DiskSync): Promise<string[]> {
+  async #stop(stopper: VcpuStopper, disks: DiskSync): Promise<string[]> {
     stopper.request();
-    // vCPU Workers still waiting at the start gate go through it and end before the guest.
-    Atomics.store(gate, 0, 1);
-    Atomics.notify(gate, 0);
+    // vCPUs still waiting at the start gate go through it and end before the guest.
+    this.#openGate();
     const deadline = performance.now() + VCPU_STOP_TIMEOUT_MS;
     while (this.#looping.size > 0 && performance.now() < deadline) {
       let timer: ReturnType<typeof setTimeout> | undefined;

@@ -46,9 +46,13 @@ export interface LoopOptions {
   registers?: (vcpu: VcpuFd) => string[];
 }
 
+/** How many exits between two looks at the clock, in slices. */
+const SLICE_CHECK_EXITS = 1024;
+
 const KVM_SYSTEM_EVENT_SHUTDOWN = 1;
 const KVM_SYSTEM_EVENT_RESET = 2;
 
+/** Run the vCPU until the VM ends (a thread of its own, which blocks in KVM_RUN). */
 export function runLoop(
   vcpu: VcpuFd,
   pio: Bus,
@@ -57,7 +61,40 @@ export function runLoop(
   stop: StopRequest,
   opts: LoopOptions,
 ): LoopOutcome {
+  return loop(vcpu, pio, mmio, stats, stop, opts, undefined)!;
+}
+
+/**
+ * Run the vCPU for a slice, on a thread that has an event loop to serve between slices
+ * (../machine/boot_vcpu.ts): returns `undefined` when KVM_RUN is interrupted (EINTR: a signal,
+ * such as that thread's periodic tick) or after `sliceMs` of back-to-back exits; the caller
+ * serves its events and calls again. Returns the outcome once the VM has ended.
+ */
+export function runSlice(
+  vcpu: VcpuFd,
+  pio: Bus,
+  mmio: Bus,
+  stats: ExitStats,
+  stop: StopRequest,
+  opts: LoopOptions,
+  sliceMs: number,
+): LoopOutcome | undefined {
+  return loop(vcpu, pio, mmio, stats, stop, opts, sliceMs);
+}
+
+function loop(
+  vcpu: VcpuFd,
+  pio: Bus,
+  mmio: Bus,
+  stats: ExitStats,
+  stop: StopRequest,
+  opts: LoopOptions,
+  sliceMs: number | undefined,
+): LoopOutcome | undefined {
   const run = vcpu.run;
+  const sliced = sliceMs !== undefined;
+  const sliceStart = sliced ? performance.now() : 0;
+  let untilClock = SLICE_CHECK_EXITS;
   const page = run.bytes;
   // kvm_run.io.data_offset is fixed by KVM (one page in), but read it per exit and rebuild
   // the views only if it ever changes.
@@ -66,7 +103,10 @@ export function runLoop(
   const mmioViews = sizeViews(page, KvmRun.MMIO_DATA_OFFSET);
 
   while (stop.outcome === undefined) {
-    if (!vcpu.runOnce()) continue;
+    if (!vcpu.runOnce()) {
+      if (sliced) return undefined;
+      continue;
+    }
     stats.bump(STAT.exits);
     const reason = run.exit_reason;
     if (reason === KVM_EXIT.IO) {
@@ -126,6 +166,12 @@ export function runLoop(
       stop.stop(1, fatal(vcpu, opts, "guest halted with interrupts off (KVM_EXIT_HLT)"));
     } else {
       stop.stop(1, fatal(vcpu, opts, "unhandled exit"));
+    }
+    if (sliced && --untilClock === 0) {
+      untilClock = SLICE_CHECK_EXITS;
+      if (performance.now() - sliceStart >= sliceMs! && stop.outcome === undefined) {
+        return undefined;
+      }
     }
   }
   return stop.outcome;

@@ -29,6 +29,7 @@ import * as vfio from "../../ffi/vfio_abi.ts";
 import * as tun from "../../ffi/tun.ts";
 import * as errnos from "../../ffi/errno.ts";
 import * as arm64 from "../../ffi/kvm_arm64.ts";
+import { Itimerspec, Sigevent } from "../../ffi/thread_timer.ts";
 
 /** Each expectation: a C expression and the value ffi/ claims for it. */
 function expectations(): Array<[string, number]> {
@@ -109,6 +110,16 @@ function expectations(): Array<[string, number]> {
     e.push([name, tun[name]]);
   }
   e.push(["sizeof(struct ifreq)", tun.IFREQ_SIZE]);
+  // The boot vCPU's tick (ffi/thread_timer.ts): glibc's struct sigevent names the thread id
+  // field _sigev_un._tid.
+  e.push(["sizeof(struct sigevent)", Sigevent.SIZE]);
+  e.push(["offsetof(struct sigevent, sigev_value)", Sigevent.OFFSETS.sigev_value]);
+  e.push(["offsetof(struct sigevent, sigev_signo)", Sigevent.OFFSETS.sigev_signo]);
+  e.push(["offsetof(struct sigevent, sigev_notify)", Sigevent.OFFSETS.sigev_notify]);
+  e.push(["offsetof(struct sigevent, _sigev_un._tid)", Sigevent.OFFSETS._tid]);
+  e.push(["SIGEV_THREAD_ID", 4]);
+  e.push(["sizeof(struct itimerspec)", Itimerspec.SIZE]);
+  offsets("itimerspec", Itimerspec.OFFSETS);
   for (const [name, value] of Object.entries(errnos)) {
     if (typeof value === "number") e.push([name, value]);
   }
@@ -154,6 +165,7 @@ async function fromHeaders(exprs: string[]): Promise<number[]> {
     const src =
       `#include <stddef.h>\n#include <stdio.h>\n#include <errno.h>\n#include <linux/kvm.h>\n` +
       `#include <linux/vfio.h>\n#include <net/if.h>\n#include <linux/if_tun.h>\n` +
+      `#include <signal.h>\n#include <time.h>\n` +
       `int main(void) {\n${body}\n  return 0;\n}\n`;
     await Deno.writeTextFile(`${dir}/abi.c`, src);
     const cc = await new Deno.Command("gcc", {

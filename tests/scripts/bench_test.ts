@@ -2,7 +2,7 @@
 // command lines and the check that the guest program is a static aarch64 executable.
 import { deepEqual, equal, match, ok, throws } from "../assert.ts";
 import { BenchUsageError, parseBenchArgs } from "../../scripts/bench/options.ts";
-import { fmt, median, roundRatios, span } from "../../scripts/bench/stats.ts";
+import { fastest, fmt, median, roundDiffs, roundRatios, span } from "../../scripts/bench/stats.ts";
 import {
   denovmmArm64,
   denovmmClaims,
@@ -71,6 +71,16 @@ Deno.test("bench stats: medians, spans and per-round ratios leave failed runs ou
   equal(span([NaN]), "-");
   // Round 2's QEMU run failed: that round has no ratio, the others stand.
   deepEqual(roundRatios([10, 20, 30], [5, NaN, 60]), [2, 0.5]);
+});
+
+Deno.test("bench stats: QEMU's fastest configuration is the lowest median; per-vCPU differences", () => {
+  // Medians 5, 3.5 (the failed run left out) and none: the second wins, with its samples as run.
+  const pick = fastest({ pc: [5, 6, 4], "pc PVH": [3, 4, NaN], microvm: [NaN, NaN] });
+  equal(pick.name, "pc PVH");
+  deepEqual(pick.samples, [3, 4, NaN]);
+  equal(fastest({ a: [NaN] }).name, "-");
+  // What the second vCPU adds, round by round; a failed run gives no number for its round.
+  deepEqual(roundDiffs([60, 62, NaN], [70, 71, 75]), [10, 9, NaN]);
 });
 
 Deno.test("bench arm64: both machines get the same kernel, initramfs, RAM, vCPUs and parameters", () => {
