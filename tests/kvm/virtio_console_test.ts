@@ -20,6 +20,10 @@ Deno.test("virtio console: the shell runs on hvc0, reads piped input, and its st
     equal(r.status, 4, r.stdout + r.stderr);
     match(r.stdout, /^\/dev\/hvc0\r?$/m, "the shell's terminal is hvc0");
     match(r.stdout, /^typed-42\r?$/m);
+    // One vCPU: it ran on the main thread (src/machine/boot_vcpu.ts), which served the piped
+    // input above between its slices; no vCPU Worker was started.
+    match(r.stderr, /vcpu0 \(main thread\) enters the guest/);
+    ok(!/thread ready/.test(r.stderr), r.stderr);
     const m = /KVM_SET_GSI_ROUTING calls: (\d+) \(MSI-X enable and unmask events: (\d+)\)/.exec(
       r.stderr,
     );
