@@ -281,6 +281,8 @@ export class VcpuFd {
   readonly regs = new KvmRegs();
   readonly sregs = new KvmSregs();
   readonly #oneReg = new A.KvmOneReg();
+  /** KVM_RUN's call, taken once: the exit loop then makes no libc lookup per exit. */
+  readonly #ioctlInt = libc.ioctl_int;
 
   /** Wrap a vCPU fd (from VmFd.createVcpu, possibly on another thread) and map its kvm_run. */
   constructor(readonly fd: number, runSize: number) {
@@ -296,7 +298,7 @@ export class VcpuFd {
    * interrupted (EINTR/EAGAIN) and should simply be repeated.
    */
   runOnce(): boolean {
-    if (libc.ioctl_int(this.fd, KVM_RUN_REQUEST, 0n) === 0) return true;
+    if (this.#ioctlInt(this.fd, KVM_RUN_REQUEST, 0n) === 0) return true;
     const e = errno();
     if (e === EINTR || e === EAGAIN) return false;
     throw new SyscallError("KVM_RUN", e);

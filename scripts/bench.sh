@@ -3,9 +3,11 @@
 # architecture (scripts/with-kvm.sh: the host's own /dev/kvm where it is usable), with two CPUs
 # (DENOVMM_SANDBOX_CPUS overrides) so that each VMM's threads can run side by side.
 #
-# arm64: the arm64 sandbox is a chroot with no compiler and no bash, so the host first builds
-# the aarch64 guest program (installing the cross compiler on demand), the bench initramfs and
-# ./denovmm-aarch64 (bench.ts --prepare-only); the sandbox then only measures (--prepared).
+# The host first builds what is measured (bench.ts --prepare-only): the guest program, the bench
+# initramfs and the executable (compile.sh, whose bundler may need the npm registry, which the
+# sandbox cannot reach); the sandbox then only measures (--prepared). arm64: the guest program is
+# built with the cross compiler (installed on demand), as the arm64 sandbox is a chroot with no
+# compiler and no bash.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -18,12 +20,13 @@ for ((i = 0; i < ${#args[@]}; i++)); do
   esac
 done
 export DENOVMM_SANDBOX_CPUS=${DENOVMM_SANDBOX_CPUS:-2}
+deno=$(command -v deno || echo "$repo/.tools/deno")
 case $arch in
 x86_64 | amd64 | x86)
-  exec bash scripts/with-kvm.sh deno run -A scripts/bench.ts "$@"
+  "$deno" run -A scripts/bench.ts "$@" --prepare-only
+  exec bash scripts/with-kvm.sh deno run -A scripts/bench.ts "$@" --prepared
   ;;
 arm64 | aarch64)
-  deno=$(command -v deno || echo "$repo/.tools/deno")
   "$deno" run -A scripts/bench.ts "$@" --prepare-only
   DENOVMM_ARCH=arm64 exec bash scripts/with-kvm.sh deno run -A scripts/bench.ts "$@" --prepared
   ;;

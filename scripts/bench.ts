@@ -92,14 +92,26 @@ async function prepare(): Promise<{ initrd: string; disk: string }> {
       throw new Error(`bench: no ${GUEST}/${f}; run scripts/setup.sh first`);
     }
   }
-  const bin = `${OUT_DIR}/guest_bench`;
-  await sh(`gcc -O2 -static -o ${bin} ${REPO}scripts/bench/guest_bench.c`);
-  const overlay = `${OUT_DIR}/overlay.cpio.gz`;
-  await writeCpioGz(overlay, [{ path: "init", mode: 0o100755, data: Deno.readFileSync(bin) }]);
-  // The kernel unpacks concatenated archives in order: the later /init wins.
   const initrd = `${OUT_DIR}/initrd.cpio.gz`;
-  await sh(`cat ${GUEST}/initramfs.cpio.gz ${overlay} > ${initrd}`);
-  await sh(`cd ${REPO} && bash scripts/compile.sh >/dev/null`);
+  // Built on the host (bench.sh runs --prepare-only there first): the sandbox has neither the
+  // network deno bundle may need for its esbuild nor, on arm64, a compiler.
+  if (!options.prepared) {
+    const bin = `${OUT_DIR}/guest_bench`;
+    await sh(`gcc -O2 -static -o ${bin} ${REPO}scripts/bench/guest_bench.c`);
+    const overlay = `${OUT_DIR}/overlay.cpio.gz`;
+    await writeCpioGz(overlay, [{ path: "init", mode: 0o100755, data: Deno.readFileSync(bin) }]);
+    // The kernel unpacks concatenated archives in order: the later /init wins.
+    await sh(`cat ${GUEST}/initramfs.cpio.gz ${overlay} > ${initrd}`);
+    await sh(`cd ${REPO} && bash scripts/compile.sh >/dev/null`);
+  }
+  if (options.prepareOnly) return { initrd, disk: "" };
+  for (const f of [BINARY, initrd]) {
+    try {
+      Deno.statSync(f);
+    } catch {
+      throw new Error(`bench: no ${f}: \`deno task bench\` (scripts/bench.sh) builds it first`);
+    }
+  }
   // Its first run unpacks it (once per machine); not what the figures are about.
   await sh(`${BINARY} --version >/dev/null`);
   const disk = `${OUT_DIR}/disk.img`;

@@ -80,6 +80,10 @@ const VCPU_KICK_REPEAT_MS = 50;
  * stopped and then every writable disk is flushed (fdatasync) before this resolves.
  */
 export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
+  // --debug: when each step of the start-up ended, in ms since the process started.
+  const steps: string[] = [];
+  const mark = (step: string) => steps.push(`${step} ${Math.round(performance.now())}`);
+  mark("machine loaded");
   const { kernel, close: closeKernel } = openKernelFile(cfg.kernelPath);
   let initrd: OpenInputFile | undefined;
   let threads: Threads | undefined;
@@ -91,6 +95,7 @@ export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
     // Bad input is reported as such before /dev/kvm is opened, so on any host, KVM or not. The
     // kernel is parsed here, once, and checked against the RAM it is given once, below.
     const parsed = platform.parseKernel(kernel);
+    mark("kernel parsed");
     const hosts = (cfg.vfio ?? []).map((v) => findHostDevice(v.bdf));
     const withIo = (cfg.disks ?? []).length > 0 || (cfg.nets ?? []).length > 0 ||
       cfg.rng === true || cfg.console === "virtio" || hosts.length > 0;
@@ -104,15 +109,19 @@ export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
     // A Worker takes a while to start (its own V8 isolate and module graph: seconds under an
     // emulated CPU). Started now, they load while this thread builds the VM; each then waits
     // for its init message.
+    mark("RAM mapped");
     threads = new Threads(cfg.cpus, withIo);
+    mark("Workers made");
     const tBuild = performance.now();
-    setup = buildMachine(cfg, ram, placed, initrd, hosts, copy !== undefined);
+    setup = buildMachine(cfg, ram, placed, initrd, hosts, copy !== undefined, mark);
     disks = new DiskSync((cfg.disks ?? []).filter((d) => !d.readOnly).map((d) => d.path));
     await copy?.done();
+    mark("kernel copied");
     if (cfg.debug) {
       console.error(
         `denovmm: VM built ${Math.round(performance.now())} ms after start ` +
-          `(${Math.round(performance.now() - tBuild)} ms to build it)`,
+          `(${Math.round(performance.now() - tBuild)} ms to build it); ms after start: ` +
+          steps.join(", "),
       );
     }
   } catch (e) {
@@ -142,12 +151,14 @@ function buildMachine(
   initrd: OpenInputFile | undefined,
   hosts: HostPciDevice[],
   elfPiecesWritten: boolean,
+  mark: (step: string) => void,
 ) {
   const consoleIo = cfg.console === "virtio"
     ? { ring: InputRing.createState(), inputFd: EventFd.create().fd, outFd: STDOUT_FD }
     : undefined;
   const requests = virtioRequests(cfg.disks ?? [], cfg.rng ?? false, cfg.nets ?? [], consoleIo);
   const { kvm, vm, layout, memory, ramHva, irqchipReady } = createVm(ram, cfg.cpus);
+  mark("VM created");
   const passthrough = hosts.map((h) => {
     const d = openVfioDevice(h);
     mapGuestRam(d, layout.regions, ramHva);
@@ -169,6 +180,7 @@ function buildMachine(
     vcpus.push(vcpu);
   }
   irqchipReady();
+  mark("vCPUs made");
   const mmio64 = platform.pciMmio64Window(layout, vcpuModel.physAddrBits);
   const pci = planPci(vm, requests, passthrough, cfg.vfio, undefined, mmio64);
   const entry = platform.loadKernel(memory, layout, kernel, {
@@ -179,6 +191,7 @@ function buildMachine(
     mmio64,
     copiesMade: elfPiecesWritten,
   });
+  mark("kernel loaded");
   // Only the boot vCPU starts at the kernel's entry; the guest starts the others.
   vcpuModel.enter(vcpus[0], entry);
   const vcpuFds = vcpus.map((v) => v.fd);
