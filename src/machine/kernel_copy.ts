@@ -8,10 +8,6 @@
  * pread(2) straight into the RAM mapping, all issued at once: a chain of awaits would stall while
  * the main thread is held.
  *
- * Each piece is cut into chunks of at most CHUNK bytes at 2 MiB boundaries of guest RAM, so that
- * the pool's threads copy (and fault in the huge pages of) a segment of tens of MiB side by side
- * instead of one thread doing all of it.
- *
  * The pieces come from elfCopies (checked to lie in the file and in guest RAM); each one is
  * written through a view that GuestMemory bounds-checks. A piece the pool did not read whole
  * (an error, or a file that shrank) is read again on the main thread, whose reader reports why
@@ -22,27 +18,6 @@ import type { GuestMemory } from "../memory/guest_memory.ts";
 import { libc } from "../../ffi/libc.ts";
 import type { OpenInputFile } from "./input_files.ts";
 
-/** The most one read copies; a multiple of the 2 MiB huge page guest RAM is mapped with. */
-const CHUNK = 4 * 1024 * 1024;
-const HUGE_PAGE = 2 * 1024 * 1024;
-
-/** `pieces` cut at 2 MiB-aligned guest addresses into reads of at most CHUNK bytes. */
-export function chunked(pieces: ElfLoadPiece[], chunk = CHUNK): ElfLoadPiece[] {
-  const out: ElfLoadPiece[] = [];
-  for (const p of pieces) {
-    let done = 0;
-    while (done < p.length) {
-      const gpa = p.gpa + done;
-      // To the next 2 MiB boundary at least CHUNK - 2 MiB away, or the piece's end.
-      const limit = Math.floor((gpa + chunk) / HUGE_PAGE) * HUGE_PAGE;
-      const end = Math.min(p.gpa + p.length, limit > gpa ? limit : gpa + chunk);
-      out.push({ fileOffset: p.fileOffset + done, gpa, length: end - gpa });
-      done = end - p.gpa;
-    }
-  }
-  return out;
-}
-
 export class KernelCopy {
   readonly #pieces: ElfLoadPiece[];
   readonly #file: OpenInputFile;
@@ -52,7 +27,7 @@ export class KernelCopy {
   /** Issue every piece's read; `file` must stay open until {@link settled} resolves. */
   constructor(file: OpenInputFile, pieces: ElfLoadPiece[], memory: GuestMemory) {
     this.#file = file;
-    this.#pieces = pieces = chunked(pieces);
+    this.#pieces = pieces;
     this.#memory = memory;
     // Every view first: a piece outside RAM throws before any read is in flight.
     const views = pieces.map((p) => memory.slice(p.gpa, p.length));

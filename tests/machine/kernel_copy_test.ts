@@ -1,5 +1,5 @@
 import { deepEqual, equal, ok, rejects } from "../assert.ts";
-import { chunked, KernelCopy } from "../../src/machine/kernel_copy.ts";
+import { KernelCopy } from "../../src/machine/kernel_copy.ts";
 import { openInputFile } from "../../src/machine/input_files.ts";
 import { GuestMemory } from "../../src/memory/guest_memory.ts";
 import { memoryLayout } from "../../src/arch/x86_64/memory_map.ts";
@@ -65,28 +65,4 @@ Deno.test("kernel copy: a piece outside guest RAM is refused before any read is 
   }
   ok(threw, "refused");
   file.close();
-});
-
-Deno.test("kernel copy: pieces are cut at 2 MiB boundaries into reads of at most 4 MiB, covering each exactly", () => {
-  const MiB = 1024 * 1024;
-  const pieces = [
-    { fileOffset: 0x1000, gpa: 0x100_0000, length: 19 * MiB + 5 },
-    { fileOffset: 0x200_0000, gpa: 0x300_0000 + 0x1234, length: 6 * MiB },
-    { fileOffset: 7, gpa: 0x10_0000, length: 100 },
-  ];
-  const chunks = chunked(pieces);
-  for (const c of chunks) ok(c.length > 0 && c.length <= 4 * MiB, `${c.length}`);
-  // Every chunk but a piece's last ends on a 2 MiB boundary; together they are the piece.
-  for (const p of pieces) {
-    const mine = chunks.filter((c) => c.gpa >= p.gpa && c.gpa < p.gpa + p.length);
-    let at = p.gpa;
-    for (const [i, c] of mine.entries()) {
-      equal(c.gpa, at);
-      equal(c.fileOffset - p.fileOffset, c.gpa - p.gpa, "file offsets follow");
-      at += c.length;
-      if (i < mine.length - 1) equal(at % (2 * MiB), 0);
-    }
-    equal(at, p.gpa + p.length);
-  }
-  equal(chunks.length, 5 + 2 + 1);
 });
