@@ -4,9 +4,10 @@
  *
  *   [--arch x86_64|arm64] [--rounds N] [--only FIGURES] [--out PATH] [--prepare-only|--prepared]
  *
- * --prepare-only and --prepared split an arm64 run in two (scripts/bench.sh): the host builds
- * what the arm64 sandbox cannot (the guest program, with a cross compiler; the arm64
- * executable, with bash), then the sandbox measures without building anything.
+ * --prepare-only and --prepared split a run in two (scripts/bench.sh): the host builds what the
+ * sandbox cannot (the executable, whose bundler may need the npm registry; on arm64 the guest
+ * program, with a cross compiler, and the executable, with bash), then the sandbox measures
+ * without building anything.
  */
 import { parseArgs } from "../../src/cli/parse_args.ts";
 
@@ -78,9 +79,6 @@ export function parseBenchArgs(args: string[], outDir: string): BenchOptions {
   }
   if (values["prepare-only"] && values.prepared) {
     throw new BenchUsageError("--prepare-only and --prepared exclude each other");
-  }
-  if (values.prepared && arch !== "arm64") {
-    throw new BenchUsageError("--prepared: arm64 only (the x86-64 bench builds where it runs)");
   }
   const file = arch === "x86_64" ? "results.json" : `results-${arch}.json`;
   return {
