@@ -107,6 +107,8 @@ fi
 # vCPU Worker's thread otherwise gets its own, measured at 4-5 MiB of resident memory with 2
 # vCPUs in the sandbox; no thread here allocates on its hot path. The user's value wins.
 export MALLOC_ARENA_MAX="\${MALLOC_ARENA_MAX:-2}"
+# V8's code cache (in \$dir/.deno) is written once per module, by the first run that ran a VM
+# (main.ts), with the bytecode of all that run compiled.
 DENO_DIR="\$dir/.deno" DENO_NO_UPDATE_CHECK=1 exec "\$dir/deno" run -A --no-lock --no-config "\$dir/$entry" "\$@"
 exit 1
 LAUNCH
