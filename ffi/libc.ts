@@ -65,6 +65,10 @@ const groups = {
     timer_settime: { parameters: ["pointer", "i32", "buffer", "pointer"], result: "i32" }, // int timer_settime(timer_t t, int flags, const struct itimerspec *new, struct itimerspec *old)
     timer_delete: { parameters: ["pointer"], result: "i32" }, // int timer_delete(timer_t t)
   },
+  signals: {
+    sigaction: { parameters: ["i32", "buffer", "buffer"], result: "i32" }, // int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+    dlsym: { parameters: ["pointer", "buffer"], result: "pointer" }, // void *dlsym(void *handle, const char *symbol)
+  },
   messages: {
     strerror: { parameters: ["i32"], result: "pointer" }, // char *strerror(int errnum)
   },
@@ -81,6 +85,7 @@ type Libc =
   & Symbols<Groups["positioned"]>
   & Symbols<Groups["async"]>
   & Symbols<Groups["threads"]>
+  & Symbols<Groups["signals"]>
   & Symbols<Groups["messages"]>;
 
 const opened = new Set<string>();

@@ -3,8 +3,9 @@
  * flag each exit loop reads once per exit, `kvm_run.immediate_exit` (a KVM_RUN entered from
  * now on returns EINTR before running the guest), and a signal to each vCPU thread, which
  * makes a KVM_RUN in progress return EINTR. The signal is SIGURG, which nothing else here
- * uses and which is harmless when it comes from elsewhere; it needs a handler (a no-op), since
- * a signal whose action is to be ignored is discarded before it could interrupt anything.
+ * uses and which is harmless when it comes from elsewhere; it needs a handler (a no-op, in C:
+ * ../../ffi/signal_action.ts), since a signal whose action is to be ignored is discarded before
+ * it could interrupt anything.
  *
  * Once every loop has ended, no guest instruction runs again: whatever the guest saw
  * completed (a disk write acknowledged, a line printed) happened before that point.
@@ -13,9 +14,9 @@
  */
 import { libc } from "../../ffi/libc.ts";
 import type { KvmRun } from "../../ffi/kvm_run.ts";
+import { interruptOnly } from "../../ffi/signal_action.ts";
 
 const SIGURG = 23;
-let kickHandlerInstalled = false;
 
 export class VcpuStopper {
   /** The flag the vCPU Workers read (VcpuWorkerInit.hostStop). */
@@ -25,10 +26,7 @@ export class VcpuStopper {
 
   /** `runs`: each vCPU's kvm_run page, mapped on this thread. */
   constructor(private readonly runs: KvmRun[]) {
-    if (!kickHandlerInstalled) {
-      Deno.addSignalListener("SIGURG", () => {});
-      kickHandlerInstalled = true;
-    }
+    interruptOnly(SIGURG);
   }
 
   get requested(): boolean {

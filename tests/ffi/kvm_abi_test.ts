@@ -30,6 +30,7 @@ import * as tun from "../../ffi/tun.ts";
 import * as errnos from "../../ffi/errno.ts";
 import * as arm64 from "../../ffi/kvm_arm64.ts";
 import { Itimerspec, Sigevent } from "../../ffi/thread_timer.ts";
+import { Sigaction } from "../../ffi/signal_action.ts";
 
 /** Each expectation: a C expression and the value ffi/ claims for it. */
 function expectations(): Array<[string, number]> {
@@ -120,6 +121,9 @@ function expectations(): Array<[string, number]> {
   e.push(["SIGEV_THREAD_ID", 4]);
   e.push(["sizeof(struct itimerspec)", Itimerspec.SIZE]);
   offsets("itimerspec", Itimerspec.OFFSETS);
+  // The tick's and the stop kick's handler (ffi/signal_action.ts): glibc's struct sigaction.
+  e.push(["sizeof(struct sigaction)", Sigaction.SIZE]);
+  offsets("sigaction", Sigaction.OFFSETS);
   for (const [name, value] of Object.entries(errnos)) {
     if (typeof value === "number") e.push([name, value]);
   }
