@@ -6,6 +6,7 @@ import {
   check,
   cString,
   errno,
+  errnoCell,
   libc,
   MAP_SHARED,
   O_CLOEXEC,
@@ -283,6 +284,8 @@ export class VcpuFd {
   readonly #oneReg = new A.KvmOneReg();
   /** KVM_RUN's call, taken once: the exit loop then makes no libc lookup per exit. */
   readonly #ioctlInt = libc.ioctl_int;
+  /** This thread's errno (a vCPU fd is run on the thread that wrapped it). */
+  readonly #errno = errnoCell();
 
   /** Wrap a vCPU fd (from VmFd.createVcpu, possibly on another thread) and map its kvm_run. */
   constructor(readonly fd: number, runSize: number) {
@@ -298,10 +301,15 @@ export class VcpuFd {
    * interrupted (EINTR/EAGAIN) and should simply be repeated.
    */
   runOnce(): boolean {
-    if (this.#ioctlInt(this.fd, KVM_RUN_REQUEST, 0n) === 0) return true;
-    const e = errno();
+    const cell = this.#errno;
+    // Cleared first, so that a failure that left no errno shows as 0, not as some earlier
+    // call's error.
+    cell[0] = 0;
+    const r = this.#ioctlInt(this.fd, KVM_RUN_REQUEST, 0n);
+    if (r === 0) return true;
+    const e = cell[0];
     if (e === EINTR || e === EAGAIN) return false;
-    throw new SyscallError("KVM_RUN", e);
+    throw new SyscallError(r === -1 ? "KVM_RUN" : `KVM_RUN (returned ${r})`, e);
   }
 
   getRegs(): KvmRegs {

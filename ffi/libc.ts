@@ -144,10 +144,24 @@ export const EFD_NONBLOCK = 0o4000;
 export const POLLIN = 0x001;
 export const _SC_PAGESIZE = 30;
 
+let cell: Int32Array | undefined;
+
+/**
+ * This thread's errno as memory: `__errno_location()` is fixed for the life of a thread, and
+ * each thread (each Worker) has its own instance of this module, hence its own cell. Reading
+ * the cell is a plain load, with no call between the failed call and the read: a function call
+ * is where V8 serves its interrupts (installing compiled code, finishing a GC), and runtime code
+ * run there may leave its own errno behind (as dart:ffi documents for its VM).
+ */
+export function errnoCell(): Int32Array {
+  return cell ??= new Int32Array(
+    Deno.UnsafePointerView.getArrayBuffer(libc.__errno_location()!, 4),
+  );
+}
+
 /** errno of the last failed libc call on this thread; read it right after the call. */
 export function errno(): number {
-  const p = libc.__errno_location();
-  return new Deno.UnsafePointerView(p!).getInt32();
+  return errnoCell()[0];
 }
 
 /** A failed system call: names the call and errno, e.g. `KVM_RUN failed: EINTR (4)`. */
