@@ -31,7 +31,7 @@ import type { VcpuWorkerInit } from "./vcpu_thread_protocol.ts";
 /** How often an idle guest's KVM_RUN is interrupted to serve the event loop. */
 export const TICK_MS = 20;
 /** How long back-to-back exits may keep the event loop waiting. */
-const SLICE_MS = 20;
+export const SLICE_MS = 20;
 /** The signal that interrupts KVM_RUN; the same as the stop kick's (./vcpu_stop.ts). */
 const SIGURG = 23;
 

@@ -1,0 +1,116 @@
+/**
+ * The floor of one exit under denovmm's own code, against exit_floor.c's C loop: the same
+ * real-mode guest (N writes to the unclaimed port 0x4f0, then one to 0x501), entered
+ *
+ *   bare    from a JavaScript loop that calls KVM_RUN and reads the port, nothing else: what
+ *           V8 and Deno's FFI cost per exit
+ *   loop    through the vCPU exit loop (src/vcpu/exit_loop.ts) with a port bus and debug-exit
+ *   slice   the same in slices with the boot vCPU's tick and an event-loop turn between them,
+ *           as vCPU 0 runs on the main thread (src/machine/boot_vcpu.ts)
+ *
+ * Prints `FLOOR <mode> exits=E us=T` (wall time per exit). Run by exit_floor.sh.
+ *
+ *   deno run -A scripts/bench/exit_floor.ts [bare|loop|slice] [N] [TICK_MS]
+ *
+ * (TICK_MS: the slice mode's tick and slice length instead of the boot vCPU's.)
+ *
+ * @module
+ */
+import { setImmediate } from "node:timers";
+import { VcpuFd } from "../../ffi/kvm_fds.ts";
+import { libc } from "../../ffi/libc.ts";
+import { interruptOnly } from "../../ffi/signal_action.ts";
+import { ThreadTimer } from "../../ffi/thread_timer.ts";
+import { Bus } from "../../src/bus/bus.ts";
+import { DEBUG_EXIT_PORT, DebugExit } from "../../src/devices/debug_exit.ts";
+import { SLICE_MS, TICK_MS } from "../../src/machine/boot_vcpu.ts";
+import { createVm } from "../../src/machine/vm.ts";
+import { createStats, ExitStats, STAT } from "../../src/vcpu/exit_stats.ts";
+import { runLoop, runSlice, StopRequest } from "../../src/vcpu/exit_loop.ts";
+
+const KVM_RUN = 0xae80n;
+const SIGURG = 23;
+const UNCLAIMED_PORT = 0x4f0;
+
+const mode = Deno.args[0] ?? "loop";
+const n = Number(Deno.args[1] ?? 30000);
+const tickMs = Number(Deno.args[2] ?? TICK_MS);
+if (
+  !["bare", "loop", "slice"].includes(mode) || !Number.isInteger(n) || n < 1 || n >= 2 ** 31 ||
+  !(tickMs >= 1)
+) {
+  console.error("usage: exit_floor.ts [bare|loop|slice] [N] [TICK_MS]");
+  Deno.exit(2);
+}
+
+const created = createVm(32 * 1024 * 1024, 1);
+const le32 = (v: number) => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, v >>> 24];
+// Real mode, as exit_floor.c's: mov ecx, n; mov dx, 0x4f0; out dx, al; dec ecx; jnz -5;
+// mov dx, 0x501; out dx, al; hlt.
+created.memory.write(
+  0x1000,
+  new Uint8Array([
+    ...[0x66, 0xb9, ...le32(n)],
+    ...[0xba, UNCLAIMED_PORT & 0xff, UNCLAIMED_PORT >> 8],
+    0xee,
+    ...[0x66, 0x49],
+    ...[0x75, 0xfb],
+    ...[0xba, DEBUG_EXIT_PORT & 0xff, DEBUG_EXIT_PORT >> 8],
+    0xee,
+    0xf4,
+  ]),
+);
+const vcpu = new VcpuFd(created.vm.createVcpu(0), created.kvm.vcpuMmapSize());
+const sregs = vcpu.getSregs();
+sregs.setSegment("cs", {
+  base: 0,
+  limit: 0xffff,
+  selector: 0,
+  type: 0xb,
+  present: 1,
+  dpl: 0,
+  db: 0,
+  s: 1,
+  l: 0,
+  g: 0,
+  avl: 0,
+});
+vcpu.setSregs();
+vcpu.regs.bytes.fill(0);
+vcpu.regs.set("rip", 0x1000);
+vcpu.regs.set("rflags", 2);
+vcpu.setRegs();
+
+const pio = new Bus("pio", 0x10000);
+const mmio = new Bus("mmio", 2 ** 52);
+const stop = new StopRequest();
+pio.register(DEBUG_EXIT_PORT, 2, new DebugExit((s) => stop.stop(s)), "debug-exit");
+const stats = new ExitStats(createStats());
+const opts = { debug: false, log: (line: string) => console.error(line) };
+
+const start = performance.now();
+let exits = 0;
+if (mode === "bare") {
+  const ioctl = libc.ioctl_int;
+  const run = vcpu.run.bytes;
+  const port = new Uint16Array(run.buffer, run.byteOffset + 34, 1); // kvm_run.io.port
+  for (;;) {
+    if (ioctl(vcpu.fd, KVM_RUN, 0n) !== 0) continue;
+    exits++;
+    if (port[0] === DEBUG_EXIT_PORT) break;
+  }
+} else if (mode === "loop") {
+  runLoop(vcpu, pio, mmio, stats, stop, opts);
+  exits = stats.get(STAT.exits);
+} else {
+  interruptOnly(SIGURG);
+  const timer = new ThreadTimer(libc.gettid(), SIGURG, tickMs);
+  const sliceMs = Deno.args[2] === undefined ? SLICE_MS : tickMs;
+  while (runSlice(vcpu, pio, mmio, stats, stop, opts, sliceMs) === undefined) {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  timer.delete();
+  exits = stats.get(STAT.exits);
+}
+const us = (performance.now() - start) * 1000 / exits;
+console.log(`FLOOR ${mode} exits=${exits} us=${us.toFixed(2)}`);
