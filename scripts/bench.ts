@@ -39,6 +39,7 @@ import { BASE_CMDLINE } from "../src/cli/cli.ts";
 import { writeCpioGz } from "./lib/cpio.ts";
 import { type BenchOptions, BenchUsageError, parseBenchArgs } from "./bench/options.ts";
 import { fastest, fmt, roundDiffs, roundRatios, span } from "./bench/stats.ts";
+import { exitFloorBios } from "./bench/exit_floor_bios.ts";
 import {
   type Arm64Guest,
   denovmmArm64,
@@ -62,6 +63,8 @@ const ARM64_GUEST = `${REPO}.cache/arm64/guest`;
 const ARM64_BINARY = `${REPO}denovmm-aarch64`;
 const ARM64_GUEST_PROGRAM = `${OUT_DIR}/guest_bench-aarch64`;
 const ARM64_INITRD = `${OUT_DIR}/initrd-arm64.cpio.gz`;
+/** exit_floor.c, built on the host: the least a VMM can do per exit, in C. */
+const EXIT_FLOOR_C = `${OUT_DIR}/exit_floor`;
 
 let options: BenchOptions;
 try {
@@ -99,6 +102,7 @@ async function prepare(): Promise<{ initrd: string; disk: string }> {
   if (!options.prepared) {
     const bin = `${OUT_DIR}/guest_bench`;
     await sh(`gcc -O2 -static -o ${bin} ${REPO}scripts/bench/guest_bench.c`);
+    await sh(`gcc -O2 -static -o ${EXIT_FLOOR_C} ${REPO}scripts/bench/exit_floor.c`);
     const overlay = `${OUT_DIR}/overlay.cpio.gz`;
     await writeCpioGz(overlay, [{ path: "init", mode: 0o100755, data: Deno.readFileSync(bin) }]);
     // The kernel unpacks concatenated archives in order: the later /init wins.
@@ -106,7 +110,7 @@ async function prepare(): Promise<{ initrd: string; disk: string }> {
     await sh(`cd ${REPO} && bash scripts/compile.sh >/dev/null`);
   }
   if (options.prepareOnly) return { initrd, disk: "" };
-  for (const f of [BINARY, initrd]) {
+  for (const f of [BINARY, initrd, EXIT_FLOOR_C]) {
     try {
       Deno.statSync(f);
     } catch {
@@ -168,9 +172,13 @@ const FAILED: RunResult = { wallMs: NaN, uptime: NaN, hwmKiB: NaN, guestKiB: NaN
 const failures: string[] = [];
 
 /** One VM run; a run that fails or hangs is reported and counts as missing, not as a number. */
-async function runVm(cmd: string[], timeoutMs = 120_000): Promise<RunResult> {
+async function runVm(
+  cmd: string[],
+  timeoutMs = 120_000,
+  env?: Record<string, string>,
+): Promise<RunResult> {
   try {
-    return await runVmOnce(cmd, timeoutMs);
+    return await runVmOnce(cmd, timeoutMs, env);
   } catch (e) {
     const what = `${cmd[0].split("/").pop()} ${cmd.slice(1).join(" ")}`.slice(0, 160);
     failures.push(`${what}: ${(e as Error).message.split("\n")[0]}`);
@@ -179,10 +187,15 @@ async function runVm(cmd: string[], timeoutMs = 120_000): Promise<RunResult> {
   }
 }
 
-async function runVmOnce(cmd: string[], timeoutMs: number): Promise<RunResult> {
+async function runVmOnce(
+  cmd: string[],
+  timeoutMs: number,
+  env?: Record<string, string>,
+): Promise<RunResult> {
   const t0 = performance.now();
   const child = new Deno.Command(cmd[0], {
     args: cmd.slice(1),
+    env,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -472,6 +485,62 @@ async function benchArm64(): Promise<void> {
 
 const log = (s: string) => console.error(`bench: ${s}`);
 
+/**
+ * One exit on a trivial guest (exit_floor.c's: N writes to an unclaimed port from real mode),
+ * where no guest kernel adds its own noise: a C loop of KVM_RUN calls (the least any VMM does),
+ * denovmm's exit loop as an AP's Worker runs it, and in slices as the boot vCPU runs it on the
+ * main thread (scripts/bench/exit_floor.ts), each against QEMU `microvm` running the same loop
+ * as its firmware (exit_floor_bios.ts), timed from the difference of two runs so that QEMU's
+ * own start is left out.
+ */
+async function exitFloors(): Promise<void> {
+  const n = 30000;
+  const qShort = 1000, qLong = 1000 + 2 * n;
+  const bios = (count: number) => {
+    const path = `${OUT_DIR}/exit_floor_bios_${count}.bin`;
+    Deno.writeFileSync(path, exitFloorBios(count));
+    return path;
+  };
+  const [short, long] = [bios(qShort), bios(qLong)];
+  const qemuMs = async (firmware: string) => {
+    const t0 = performance.now();
+    const r = await new Deno.Command(QEMU, {
+      args: [
+        ...["-M", "microvm", "-accel", "kvm", "-cpu", "host", "-m", "16M", "-bios", firmware],
+        ...["-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none"],
+        ...["-serial", "none", "-device", "isa-debug-exit,iobase=0x501,iosize=1"],
+      ],
+      stdout: "null",
+    }).output();
+    // isa-debug-exit ends QEMU with (value << 1) | 1.
+    return r.code === 1 ? performance.now() - t0 : NaN;
+  };
+  const floorUs = async (cmd: string[]) => {
+    const out = await new Deno.Command(cmd[0], { args: cmd.slice(1), stderr: "inherit" }).output();
+    return Number(
+      /FLOOR \S+ exits=\d+ us=([\d.]+)/.exec(new TextDecoder().decode(out.stdout))?.[1],
+    );
+  };
+  const js = (mode: string) => [
+    Deno.execPath(),
+    ...["run", "-A", "--quiet", `${REPO}scripts/bench/exit_floor.ts`, mode, `${n}`],
+  ];
+  const c = row("exit floor, trivial guest: C loop", "µs", "microvm");
+  const loop = row("  denovmm's exit loop (an AP's)", "µs", "microvm");
+  const slice = row("  the same in slices (the boot vCPU's)", "µs", "microvm");
+  await qemuMs(short); // its libraries read once before timing
+  for (let round = 0; round < ROUNDS; round++) {
+    const q = (await qemuMs(long) - await qemuMs(short)) * 1000 / (qLong - qShort);
+    const r = [await floorUs([EXIT_FLOOR_C, `${n}`]), await floorUs(js("loop"))];
+    r.push(await floorUs(js("slice")));
+    [c, loop, slice].forEach((row, i) => (row.denovmm.push(r[i]), row.qemu.push(q)));
+    log(
+      `exit floor round ${round + 1}: C ${r[0]} µs, loop ${r[1]} µs, slices ${r[2]} µs, ` +
+        `QEMU ${fmt(q)} µs`,
+    );
+  }
+}
+
 async function benchX86(): Promise<void> {
   const { initrd, disk } = await prepare();
   if (options.prepareOnly) return;
@@ -515,6 +584,14 @@ async function benchX86(): Promise<void> {
         false,
         cpus === 1 ? "≤48 MiB" : "",
       );
+      // With 1 vCPU, the same boot with vCPU 0 on a Worker (DENOVMM_BOOT_VCPU=worker): what
+      // running it on the main thread saves the start and the memory.
+      const onWorker = cpus === 1
+        ? {
+          wall: row("  same, vCPU 0 on a Worker", "s", "pc bzImage"),
+          rssNet: row("  RSS less guest pages, vCPU 0 on a Worker", "MiB", "microvm bz"),
+        }
+        : undefined;
       for (let round = 0; round < ROUNDS; round++) {
         // A B A B: each denovmm run next to the QEMU runs it is compared with.
         const dElf = await runVm(denovmm(g(elf)));
@@ -535,6 +612,12 @@ async function benchX86(): Promise<void> {
         rss.denovmm.push(dElf.hwmKiB / 1024), rss.qemu.push(qMicro.hwmKiB / 1024);
         rssNet.denovmm.push((dElf.hwmKiB - dElf.guestKiB) / 1024);
         rssNet.qemu.push((qMicro.hwmKiB - qMicro.guestKiB) / 1024);
+        if (onWorker) {
+          const dW = await runVm(denovmm(g(elf)), undefined, { DENOVMM_BOOT_VCPU: "worker" });
+          onWorker.wall.denovmm.push(dW.wallMs / 1000), onWorker.wall.qemu.push(qPc.wallMs / 1000);
+          onWorker.rssNet.denovmm.push((dW.hwmKiB - dW.guestKiB) / 1024);
+          onWorker.rssNet.qemu.push((qMicro.hwmKiB - qMicro.guestKiB) / 1024);
+        }
         log(
           `boot ${cpus} vCPU round ${round + 1}: denovmm vmlinux ${fmt(dElf.wallMs / 1000)} s, ` +
             `bz ${fmt(dBz.wallMs / 1000)} s; QEMU pc bz ${fmt(qPc.wallMs / 1000)} s, ` +
@@ -559,6 +642,22 @@ async function benchX86(): Promise<void> {
     );
     added.denovmm = roundDiffs(net[1].denovmm, net[2].denovmm);
     added.qemu = roundDiffs(net[1].qemu, net[2].qemu);
+    // The floor under that figure: what an empty Worker adds to a Deno process (every thread
+    // that runs JavaScript has an isolate of its own), with the launcher's malloc arenas.
+    const first = row("  floor: an empty Deno Worker adds (1st)", "MiB", "");
+    const second = row("  floor: an empty Deno Worker adds (2nd)", "MiB", "");
+    for (let round = 0; round < ROUNDS; round++) {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", `${REPO}scripts/bench/worker_floor.ts`, "2"],
+        env: { MALLOC_ARENA_MAX: "2" },
+        stderr: "inherit",
+      }).output();
+      const kib =
+        (/WORKER_FLOOR rss_kib=([\d,]+)/.exec(new TextDecoder().decode(out.stdout))?.[1] ??
+          "").split(",").map(Number);
+      first.denovmm.push((kib[1] - kib[0]) / 1024);
+      second.denovmm.push((kib[2] - kib[1]) / 1024);
+    }
   }
 
   if (ONLY.has("exits")) {
@@ -575,22 +674,34 @@ async function benchX86(): Promise<void> {
     const pioPvh = row("  same, vs QEMU on the vmlinux", "µs", "microvm PVH");
     const mmio = row("exit round trip, MMIO write", "µs", "microvm bz", false, "≤1.00");
     const mmioPvh = row("  same, vs QEMU on the vmlinux", "µs", "microvm PVH");
-    const cases = [[`pio`, pio, pioPvh, "pio_us"], ["mmio", mmio, mmioPvh, "mmio_us"]] as const;
+    // vCPU 0 on a Worker, as the APs run (DENOVMM_BOOT_VCPU=worker), against the same QEMU runs:
+    // what the main thread's slices cost an exit.
+    const pioWorker = row("  port write, vCPU 0 on a Worker", "µs", "microvm bz");
+    const mmioWorker = row("  MMIO write, vCPU 0 on a Worker", "µs", "microvm bz");
+    const cases = [
+      [`pio`, pio, pioPvh, pioWorker, "pio_us"],
+      ["mmio", mmio, mmioPvh, mmioWorker, "mmio_us"],
+    ] as const;
+    const onWorker = { DENOVMM_BOOT_VCPU: "worker" };
     for (let round = 0; round < ROUNDS; round++) {
-      for (const [mode, r, rPvh, key] of cases) {
+      for (const [mode, r, rPvh, rWorker, key] of cases) {
         const d = await runVm(denovmm(g(mode)));
         const q = await runVm(qemu("microvm", { ...g(mode), kernel: bz }));
+        const dWorker = await runVm(denovmm(g(mode)), undefined, onWorker);
         const qPvh = await runVm(qemu("microvm", g(mode)));
         r.denovmm.push(d.values[key]), rPvh.denovmm.push(d.values[key]);
         r.qemu.push(q.values[key]), rPvh.qemu.push(qPvh.values[key]);
+        rWorker.denovmm.push(dWorker.values[key]), rWorker.qemu.push(q.values[key]);
         log(
-          `exits ${mode} round ${round + 1}: denovmm ${d.values[key]} µs, QEMU ${
-            q.values[key]
-          } µs (bzImage), ${qPvh.values[key]} µs (vmlinux)`,
+          `exits ${mode} round ${round + 1}: denovmm ${d.values[key]} µs (vCPU 0 on a Worker ${
+            dWorker.values[key]
+          } µs), QEMU ${q.values[key]} µs (bzImage), ${qPvh.values[key]} µs (vmlinux)`,
         );
       }
     }
   }
+
+  if (ONLY.has("exits")) await exitFloors();
 
   if (ONLY.has("disk")) {
     const g: Guest = {

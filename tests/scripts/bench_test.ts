@@ -3,6 +3,7 @@
 import { deepEqual, equal, match, ok, throws } from "../assert.ts";
 import { BenchUsageError, parseBenchArgs } from "../../scripts/bench/options.ts";
 import { fastest, fmt, median, roundDiffs, roundRatios, span } from "../../scripts/bench/stats.ts";
+import { exitFloorBios } from "../../scripts/bench/exit_floor_bios.ts";
 import {
   denovmmArm64,
   denovmmClaims,
@@ -153,4 +154,21 @@ Deno.test("bench arm64: the guest program must be a static aarch64 ELF", () => {
   match(notStaticAarch64(elf(62, [1]))!, /e_machine 62/);
   match(notStaticAarch64(elf(183, [6, 3, 1]))!, /dynamically linked/);
   match(notStaticAarch64(new TextEncoder().encode("#!/bin/sh\n".padEnd(80)))!, /not an ELF/);
+});
+
+Deno.test("exit_floor_bios: the reset vector jumps to the loop, which counts N writes", () => {
+  const image = exitFloorBios(0x12345678);
+  equal(image.length, 64 * 1024);
+  // The reset vector (CS base 0xffff0000, IP 0xfff0): a near jump whose target is offset 0.
+  equal(image[0xfff0], 0xe9);
+  const rel = image[0xfff1] | (image[0xfff2] << 8);
+  equal((0xfff0 + 3 + rel) & 0xffff, 0);
+  // mov ecx, N (operand-size prefix, little-endian), then the port and the loop back to `out`.
+  deepEqual([...image.subarray(0, 6)], [0x66, 0xb9, 0x78, 0x56, 0x34, 0x12]);
+  deepEqual([...image.subarray(6, 9)], [0xba, 0xf0, 0x04]);
+  equal(image[9], 0xee);
+  equal((14 + (image[13] << 24 >> 24)) & 0xffff, 9); // jnz back to the out
+  deepEqual([...image.subarray(14, 19)], [0xba, 0x01, 0x05, 0xee, 0xf4]);
+  throws(() => exitFloorBios(0));
+  throws(() => exitFloorBios(2 ** 32));
 });
