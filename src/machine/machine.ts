@@ -110,7 +110,7 @@ export async function runMachine(cfg: MachineConfig): Promise<MachineResult> {
     // emulated CPU). Started now, they load while this thread builds the VM; each then waits
     // for its init message.
     mark("RAM mapped");
-    threads = new Threads(cfg.cpus, withIo);
+    threads = new Threads(cfg.cpus, withIo, bootVcpuOnWorker());
     mark("Workers made");
     const tBuild = performance.now();
     setup = buildMachine(cfg, ram, placed, initrd, hosts, copy !== undefined, mark);
@@ -201,12 +201,27 @@ function buildMachine(
 }
 
 /**
+ * Whether vCPU 0 runs on a Worker of its own, as the APs do, instead of on the main thread in
+ * slices (./boot_vcpu.ts): `DENOVMM_BOOT_VCPU=worker`. The main thread starts sooner and holds
+ * one isolate less; a Worker's loop never hands the thread back, so V8 optimizes it once and
+ * no tick interrupts it (README "Benchmarks": what each costs).
+ */
+export function bootVcpuOnWorker(): boolean {
+  const v = Deno.env.get("DENOVMM_BOOT_VCPU");
+  if (v === undefined || v === "" || v === "main") return false;
+  if (v === "worker") return true;
+  throw new MachineError(`DENOVMM_BOOT_VCPU is 'main' or 'worker', not '${v}'`);
+}
+
+/**
  * The boot vCPU (on this thread: ./boot_vcpu.ts), the application processors' Workers and the
  * I/O Worker, from their start to the VM's end.
  */
 class Threads {
-  /** The APs' Workers: vCPU id - 1. */
+  /** The vCPU Workers: the APs', and vCPU 0's where it has one; index vCPU id - #firstWorker. */
   readonly #aps: Worker[] = [];
+  /** 1, or 0 where vCPU 0 runs on a Worker too (bootVcpuOnWorker). */
+  readonly #firstWorker: number;
   readonly #io: Worker | undefined;
   #resolve: (r: MachineResult) => void = () => {};
   readonly #ended = new Promise<MachineResult>((resolve) => this.#resolve = resolve);
@@ -216,7 +231,8 @@ class Threads {
   readonly #stopped = new Promise<void>((resolve) => this.#allStopped = resolve);
   #openGate: () => void = () => {};
 
-  constructor(cpus: number, withIo: boolean) {
+  constructor(cpus: number, withIo: boolean, vcpu0OnWorker: boolean) {
+    this.#firstWorker = vcpu0OnWorker ? 0 : 1;
     if (withIo) {
       const io = new Worker(new URL("./io_thread.ts", import.meta.url), { type: "module" });
       io.onmessage = (e: MessageEvent<IoWorkerReport>) => {
@@ -231,7 +247,7 @@ class Threads {
       this.#io = io;
     }
     this.#looping.add(0);
-    for (let id = 1; id < cpus; id++) {
+    for (let id = this.#firstWorker; id < cpus; id++) {
       const w = new Worker(new URL("./vcpu_thread.ts", import.meta.url), { type: "module" });
       w.onerror = (e) => {
         e.preventDefault();
@@ -336,7 +352,7 @@ class Threads {
       apsReady();
     };
     const openGate = this.#openGate;
-    if (cfg.cpus === 1) openGate();
+    if (this.#aps.length === 0) openGate();
     this.#aps.forEach((w, index) => {
       w.onmessage = (e: MessageEvent<VcpuWorkerReport>) => {
         const r = e.data;
@@ -348,7 +364,7 @@ class Threads {
                 `start (${Math.round(performance.now() - t0)} ms after its init)`,
             );
           }
-          if (++ready === cfg.cpus - 1) openGate();
+          if (++ready === this.#aps.length) openGate();
         } else if (r.type === "done") {
           this.#loopEnded(r.vcpuId);
           if (!r.stoppedByHost) this.#resolve({ status: r.status, message: r.message });
@@ -357,9 +373,9 @@ class Threads {
           this.#resolve({ status: 1, message: `vcpu${r.vcpuId}: ${r.message}` });
         }
       };
-      w.postMessage(init(index + 1));
+      w.postMessage(init(index + this.#firstWorker));
     });
-    void this.#runBootVcpu(init(0), stopper, allApsReady, cfg.debug);
+    if (this.#firstWorker === 1) void this.#runBootVcpu(init(0), stopper, allApsReady, cfg.debug);
     let quit: (r: MachineResult) => void = () => {};
     const quitRequested = new Promise<MachineResult>((resolve) => quit = resolve);
     const input: ConsoleInput = consoleIo ? virtioConsoleInput(consoleIo) : {

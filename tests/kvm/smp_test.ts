@@ -30,3 +30,19 @@ Deno.test("smp: with 2 vCPUs, the output of the command before `exit` arrives wh
   ok(/^trap -- 'stty sane[^']*' EXIT\r?$/m.test(r.stdout), `the shell's EXIT trap:\n${r.stdout}`);
   ok(/^last-line-42\r?$/m.test(r.stdout), `the tail of the output:\n${r.stdout.slice(-2000)}`);
 });
+
+// DENOVMM_BOOT_VCPU=worker: vCPU 0 on a Worker of its own, as the APs (README "Benchmarks").
+for (const cpus of [1, 2]) {
+  Deno.test(`smp: DENOVMM_BOOT_VCPU=worker, -c ${cpus}: vCPU 0 runs on a Worker and the guest works`, async () => {
+    const r = await runDenovmm({
+      args: ["run", "--debug", "-c", `${cpus}`],
+      env: { DENOVMM_BOOT_VCPU: "worker" },
+      input: "nproc; echo worker-boot-$((6 * 7)); exit 3\n",
+    });
+    equal(r.status, 3, r.stdout + r.stderr);
+    ok(/^worker-boot-42\r?$/m.test(r.stdout), r.stdout);
+    ok(new RegExp(`^${cpus}\\r?$`, "m").test(r.stdout), `nproc is ${cpus}`);
+    ok(/vcpu0 thread ready/.test(r.stderr), `vCPU 0's Worker reported ready:\n${r.stderr}`);
+    ok(!/main thread/.test(r.stderr), "vCPU 0 did not run on the main thread");
+  });
+}
