@@ -5,12 +5,15 @@
  *   bare    from a JavaScript loop that calls KVM_RUN and reads the port, nothing else: what
  *           V8 and Deno's FFI cost per exit
  *   loop    through the vCPU exit loop (src/vcpu/exit_loop.ts) with a port bus and debug-exit
- *   slice   the same in slices with the boot vCPU's tick and an event-loop turn between them,
- *           as vCPU 0 runs on the main thread (src/machine/boot_vcpu.ts)
+ *   slice   the same in slices (the `slices` generator) with the boot vCPU's tick and an
+ *           event-loop turn between them, as vCPU 0 runs on the main thread
+ *           (src/machine/boot_vcpu.ts); slice-noturn: the tick, no turn; slice-spin: neither
+ *           (slices end by the clock alone)
  *
- * Prints `FLOOR <mode> exits=E us=T` (wall time per exit). Run by exit_floor.sh.
+ * Prints `FLOOR <mode> exits=E us=T` (wall time per exit; slice modes add `slices=K`). Run by
+ * exit_floor.sh.
  *
- *   deno run -A scripts/bench/exit_floor.ts [bare|loop|slice] [N] [TICK_MS]
+ *   deno run -A scripts/bench/exit_floor.ts [bare|loop|slice|slice-noturn|slice-spin] [N] [TICK_MS]
  *
  * (TICK_MS: the slice mode's tick and slice length instead of the boot vCPU's.)
  *
@@ -26,7 +29,7 @@ import { DEBUG_EXIT_PORT, DebugExit } from "../../src/devices/debug_exit.ts";
 import { SLICE_MS, TICK_MS } from "../../src/machine/boot_vcpu.ts";
 import { createVm } from "../../src/machine/vm.ts";
 import { createStats, ExitStats, STAT } from "../../src/vcpu/exit_stats.ts";
-import { runLoop, runSlice, StopRequest } from "../../src/vcpu/exit_loop.ts";
+import { runLoop, slices as sliceGenerator, StopRequest } from "../../src/vcpu/exit_loop.ts";
 
 const KVM_RUN = 0xae80n;
 const SIGURG = 23;
@@ -36,11 +39,14 @@ const mode = Deno.args[0] ?? "loop";
 const n = Number(Deno.args[1] ?? 30000);
 const tickMs = Number(Deno.args[2] ?? TICK_MS);
 if (
-  !["bare", "loop", "slice", "slice-noturn", "slice-spin"].includes(mode) || !Number.isInteger(n) ||
+  !["bare", "loop", "slice", "slice-noturn", "slice-spin"].includes(mode) ||
+  !Number.isInteger(n) ||
   n < 1 || n >= 2 ** 31 ||
   !(tickMs >= 1)
 ) {
-  console.error("usage: exit_floor.ts [bare|loop|slice|slice-noturn|slice-spin] [N] [TICK_MS]");
+  console.error(
+    "usage: exit_floor.ts [bare|loop|slice|slice-noturn|slice-spin] [N] [TICK_MS]",
+  );
   Deno.exit(2);
 }
 
@@ -118,7 +124,8 @@ if (mode === "bare") {
   exits = stats.get(STAT.exits);
 } else {
   const sliceMs = Deno.args[2] === undefined ? SLICE_MS : tickMs;
-  while (runSlice(vcpu, pio, mmio, stats, stop, opts, sliceMs) === undefined) {
+  const run = sliceGenerator(vcpu, pio, mmio, stats, stop, opts, sliceMs);
+  while (!run.next().done) {
     slices++;
     if (turning) await turn();
   }

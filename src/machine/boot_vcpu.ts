@@ -6,7 +6,7 @@
  *
  * A synchronous KVM_RUN blocks this thread, whose event loop also serves stdin, the stop
  * signals, the console's timers and the Workers' messages. So the loop runs in slices
- * (runSlice): a POSIX timer sends this thread a signal every TICK_MS, which ends a KVM_RUN in
+ * (`slices`, a generator whose frame lives on from one slice to the next): a POSIX timer sends this thread a signal every TICK_MS, which ends a KVM_RUN in
  * progress (EINTR) however idle the guest is; a guest busy with exits is let go after SLICE_MS
  * of them. Between two slices the event loop gets one turn, through `setImmediate` (a
  * setTimeout(0) would take milliseconds: timers are clamped), and the console and the VM's
@@ -24,7 +24,7 @@ import { setImmediate } from "node:timers";
 import { libc } from "../../ffi/libc.ts";
 import { interruptOnly } from "../../ffi/signal_action.ts";
 import { ThreadTimer } from "../../ffi/thread_timer.ts";
-import { type LoopOutcome, runSlice } from "../vcpu/exit_loop.ts";
+import { type LoopOutcome, slices } from "../vcpu/exit_loop.ts";
 import { type VcpuContext, vcpuContext } from "./vcpu_context.ts";
 import type { VcpuWorkerInit } from "./vcpu_thread_protocol.ts";
 
@@ -53,9 +53,12 @@ export class BootVcpu {
     interruptOnly(SIGURG);
     const timer = new ThreadTimer(this.tid, SIGURG, TICK_MS);
     try {
+      // One generator for all the slices: the exit loop's frame outlives each slice, so V8
+      // optimizes it once, as a Worker's (../vcpu/exit_loop.ts, `slices`).
+      const run = slices(c.vcpu, c.pio, c.mmio, c.stats, c.stop, c.opts, SLICE_MS);
       for (;;) {
-        const outcome = runSlice(c.vcpu, c.pio, c.mmio, c.stats, c.stop, c.opts, SLICE_MS);
-        if (outcome !== undefined) return outcome;
+        const slice = run.next();
+        if (slice.done) return slice.value;
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
     } finally {

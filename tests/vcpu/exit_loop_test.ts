@@ -3,7 +3,7 @@ import { KVM_EXIT_IO_OUT, KVM_RUN_OFFSETS, KvmRun } from "../../ffi/kvm_run.ts";
 import type { VcpuFd } from "../../ffi/kvm_fds.ts";
 import { Bus } from "../../src/bus/bus.ts";
 import { createStats, ExitStats } from "../../src/vcpu/exit_stats.ts";
-import { runLoop, runSlice, StopRequest } from "../../src/vcpu/exit_loop.ts";
+import { runLoop, slices, StopRequest } from "../../src/vcpu/exit_loop.ts";
 import { describeError } from "../../src/log.ts";
 
 const KVM_EXIT_IO = 2;
@@ -66,31 +66,11 @@ Deno.test("exit loop: a device that throws ends the loop with its error, stack k
   ok(debug.split("\n").length > 2);
 });
 
-Deno.test("exit loop in slices: back to the caller on EINTR and after the slice's time, with the outcome at the end", () => {
+Deno.test("exit loop: a Worker's loop goes on through EINTR", () => {
   const pio = new Bus("port I/O", 0x10000);
   const mmio = new Bus("MMIO", 2 ** 52);
-  let writes = 0;
-  const stop = new StopRequest();
-  pio.register(0x100, 1, {
-    read: () => {},
-    write: () => {
-      if (++writes === 5000) stop.stop(7);
-    },
-  }, "counter");
   const opts = { debug: false, log: () => {} };
-  const stats = new ExitStats(createStats());
-  // The 3rd KVM_RUN is interrupted: two exits are handled, then the caller gets its turn.
-  const vcpu = fakeVcpu(0x100, [3]);
-  equal(runSlice(vcpu, pio, mmio, stats, stop, opts, 60_000), undefined);
-  equal(writes, 2);
-  // No slice time at all: it returns at its first look at the clock (every 1024 exits).
-  equal(runSlice(vcpu, pio, mmio, stats, stop, opts, 0), undefined);
-  equal(writes, 2 + 1024);
-  // Then a long slice runs on to the VM's end, which it returns.
-  equal(runSlice(vcpu, pio, mmio, stats, stop, opts, 60_000)?.status, 7);
-  equal(writes, 5000);
-  // A Worker's loop goes on through EINTR.
-  writes = 0;
+  let writes = 0;
   const again = new StopRequest();
   pio.register(
     0x200,
@@ -98,6 +78,59 @@ Deno.test("exit loop in slices: back to the caller on EINTR and after the slice'
     { read: () => {}, write: () => void (++writes === 10 && again.stop(3)) },
     "c2",
   );
+  const stats = new ExitStats(createStats());
   equal(runLoop(fakeVcpu(0x200, [1, 2, 5]), pio, mmio, stats, again, opts).status, 3);
   equal(writes, 10);
+});
+
+Deno.test("exit loop as a generator of slices: yields on EINTR and after the slice's time, returns the outcome", () => {
+  const pio = new Bus("port I/O", 0x10000);
+  const mmio = new Bus("MMIO", 2 ** 52);
+  let writes = 0;
+  const stop = new StopRequest();
+  pio.register(0x100, 1, {
+    read: () => {},
+    write: () => {
+      if (++writes === 3000) stop.stop(9);
+    },
+  }, "counter");
+  const opts = { debug: false, log: () => {} };
+  // The 3rd and the 1500th KVM_RUN are interrupted; a slice of no time yields at each look at
+  // the clock (every 1024 exits).
+  const run = slices(
+    fakeVcpu(0x100, [3, 1500]),
+    pio,
+    mmio,
+    new ExitStats(createStats()),
+    stop,
+    opts,
+    0,
+  );
+  const seen: number[] = [];
+  let r = run.next();
+  while (!r.done) {
+    seen.push(writes);
+    r = run.next();
+  }
+  equal(r.value.status, 9);
+  equal(writes, 3000);
+  // EINTR after 2 exits; the clock 1024 exits later; then EINTR at the 1500th KVM_RUN, after
+  // 1500 - 2 interrupted calls = 1498 exits.
+  equal(seen[0], 2);
+  equal(seen[1], 2 + 1024);
+  equal(seen[2], 1498);
+  // A long slice runs on to the VM's end, which it returns.
+  let more = 0;
+  const end = new StopRequest();
+  pio.register(
+    0x300,
+    1,
+    { read: () => {}, write: () => void (++more === 5000 && end.stop(4)) },
+    "c3",
+  );
+  const long = slices(fakeVcpu(0x300), pio, mmio, new ExitStats(createStats()), end, opts, 60_000);
+  const first = long.next();
+  equal(first.done, true);
+  equal(first.value?.status, 4);
+  equal(more, 5000);
 });
