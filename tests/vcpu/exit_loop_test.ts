@@ -33,6 +33,16 @@ function fakeVcpu(port: number, interrupted: number[] = []): VcpuFd {
   } as unknown as VcpuFd;
 }
 
+/** A port that ends the VM with `status` at its `n`th write; `writes()` says how many so far. */
+function counterPort(pio: Bus, port: number, n: number, stop: StopRequest, status: number) {
+  let writes = 0;
+  pio.register(port, 1, {
+    read: () => {},
+    write: () => void (++writes === n && stop.stop(status)),
+  }, `counter ${port}`);
+  return { writes: () => writes };
+}
+
 function deviceThatThrows(): never {
   throw new TypeError("a bug in a device model");
 }
@@ -70,17 +80,11 @@ Deno.test("exit loop: a Worker's loop goes on through EINTR", () => {
   const pio = new Bus("port I/O", 0x10000);
   const mmio = new Bus("MMIO", 2 ** 52);
   const opts = { debug: false, log: () => {} };
-  let writes = 0;
   const again = new StopRequest();
-  pio.register(
-    0x200,
-    1,
-    { read: () => {}, write: () => void (++writes === 10 && again.stop(3)) },
-    "c2",
-  );
+  const port = counterPort(pio, 0x200, 10, again, 3);
   const stats = new ExitStats(createStats());
   equal(runLoop(fakeVcpu(0x200, [1, 2, 5]), pio, mmio, stats, again, opts).status, 3);
-  equal(writes, 10);
+  equal(port.writes(), 10);
 });
 
 Deno.test("exit loop as a generator of slices: yields on EINTR and after the slice's time, returns the outcome", () => {
@@ -120,17 +124,11 @@ Deno.test("exit loop as a generator of slices: yields on EINTR and after the sli
   equal(seen[1], 2 + 1024);
   equal(seen[2], 1498);
   // A long slice runs on to the VM's end, which it returns.
-  let more = 0;
   const end = new StopRequest();
-  pio.register(
-    0x300,
-    1,
-    { read: () => {}, write: () => void (++more === 5000 && end.stop(4)) },
-    "c3",
-  );
+  const port = counterPort(pio, 0x300, 5000, end, 4);
   const long = slices(fakeVcpu(0x300), pio, mmio, new ExitStats(createStats()), end, opts, 60_000);
   const first = long.next();
   equal(first.done, true);
   equal(first.value?.status, 4);
-  equal(more, 5000);
+  equal(port.writes(), 5000);
 });
