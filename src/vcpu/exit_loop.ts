@@ -72,6 +72,7 @@ export function runLoop(
   while (stop.outcome === undefined) {
     // EINTR (a signal such as the stop kick): go back in; the stop flag is read above.
     if (vcpu.runOnce()) handler.handle();
+    else stats.bump(STAT.interrupted);
   }
   return stop.outcome;
 }
@@ -100,6 +101,7 @@ export function* slices(
   let untilClock = SLICE_CHECK_EXITS;
   while (stop.outcome === undefined) {
     if (!vcpu.runOnce()) {
+      stats.bump(STAT.interrupted);
       yield;
       sliceStart = performance.now();
       untilClock = SLICE_CHECK_EXITS;
@@ -109,6 +111,7 @@ export function* slices(
     if (--untilClock === 0) {
       untilClock = SLICE_CHECK_EXITS;
       if (performance.now() - sliceStart >= sliceMs && stop.outcome === undefined) {
+        stats.bump(STAT.sliceClock);
         yield;
         sliceStart = performance.now();
       }

@@ -13,6 +13,10 @@ export const STAT = {
   /** PCI config accesses by mechanism: conf1 takes two exits (address, data), ECAM one. */
   pciConf1: 7,
   pciEcam: 8,
+  /** KVM_RUN ended by a signal (EINTR): the boot vCPU's tick, a stop kick. */
+  interrupted: 9,
+  /** Slices of the boot vCPU (../machine/boot_vcpu.ts) ended by the clock, not by a signal. */
+  sliceClock: 10,
 } as const;
 const COUNT = Object.keys(STAT).length;
 

@@ -24,9 +24,20 @@ Deno.test("smp: -c 4 brings 4 CPUs online and a 4-way parallel job finishes", as
 Deno.test("smp: with 2 vCPUs, the output of the command before `exit` arrives whole", async () => {
   const r = await runDenovmm({
     args: ["run", "-c", "2"],
+    // The exit counters without --debug (README "Benchmarks"), checked below.
+    env: { DENOVMM_STATS: "1" },
     input: "trap\ndmesg; echo last-line-$((6 * 7)); exit 0\n",
   });
   equal(r.status, 0, r.stdout + r.stderr);
+  const stats = /^denovmm: exits: exits=(\d+) .* interrupted=(\d+) sliceClock=(\d+)$/m.exec(
+    r.stderr,
+  );
+  ok(stats, `DENOVMM_STATS=1 prints the counters:\n${r.stderr}`);
+  ok(Number(stats[1]) > 1000, `a Linux boot takes thousands of exits: ${stats[0]}`);
+  // vCPU 0's KVM_RUN on the main thread is ended by the 20 ms tick (../../src/machine/boot_vcpu.ts)
+  // throughout a boot of seconds.
+  ok(Number(stats[2]) > 10, `the tick interrupted the boot vCPU: ${stats[0]}`);
+  ok(!/unclaimed|denovmm: VM built/.test(r.stderr), `none of --debug's lines:\n${r.stderr}`);
   ok(/^trap -- 'stty sane[^']*' EXIT\r?$/m.test(r.stdout), `the shell's EXIT trap:\n${r.stdout}`);
   ok(/^last-line-42\r?$/m.test(r.stdout), `the tail of the output:\n${r.stdout.slice(-2000)}`);
 });

@@ -2,7 +2,7 @@ import { equal, match, ok } from "../assert.ts";
 import { KVM_EXIT_IO_OUT, KVM_RUN_OFFSETS, KvmRun } from "../../ffi/kvm_run.ts";
 import type { VcpuFd } from "../../ffi/kvm_fds.ts";
 import { Bus } from "../../src/bus/bus.ts";
-import { createStats, ExitStats } from "../../src/vcpu/exit_stats.ts";
+import { createStats, ExitStats, STAT } from "../../src/vcpu/exit_stats.ts";
 import { runLoop, slices, StopRequest } from "../../src/vcpu/exit_loop.ts";
 import { describeError } from "../../src/log.ts";
 
@@ -85,6 +85,7 @@ Deno.test("exit loop: a Worker's loop goes on through EINTR", () => {
   const stats = new ExitStats(createStats());
   equal(runLoop(fakeVcpu(0x200, [1, 2, 5]), pio, mmio, stats, again, opts).status, 3);
   equal(port.writes(), 10);
+  equal(stats.get(STAT.interrupted), 3, "each EINTR counted");
 });
 
 Deno.test("exit loop as a generator of slices: yields on EINTR and after the slice's time, returns the outcome", () => {
@@ -101,15 +102,8 @@ Deno.test("exit loop as a generator of slices: yields on EINTR and after the sli
   const opts = { debug: false, log: () => {} };
   // The 3rd and the 1500th KVM_RUN are interrupted; a slice of no time yields at each look at
   // the clock (every 1024 exits).
-  const run = slices(
-    fakeVcpu(0x100, [3, 1500]),
-    pio,
-    mmio,
-    new ExitStats(createStats()),
-    stop,
-    opts,
-    0,
-  );
+  const stats = new ExitStats(createStats());
+  const run = slices(fakeVcpu(0x100, [3, 1500]), pio, mmio, stats, stop, opts, 0);
   const seen: number[] = [];
   let r = run.next();
   while (!r.done) {
@@ -123,6 +117,9 @@ Deno.test("exit loop as a generator of slices: yields on EINTR and after the sli
   equal(seen[0], 2);
   equal(seen[1], 2 + 1024);
   equal(seen[2], 1498);
+  // Counted as such (--debug prints them): two by a signal, the rest by the clock.
+  equal(stats.get(STAT.interrupted), 2);
+  equal(stats.get(STAT.sliceClock), seen.length - 2);
   // A long slice runs on to the VM's end, which it returns.
   const end = new StopRequest();
   const port = counterPort(pio, 0x300, 5000, end, 4);
