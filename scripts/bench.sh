@@ -20,6 +20,9 @@ for ((i = 0; i < ${#args[@]}; i++)); do
   esac
 done
 export DENOVMM_SANDBOX_CPUS=${DENOVMM_SANDBOX_CPUS:-2}
+# This run's id: when the sandbox's kernel dies and with-kvm.sh starts the run once more, the
+# sections the first try finished are kept (scripts/bench/checkpoint.ts).
+export DENOVMM_BENCH_RUN=${DENOVMM_BENCH_RUN:-$(date +%s)-$$}
 deno=$(command -v deno || echo "$repo/.tools/deno")
 case $arch in
 x86_64 | amd64 | x86)

@@ -40,6 +40,7 @@ import { writeCpioGz } from "./lib/cpio.ts";
 import { type BenchOptions, BenchUsageError, parseBenchArgs } from "./bench/options.ts";
 import { fastest, fmt, roundDiffs, roundRatios, span } from "./bench/stats.ts";
 import { exitFloorBios } from "./bench/exit_floor_bios.ts";
+import { Checkpoint } from "./bench/checkpoint.ts";
 import {
   type Arm64Guest,
   denovmmArm64,
@@ -434,56 +435,78 @@ async function benchArm64(): Promise<void> {
     ram: RAM,
   });
   if (ONLY.has("boot")) {
-    for (const cpus of [1, 2]) {
-      const guest = g("quiet bench=boot", cpus);
-      const wall = row(`boot to /init, Image, ${cpus} vCPU (wall)`, "s", "virt");
-      const up = row(`  guest uptime at /init, ${cpus} vCPU`, "s", "virt");
-      const rss = row(`peak RSS, boot, ${cpus} vCPU`, "MiB", "virt");
-      const rssNet = row(`  RSS less guest pages touched, ${cpus} vCPU`, "MiB", "virt");
-      for (let round = 0; round < ROUNDS; round++) {
-        // A B A B: each denovmm run next to the QEMU run it is compared with.
-        const d = await runVm(denovmmArm64(ARM64_BINARY, guest), timeoutMs);
-        const q = await runVm(qemuArm64(QEMU_ARM64, guest), timeoutMs);
-        wall.denovmm.push(d.wallMs / 1000), wall.qemu.push(q.wallMs / 1000);
-        up.denovmm.push(d.uptime), up.qemu.push(q.uptime);
-        rss.denovmm.push(d.hwmKiB / 1024), rss.qemu.push(q.hwmKiB / 1024);
-        rssNet.denovmm.push((d.hwmKiB - d.guestKiB) / 1024);
-        rssNet.qemu.push((q.hwmKiB - q.guestKiB) / 1024);
-        log(
-          `boot ${cpus} vCPU round ${round + 1}: denovmm ${fmt(d.wallMs / 1000)} s ` +
-            `(uptime ${d.uptime} s), QEMU ${fmt(q.wallMs / 1000)} s (uptime ${q.uptime} s)`,
-        );
+    await section("boot", async () => {
+      for (const cpus of [1, 2]) {
+        const guest = g("quiet bench=boot", cpus);
+        const wall = row(`boot to /init, Image, ${cpus} vCPU (wall)`, "s", "virt");
+        const up = row(`  guest uptime at /init, ${cpus} vCPU`, "s", "virt");
+        const rss = row(`peak RSS, boot, ${cpus} vCPU`, "MiB", "virt");
+        const rssNet = row(`  RSS less guest pages touched, ${cpus} vCPU`, "MiB", "virt");
+        for (let round = 0; round < ROUNDS; round++) {
+          // A B A B: each denovmm run next to the QEMU run it is compared with.
+          const d = await runVm(denovmmArm64(ARM64_BINARY, guest), timeoutMs);
+          const q = await runVm(qemuArm64(QEMU_ARM64, guest), timeoutMs);
+          wall.denovmm.push(d.wallMs / 1000), wall.qemu.push(q.wallMs / 1000);
+          up.denovmm.push(d.uptime), up.qemu.push(q.uptime);
+          rss.denovmm.push(d.hwmKiB / 1024), rss.qemu.push(q.hwmKiB / 1024);
+          rssNet.denovmm.push((d.hwmKiB - d.guestKiB) / 1024);
+          rssNet.qemu.push((q.hwmKiB - q.guestKiB) / 1024);
+          log(
+            `boot ${cpus} vCPU round ${round + 1}: denovmm ${fmt(d.wallMs / 1000)} s ` +
+              `(uptime ${d.uptime} s), QEMU ${fmt(q.wallMs / 1000)} s (uptime ${q.uptime} s)`,
+          );
+        }
       }
-    }
+    });
   }
   if (ONLY.has("exits")) {
-    // 10 000 (x86: 20 000): an exit costs 0.5-0.8 ms in the arm64 sandbox, several times x86's.
-    const n = 10000;
-    const mmio = row("exit round trip, MMIO write (unclaimed)", "µs", "virt");
-    const pio = row("exit round trip, PCI I/O window write", "µs", "virt");
-    const hex = (a: number) => `0x${a.toString(16)}`;
-    const cases = [
-      ["mmio", mmio, UNCLAIMED_MMIO, UNCLAIMED_MMIO],
-      ["pio window", pio, pioWindowAddress("denovmm"), pioWindowAddress("qemu")],
-    ] as const;
-    for (let round = 0; round < ROUNDS; round++) {
-      for (const [what, r, atD, atQ] of cases) {
-        const params = (at: number) => `quiet bench=mmio bench_n=${n} bench_addr=${hex(at)}`;
-        const d = await runVm(denovmmArm64(ARM64_BINARY, g(params(atD), 1)), timeoutMs);
-        const q = await runVm(qemuArm64(QEMU_ARM64, g(params(atQ), 1)), timeoutMs);
-        r.denovmm.push(d.values.mmio_us), r.qemu.push(q.values.mmio_us);
-        log(
-          `exits ${what} round ${round + 1}: denovmm ${d.values.mmio_us} µs (${hex(atD)}), ` +
-            `QEMU ${q.values.mmio_us} µs (${hex(atQ)})`,
-        );
+    await section("exits", async () => {
+      // 10 000 (x86: 20 000): an exit costs 0.5-0.8 ms in the arm64 sandbox, several times x86's.
+      const n = 10000;
+      const mmio = row("exit round trip, MMIO write (unclaimed)", "µs", "virt");
+      const pio = row("exit round trip, PCI I/O window write", "µs", "virt");
+      const hex = (a: number) => `0x${a.toString(16)}`;
+      const cases = [
+        ["mmio", mmio, UNCLAIMED_MMIO, UNCLAIMED_MMIO],
+        ["pio window", pio, pioWindowAddress("denovmm"), pioWindowAddress("qemu")],
+      ] as const;
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const [what, r, atD, atQ] of cases) {
+          const params = (at: number) => `quiet bench=mmio bench_n=${n} bench_addr=${hex(at)}`;
+          const d = await runVm(denovmmArm64(ARM64_BINARY, g(params(atD), 1)), timeoutMs);
+          const q = await runVm(qemuArm64(QEMU_ARM64, g(params(atQ), 1)), timeoutMs);
+          r.denovmm.push(d.values.mmio_us), r.qemu.push(q.values.mmio_us);
+          log(
+            `exits ${what} round ${round + 1}: denovmm ${d.values.mmio_us} µs (${hex(atD)}), ` +
+              `QEMU ${q.values.mmio_us} µs (${hex(atQ)})`,
+          );
+        }
       }
-    }
+    });
   }
 }
 
 // ---------------------------------------------------------------------------------------------
 
 const log = (s: string) => console.error(`bench: ${s}`);
+
+// A section (boot, exits, ...) that this run finished before the sandbox's kernel died is kept,
+// not measured again, when with-kvm.sh starts the run once more (./bench/checkpoint.ts).
+const checkpoint = new Checkpoint<Row>(
+  `${OUT_DIR}/checkpoint-${ARCH}.json`,
+  options.prepared ? Deno.env.get("DENOVMM_BENCH_RUN") : undefined,
+);
+async function section(name: string, body: () => Promise<void>): Promise<void> {
+  const kept = checkpoint.restore(name);
+  if (kept) {
+    rows.push(...kept.rows), failures.push(...kept.failures);
+    log(`${name}: as this run's first try measured it (the sandbox's kernel died after it)`);
+    return;
+  }
+  const firstRow = rows.length, firstFailure = failures.length;
+  await body();
+  checkpoint.save(name, { rows: rows.slice(firstRow), failures: failures.slice(firstFailure) });
+}
 
 /**
  * One exit on a trivial guest (exit_floor.c's: N writes to an unclaimed port from real mode),
@@ -548,203 +571,213 @@ async function benchX86(): Promise<void> {
   const elf = `${GUEST}/vmlinux`;
 
   if (ONLY.has("boot")) {
-    // RSS less guest pages per vCPU count, for what one more vCPU adds.
-    const net: Record<number, { denovmm: number[]; qemu: number[] }> = {};
-    for (const cpus of [1, 2]) {
-      const g = (kernel: string): Guest => ({ kernel, initrd, params: "quiet bench=boot", cpus });
-      const s = cpus === 1 ? "" : "s";
-      // The issue's figures first: the vmlinux against QEMU `pc` on the bzImage (what most
-      // users run) and against QEMU's fastest way to boot the same kernel.
-      const elfPc = row(
-        `boot to /init, vmlinux, ${cpus} vCPU${s} (wall)`,
-        "s",
-        "pc bzImage",
-        false,
-        cpus === 1 ? "≤0.50" : "≤0.60",
-      );
-      const elfBest = row(`  same, vs QEMU's fastest`, "s", "", false, cpus === 1 ? "≤0.70" : "");
-      // QEMU loads an ELF vmlinux with a PVH note (Debian's has CONFIG_PVH=y) through PVH:
-      // no real mode, no decompression, as denovmm's vmlinux boot.
-      const peers = {
-        "pc bzImage": [] as number[],
-        "pc PVH": [] as number[],
-        "microvm bz": [] as number[],
-        "microvm PVH": [] as number[],
-      };
-      const others = (["pc PVH", "microvm PVH", "microvm bz"] as const).map((peer) =>
-        [peer, row(`  same, vs QEMU ${peer}`, "s", peer)] as const
-      );
-      const bzPc = row(`boot to /init, bzImage, ${cpus} vCPU${s} (wall)`, "s", "pc bzImage");
-      const upPc = row(`  guest uptime at /init, vmlinux, ${cpus} vCPU${s}`, "s", "pc bzImage");
-      const rss = row(`peak RSS, boot, ${cpus} vCPU${s} (vmlinux)`, "MiB", "microvm bz");
-      const rssNet = row(
-        `RSS less guest pages touched, ${cpus} vCPU${s}`,
+    await section("boot", async () => {
+      // RSS less guest pages per vCPU count, for what one more vCPU adds.
+      const net: Record<number, { denovmm: number[]; qemu: number[] }> = {};
+      for (const cpus of [1, 2]) {
+        const g = (kernel: string): Guest => ({ kernel, initrd, params: "quiet bench=boot", cpus });
+        const s = cpus === 1 ? "" : "s";
+        // The issue's figures first: the vmlinux against QEMU `pc` on the bzImage (what most
+        // users run) and against QEMU's fastest way to boot the same kernel.
+        const elfPc = row(
+          `boot to /init, vmlinux, ${cpus} vCPU${s} (wall)`,
+          "s",
+          "pc bzImage",
+          false,
+          cpus === 1 ? "≤0.50" : "≤0.60",
+        );
+        const elfBest = row(`  same, vs QEMU's fastest`, "s", "", false, cpus === 1 ? "≤0.70" : "");
+        // QEMU loads an ELF vmlinux with a PVH note (Debian's has CONFIG_PVH=y) through PVH:
+        // no real mode, no decompression, as denovmm's vmlinux boot.
+        const peers = {
+          "pc bzImage": [] as number[],
+          "pc PVH": [] as number[],
+          "microvm bz": [] as number[],
+          "microvm PVH": [] as number[],
+        };
+        const others = (["pc PVH", "microvm PVH", "microvm bz"] as const).map((peer) =>
+          [peer, row(`  same, vs QEMU ${peer}`, "s", peer)] as const
+        );
+        const bzPc = row(`boot to /init, bzImage, ${cpus} vCPU${s} (wall)`, "s", "pc bzImage");
+        const upPc = row(`  guest uptime at /init, vmlinux, ${cpus} vCPU${s}`, "s", "pc bzImage");
+        const rss = row(`peak RSS, boot, ${cpus} vCPU${s} (vmlinux)`, "MiB", "microvm bz");
+        const rssNet = row(
+          `RSS less guest pages touched, ${cpus} vCPU${s}`,
+          "MiB",
+          "microvm bz",
+          false,
+          cpus === 1 ? "≤48 MiB" : "",
+        );
+        // With 1 vCPU, the same boot with vCPU 0 on a Worker (DENOVMM_BOOT_VCPU=worker): what
+        // running it on the main thread saves the start and the memory.
+        const onWorker = cpus === 1
+          ? {
+            wall: row("  same, vCPU 0 on a Worker", "s", "pc bzImage"),
+            rssNet: row("  RSS less guest pages, vCPU 0 on a Worker", "MiB", "microvm bz"),
+          }
+          : undefined;
+        for (let round = 0; round < ROUNDS; round++) {
+          // A B A B: each denovmm run next to the QEMU runs it is compared with.
+          const dElf = await runVm(denovmm(g(elf)));
+          const qPc = await runVm(qemu("pc", g(bz)));
+          const dBz = await runVm(denovmm(g(bz)));
+          const qPcPvh = await runVm(qemu("pc", g(elf)));
+          const qMicroPvh = await runVm(qemu("microvm", g(elf)));
+          const qMicro = await runVm(qemu("microvm", g(bz)));
+          peers["pc bzImage"].push(qPc.wallMs / 1000);
+          peers["pc PVH"].push(qPcPvh.wallMs / 1000);
+          peers["microvm bz"].push(qMicro.wallMs / 1000);
+          peers["microvm PVH"].push(qMicroPvh.wallMs / 1000);
+          elfPc.denovmm.push(dElf.wallMs / 1000);
+          elfBest.denovmm.push(dElf.wallMs / 1000);
+          for (const [, r] of others) r.denovmm.push(dElf.wallMs / 1000);
+          bzPc.denovmm.push(dBz.wallMs / 1000), bzPc.qemu.push(qPc.wallMs / 1000);
+          upPc.denovmm.push(dElf.uptime), upPc.qemu.push(qPc.uptime);
+          rss.denovmm.push(dElf.hwmKiB / 1024), rss.qemu.push(qMicro.hwmKiB / 1024);
+          rssNet.denovmm.push((dElf.hwmKiB - dElf.guestKiB) / 1024);
+          rssNet.qemu.push((qMicro.hwmKiB - qMicro.guestKiB) / 1024);
+          if (onWorker) {
+            const dW = await runVm(denovmm(g(elf)), undefined, { DENOVMM_BOOT_VCPU: "worker" });
+            onWorker.wall.denovmm.push(dW.wallMs / 1000),
+              onWorker.wall.qemu.push(qPc.wallMs / 1000);
+            onWorker.rssNet.denovmm.push((dW.hwmKiB - dW.guestKiB) / 1024);
+            onWorker.rssNet.qemu.push((qMicro.hwmKiB - qMicro.guestKiB) / 1024);
+          }
+          log(
+            `boot ${cpus} vCPU round ${round + 1}: denovmm vmlinux ${fmt(dElf.wallMs / 1000)} s, ` +
+              `bz ${fmt(dBz.wallMs / 1000)} s; QEMU pc bz ${fmt(qPc.wallMs / 1000)} s, ` +
+              `pc PVH ${fmt(qPcPvh.wallMs / 1000)} s, microvm PVH ${
+                fmt(qMicroPvh.wallMs / 1000)
+              } s, microvm bz ${fmt(qMicro.wallMs / 1000)} s`,
+          );
+        }
+        elfPc.qemu = peers["pc bzImage"];
+        for (const [peer, r] of others) r.qemu = peers[peer];
+        const best = fastest(peers);
+        elfBest.peer = best.name;
+        elfBest.qemu = best.samples;
+        net[cpus] = { denovmm: rssNet.denovmm, qemu: rssNet.qemu };
+      }
+      const added = row(
+        "  RSS less guest pages, the 2nd vCPU adds",
         "MiB",
         "microvm bz",
         false,
-        cpus === 1 ? "≤48 MiB" : "",
+        "≤8 MiB",
       );
-      // With 1 vCPU, the same boot with vCPU 0 on a Worker (DENOVMM_BOOT_VCPU=worker): what
-      // running it on the main thread saves the start and the memory.
-      const onWorker = cpus === 1
-        ? {
-          wall: row("  same, vCPU 0 on a Worker", "s", "pc bzImage"),
-          rssNet: row("  RSS less guest pages, vCPU 0 on a Worker", "MiB", "microvm bz"),
-        }
-        : undefined;
+      added.denovmm = roundDiffs(net[1].denovmm, net[2].denovmm);
+      added.qemu = roundDiffs(net[1].qemu, net[2].qemu);
+      // The floor under that figure: what an empty Worker adds to a Deno process (every thread
+      // that runs JavaScript has an isolate of its own), with the launcher's malloc arenas.
+      const first = row("  floor: an empty Deno Worker adds (1st)", "MiB", "");
+      const second = row("  floor: an empty Deno Worker adds (2nd)", "MiB", "");
       for (let round = 0; round < ROUNDS; round++) {
-        // A B A B: each denovmm run next to the QEMU runs it is compared with.
-        const dElf = await runVm(denovmm(g(elf)));
-        const qPc = await runVm(qemu("pc", g(bz)));
-        const dBz = await runVm(denovmm(g(bz)));
-        const qPcPvh = await runVm(qemu("pc", g(elf)));
-        const qMicroPvh = await runVm(qemu("microvm", g(elf)));
-        const qMicro = await runVm(qemu("microvm", g(bz)));
-        peers["pc bzImage"].push(qPc.wallMs / 1000);
-        peers["pc PVH"].push(qPcPvh.wallMs / 1000);
-        peers["microvm bz"].push(qMicro.wallMs / 1000);
-        peers["microvm PVH"].push(qMicroPvh.wallMs / 1000);
-        elfPc.denovmm.push(dElf.wallMs / 1000);
-        elfBest.denovmm.push(dElf.wallMs / 1000);
-        for (const [, r] of others) r.denovmm.push(dElf.wallMs / 1000);
-        bzPc.denovmm.push(dBz.wallMs / 1000), bzPc.qemu.push(qPc.wallMs / 1000);
-        upPc.denovmm.push(dElf.uptime), upPc.qemu.push(qPc.uptime);
-        rss.denovmm.push(dElf.hwmKiB / 1024), rss.qemu.push(qMicro.hwmKiB / 1024);
-        rssNet.denovmm.push((dElf.hwmKiB - dElf.guestKiB) / 1024);
-        rssNet.qemu.push((qMicro.hwmKiB - qMicro.guestKiB) / 1024);
-        if (onWorker) {
-          const dW = await runVm(denovmm(g(elf)), undefined, { DENOVMM_BOOT_VCPU: "worker" });
-          onWorker.wall.denovmm.push(dW.wallMs / 1000), onWorker.wall.qemu.push(qPc.wallMs / 1000);
-          onWorker.rssNet.denovmm.push((dW.hwmKiB - dW.guestKiB) / 1024);
-          onWorker.rssNet.qemu.push((qMicro.hwmKiB - qMicro.guestKiB) / 1024);
-        }
-        log(
-          `boot ${cpus} vCPU round ${round + 1}: denovmm vmlinux ${fmt(dElf.wallMs / 1000)} s, ` +
-            `bz ${fmt(dBz.wallMs / 1000)} s; QEMU pc bz ${fmt(qPc.wallMs / 1000)} s, ` +
-            `pc PVH ${fmt(qPcPvh.wallMs / 1000)} s, microvm PVH ${
-              fmt(qMicroPvh.wallMs / 1000)
-            } s, microvm bz ${fmt(qMicro.wallMs / 1000)} s`,
-        );
+        const out = await new Deno.Command(Deno.execPath(), {
+          args: ["run", "-A", `${REPO}scripts/bench/worker_floor.ts`, "2"],
+          env: { MALLOC_ARENA_MAX: "2" },
+          stderr: "inherit",
+        }).output();
+        const kib =
+          (/WORKER_FLOOR rss_kib=([\d,]+)/.exec(new TextDecoder().decode(out.stdout))?.[1] ??
+            "").split(",").map(Number);
+        first.denovmm.push((kib[1] - kib[0]) / 1024);
+        second.denovmm.push((kib[2] - kib[1]) / 1024);
       }
-      elfPc.qemu = peers["pc bzImage"];
-      for (const [peer, r] of others) r.qemu = peers[peer];
-      const best = fastest(peers);
-      elfBest.peer = best.name;
-      elfBest.qemu = best.samples;
-      net[cpus] = { denovmm: rssNet.denovmm, qemu: rssNet.qemu };
-    }
-    const added = row(
-      "  RSS less guest pages, the 2nd vCPU adds",
-      "MiB",
-      "microvm bz",
-      false,
-      "≤8 MiB",
-    );
-    added.denovmm = roundDiffs(net[1].denovmm, net[2].denovmm);
-    added.qemu = roundDiffs(net[1].qemu, net[2].qemu);
-    // The floor under that figure: what an empty Worker adds to a Deno process (every thread
-    // that runs JavaScript has an isolate of its own), with the launcher's malloc arenas.
-    const first = row("  floor: an empty Deno Worker adds (1st)", "MiB", "");
-    const second = row("  floor: an empty Deno Worker adds (2nd)", "MiB", "");
-    for (let round = 0; round < ROUNDS; round++) {
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", `${REPO}scripts/bench/worker_floor.ts`, "2"],
-        env: { MALLOC_ARENA_MAX: "2" },
-        stderr: "inherit",
-      }).output();
-      const kib =
-        (/WORKER_FLOOR rss_kib=([\d,]+)/.exec(new TextDecoder().decode(out.stdout))?.[1] ??
-          "").split(",").map(Number);
-      first.denovmm.push((kib[1] - kib[0]) / 1024);
-      second.denovmm.push((kib[2] - kib[1]) / 1024);
-    }
+    });
   }
 
   if (ONLY.has("exits")) {
-    const n = 20000;
-    const g = (mode: string): Guest => ({
-      kernel: elf,
-      initrd,
-      params: `quiet bench=${mode} bench_n=${n}`,
-      cpus: 1,
-    });
-    const pio = row("exit round trip, port I/O write", "µs", "microvm bz", false, "≤1.05");
-    // QEMU's guest entered as denovmm's is (the same vmlinux, through PVH): the guest's entry
-    // changes what an exit costs it under the sandbox's emulation (README "Benchmarks").
-    const pioPvh = row("  same, vs QEMU on the vmlinux", "µs", "microvm PVH");
-    const mmio = row("exit round trip, MMIO write", "µs", "microvm bz", false, "≤1.00");
-    const mmioPvh = row("  same, vs QEMU on the vmlinux", "µs", "microvm PVH");
-    // vCPU 0 on a Worker, as the APs run (DENOVMM_BOOT_VCPU=worker), against the same QEMU runs:
-    // what the main thread's slices cost an exit.
-    const pioWorker = row("  port write, vCPU 0 on a Worker", "µs", "microvm bz");
-    const mmioWorker = row("  MMIO write, vCPU 0 on a Worker", "µs", "microvm bz");
-    const cases = [
-      [`pio`, pio, pioPvh, pioWorker, "pio_us"],
-      ["mmio", mmio, mmioPvh, mmioWorker, "mmio_us"],
-    ] as const;
-    const onWorker = { DENOVMM_BOOT_VCPU: "worker" };
-    for (let round = 0; round < ROUNDS; round++) {
-      for (const [mode, r, rPvh, rWorker, key] of cases) {
-        const d = await runVm(denovmm(g(mode)));
-        const q = await runVm(qemu("microvm", { ...g(mode), kernel: bz }));
-        const dWorker = await runVm(denovmm(g(mode)), undefined, onWorker);
-        const qPvh = await runVm(qemu("microvm", g(mode)));
-        r.denovmm.push(d.values[key]), rPvh.denovmm.push(d.values[key]);
-        r.qemu.push(q.values[key]), rPvh.qemu.push(qPvh.values[key]);
-        rWorker.denovmm.push(dWorker.values[key]), rWorker.qemu.push(q.values[key]);
-        log(
-          `exits ${mode} round ${round + 1}: denovmm ${d.values[key]} µs (vCPU 0 on a Worker ${
-            dWorker.values[key]
-          } µs), QEMU ${q.values[key]} µs (bzImage), ${qPvh.values[key]} µs (vmlinux)`,
-        );
+    await section("exits", async () => {
+      const n = 20000;
+      const g = (mode: string): Guest => ({
+        kernel: elf,
+        initrd,
+        params: `quiet bench=${mode} bench_n=${n}`,
+        cpus: 1,
+      });
+      const pio = row("exit round trip, port I/O write", "µs", "microvm bz", false, "≤1.05");
+      // QEMU's guest entered as denovmm's is (the same vmlinux, through PVH): the guest's entry
+      // changes what an exit costs it under the sandbox's emulation (README "Benchmarks").
+      const pioPvh = row("  same, vs QEMU on the vmlinux", "µs", "microvm PVH");
+      const mmio = row("exit round trip, MMIO write", "µs", "microvm bz", false, "≤1.00");
+      const mmioPvh = row("  same, vs QEMU on the vmlinux", "µs", "microvm PVH");
+      // vCPU 0 on a Worker, as the APs run (DENOVMM_BOOT_VCPU=worker), against the same QEMU runs:
+      // what the main thread's slices cost an exit.
+      const pioWorker = row("  port write, vCPU 0 on a Worker", "µs", "microvm bz");
+      const mmioWorker = row("  MMIO write, vCPU 0 on a Worker", "µs", "microvm bz");
+      const cases = [
+        [`pio`, pio, pioPvh, pioWorker, "pio_us"],
+        ["mmio", mmio, mmioPvh, mmioWorker, "mmio_us"],
+      ] as const;
+      const onWorker = { DENOVMM_BOOT_VCPU: "worker" };
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const [mode, r, rPvh, rWorker, key] of cases) {
+          const d = await runVm(denovmm(g(mode)));
+          const q = await runVm(qemu("microvm", { ...g(mode), kernel: bz }));
+          const dWorker = await runVm(denovmm(g(mode)), undefined, onWorker);
+          const qPvh = await runVm(qemu("microvm", g(mode)));
+          r.denovmm.push(d.values[key]), rPvh.denovmm.push(d.values[key]);
+          r.qemu.push(q.values[key]), rPvh.qemu.push(qPvh.values[key]);
+          rWorker.denovmm.push(dWorker.values[key]), rWorker.qemu.push(q.values[key]);
+          log(
+            `exits ${mode} round ${round + 1}: denovmm ${d.values[key]} µs (vCPU 0 on a Worker ${
+              dWorker.values[key]
+            } µs), QEMU ${q.values[key]} µs (bzImage), ${qPvh.values[key]} µs (vmlinux)`,
+          );
+        }
       }
-    }
+    });
   }
 
-  if (ONLY.has("exits")) await exitFloors();
+  if (ONLY.has("exits")) await section("floors", exitFloors);
 
   if (ONLY.has("disk")) {
-    const g: Guest = {
-      kernel: elf,
-      initrd,
-      params: "quiet bench=disk bench_n=2000",
-      cpus: 1,
-      disk,
-    };
-    const seq = row("disk sequential read 1 MiB O_DIRECT", "MiB/s", "pc bzImage", true, "≥1.0");
-    const rand = row("disk random read 4 KiB O_DIRECT", "IOPS", "pc bzImage", true, "≥0.9");
-    for (let round = 0; round < ROUNDS; round++) {
-      const d = await runVm(denovmm(g));
-      const q = await runVm(qemu("pc", { ...g, kernel: bz }));
-      seq.denovmm.push(d.values.seq_mib_s), seq.qemu.push(q.values.seq_mib_s);
-      rand.denovmm.push(d.values.rand_iops), rand.qemu.push(q.values.rand_iops);
-      log(
-        `disk round ${
-          round + 1
-        }: denovmm ${d.values.seq_mib_s} MiB/s ${d.values.rand_iops} IOPS; ` +
-          `QEMU ${q.values.seq_mib_s} MiB/s ${q.values.rand_iops} IOPS`,
-      );
-    }
+    await section("disk", async () => {
+      const g: Guest = {
+        kernel: elf,
+        initrd,
+        params: "quiet bench=disk bench_n=2000",
+        cpus: 1,
+        disk,
+      };
+      const seq = row("disk sequential read 1 MiB O_DIRECT", "MiB/s", "pc bzImage", true, "≥1.0");
+      const rand = row("disk random read 4 KiB O_DIRECT", "IOPS", "pc bzImage", true, "≥0.9");
+      for (let round = 0; round < ROUNDS; round++) {
+        const d = await runVm(denovmm(g));
+        const q = await runVm(qemu("pc", { ...g, kernel: bz }));
+        seq.denovmm.push(d.values.seq_mib_s), seq.qemu.push(q.values.seq_mib_s);
+        rand.denovmm.push(d.values.rand_iops), rand.qemu.push(q.values.rand_iops);
+        log(
+          `disk round ${
+            round + 1
+          }: denovmm ${d.values.seq_mib_s} MiB/s ${d.values.rand_iops} IOPS; ` +
+            `QEMU ${q.values.seq_mib_s} MiB/s ${q.values.rand_iops} IOPS`,
+        );
+      }
+    });
   }
 
   if (ONLY.has("startup")) {
-    const binary = BINARY;
-    const time = async (cmd: string[]) => {
-      const t0 = performance.now();
-      const r = await new Deno.Command(cmd[0], { args: cmd.slice(1), stdout: "null" }).output();
-      if (r.code !== 0) throw new Error(`bench: ${cmd.join(" ")} exited ${r.code}`);
-      return performance.now() - t0;
-    };
-    // Cold: the page cache dropped before each run (needs root; the sandbox is).
-    const drop = () => sh("sync; echo 3 > /proc/sys/vm/drop_caches").then(() => true, () => false);
-    const cold = row("--version, cold page cache", "ms", "QEMU");
-    const warm = row("--version, warm", "ms", "QEMU");
-    for (let round = 0; round < ROUNDS; round++) {
-      if (await drop()) cold.denovmm.push(await time([binary, "--version"]));
-      if (await drop()) cold.qemu.push(await time([QEMU, "--version"]));
-      warm.denovmm.push(await time([binary, "--version"]));
-      warm.qemu.push(await time([QEMU, "--version"]));
-    }
+    await section("startup", async () => {
+      const binary = BINARY;
+      const time = async (cmd: string[]) => {
+        const t0 = performance.now();
+        const r = await new Deno.Command(cmd[0], { args: cmd.slice(1), stdout: "null" }).output();
+        if (r.code !== 0) throw new Error(`bench: ${cmd.join(" ")} exited ${r.code}`);
+        return performance.now() - t0;
+      };
+      // Cold: the page cache dropped before each run (needs root; the sandbox is).
+      const drop = () =>
+        sh("sync; echo 3 > /proc/sys/vm/drop_caches").then(() => true, () => false);
+      const cold = row("--version, cold page cache", "ms", "QEMU");
+      const warm = row("--version, warm", "ms", "QEMU");
+      for (let round = 0; round < ROUNDS; round++) {
+        if (await drop()) cold.denovmm.push(await time([binary, "--version"]));
+        if (await drop()) cold.qemu.push(await time([QEMU, "--version"]));
+        warm.denovmm.push(await time([binary, "--version"]));
+        warm.qemu.push(await time([QEMU, "--version"]));
+      }
+    });
   }
 }
 
@@ -773,3 +806,4 @@ Deno.writeTextFileSync(
   ),
 );
 console.error(`bench: raw numbers in ${options.out}`);
+checkpoint.clear();
