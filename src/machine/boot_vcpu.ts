@@ -6,11 +6,13 @@
  *
  * A synchronous KVM_RUN blocks this thread, whose event loop also serves stdin, the stop
  * signals, the console's timers and the Workers' messages. So the loop runs in slices
- * (`slices`, a generator whose frame lives on from one slice to the next): a POSIX timer sends this thread a signal every TICK_MS, which ends a KVM_RUN in
- * progress (EINTR) however idle the guest is; a guest busy with exits is let go after SLICE_MS
- * of them. Between two slices the event loop gets one turn, through `setImmediate` (a
- * setTimeout(0) would take milliseconds: timers are clamped), and the console and the VM's
- * ending behave as with a Worker: input within a tick, a stop request at the next slice.
+ * (`slices`, a generator whose frame lives on from one slice to the next): a POSIX timer sends
+ * this thread a signal every TICK_MS, which ends a KVM_RUN in progress (EINTR) however idle the
+ * guest is; a guest busy with exits keeps its slice through the ticks until it is SLICE_MS old,
+ * since each turn costs the exits after it. Between two slices the event loop gets one turn,
+ * through `setImmediate` (a setTimeout(0) would take milliseconds: timers are clamped), and the
+ * console and the VM's ending behave as with a Worker: console input and the stop signals are
+ * served within a tick, or within SLICE_MS while the guest is busy with exits.
  *
  * A turn is cheap natively (2-5 µs) but not under the sandbox's emulated CPU, where one that
  * follows a blocking call costs far more than back-to-back turns do (20-40 µs): a tick cost 0.3-0.4 ms with no turn,
@@ -30,8 +32,12 @@ import type { VcpuWorkerInit } from "./vcpu_thread_protocol.ts";
 
 /** How often an idle guest's KVM_RUN is interrupted to serve the event loop. */
 export const TICK_MS = 20;
-/** How long back-to-back exits may keep the event loop waiting. */
-export const SLICE_MS = 20;
+/**
+ * How long a guest busy with exits may keep the event loop waiting: in the sandbox, a Linux
+ * guest's port write cost 86 µs with a turn every 200 ms, 94 with one every 20 ms, 77 with none
+ * (medians of 6-10 runs, 2026-12-02; README "Benchmarks").
+ */
+export const SLICE_MS = 200;
 /** The signal that interrupts KVM_RUN; the same as the stop kick's (./vcpu_stop.ts). */
 const SIGURG = 23;
 

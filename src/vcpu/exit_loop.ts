@@ -78,14 +78,27 @@ export function runLoop(
 }
 
 /**
+ * A slice with at least this many exits is a guest busy with exits, whose slice the tick does not
+ * end before `busySliceMs`. An idle guest (a shell waiting for a key) has next to none per tick.
+ */
+export const BUSY_SLICE_EXITS = 64;
+
+/**
  * The boot vCPU's slices as one generator (../machine/boot_vcpu.ts): each `next()` runs the vCPU
- * until KVM_RUN is interrupted (EINTR) or `sliceMs` of back-to-back exits have passed, and yields;
- * it returns the outcome once the VM has ended. The loop's frame lives from one slice to the next,
- * so V8 optimizes it once (by OSR) as it does a Worker's loop. A function entered anew each slice
- * cost an exit 20-45 µs more than a Worker's loop on a trivial guest in the sandbox, where the
+ * until KVM_RUN is interrupted (EINTR), or `busySliceMs` of back-to-back exits have passed, and
+ * yields; it returns the outcome once the VM has ended. The loop's frame lives from one slice to the
+ * next, so V8 optimizes it once (by OSR) as it does a Worker's loop. A function entered anew each
+ * slice cost an exit 20-45 µs more than a Worker's loop on a trivial guest in the sandbox, where the
  * generator costs 0-40% more than the loop (five rounds: 80-96 µs, the loop 64-85, the function
  * 84-132); with V8's optimizing compilers off the two cost the same, so it is the optimized code
  * that a re-entered function loses.
+ *
+ * A guest busy with exits (`BUSY_SLICE_EXITS` in the slice so far) keeps running through the
+ * tick's EINTR until its slice is `busySliceMs` old: each turn of the event loop costs the exits
+ * after it (on a Linux guest in the sandbox, 10-20 µs an exit with a turn every 20 ms, none if the
+ * loop never leaves: README "Benchmarks"), while what the turns serve (console input, a stop
+ * signal) waits at most `busySliceMs`. The host's stop request is read at every KVM_RUN's return,
+ * slice or not.
  */
 export function* slices(
   vcpu: VcpuFd,
@@ -94,26 +107,31 @@ export function* slices(
   stats: ExitStats,
   stop: StopRequest,
   opts: LoopOptions,
-  sliceMs: number,
+  busySliceMs: number,
 ): Generator<undefined, LoopOutcome, void> {
   const handler = new ExitHandler(vcpu, pio, mmio, stats, stop, opts);
   let sliceStart = performance.now();
   let untilClock = SLICE_CHECK_EXITS;
+  let exits = 0;
   while (stop.outcome === undefined) {
     if (!vcpu.runOnce()) {
       stats.bump(STAT.interrupted);
+      if (exits >= BUSY_SLICE_EXITS && performance.now() - sliceStart < busySliceMs) continue;
       yield;
       sliceStart = performance.now();
       untilClock = SLICE_CHECK_EXITS;
+      exits = 0;
       continue;
     }
     handler.handle();
+    exits++;
     if (--untilClock === 0) {
       untilClock = SLICE_CHECK_EXITS;
-      if (performance.now() - sliceStart >= sliceMs && stop.outcome === undefined) {
+      if (performance.now() - sliceStart >= busySliceMs && stop.outcome === undefined) {
         stats.bump(STAT.sliceClock);
         yield;
         sliceStart = performance.now();
+        exits = 0;
       }
     }
   }

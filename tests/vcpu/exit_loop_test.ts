@@ -1,9 +1,9 @@
-import { equal, match, ok } from "../assert.ts";
+import { deepEqual, equal, match, ok } from "../assert.ts";
 import { KVM_EXIT_IO_OUT, KVM_RUN_OFFSETS, KvmRun } from "../../ffi/kvm_run.ts";
 import type { VcpuFd } from "../../ffi/kvm_fds.ts";
 import { Bus } from "../../src/bus/bus.ts";
 import { createStats, ExitStats, STAT } from "../../src/vcpu/exit_stats.ts";
-import { runLoop, slices, StopRequest } from "../../src/vcpu/exit_loop.ts";
+import { BUSY_SLICE_EXITS, runLoop, slices, StopRequest } from "../../src/vcpu/exit_loop.ts";
 import { describeError } from "../../src/log.ts";
 
 const KVM_EXIT_IO = 2;
@@ -128,4 +128,30 @@ Deno.test("exit loop as a generator of slices: yields on EINTR and after the sli
   equal(first.done, true);
   equal(first.value?.status, 4);
   equal(port.writes(), 5000);
+});
+
+Deno.test("slices: a guest busy with exits keeps its slice through the tick; an idle one yields at each", () => {
+  const pio = new Bus("port I/O", 0x10000);
+  const mmio = new Bus("MMIO", 2 ** 52);
+  const opts = { debug: false, log: () => {} };
+  const stop = new StopRequest();
+  const port = counterPort(pio, 0x400, 2000, stop, 5);
+  // KVM_RUN calls 10 and 20 are interrupted after 9 and 9 exits (idle: fewer than
+  // BUSY_SLICE_EXITS), then 500 and 900 after hundreds (busy, in a slice younger than a minute).
+  const busy = BUSY_SLICE_EXITS + 10;
+  const eintrs = [10, 20, 20 + busy, 20 + 2 * busy, 500, 900];
+  const stats = new ExitStats(createStats());
+  const run = slices(fakeVcpu(0x400, eintrs), pio, mmio, stats, stop, opts, 60_000);
+  const yieldedAt: number[] = [];
+  let r = run.next();
+  while (!r.done) {
+    yieldedAt.push(port.writes());
+    r = run.next();
+  }
+  equal(r.value.status, 5);
+  equal(port.writes(), 2000);
+  // The two idle ticks yield; the busy ones do not, nor does the clock within the minute.
+  deepEqual(yieldedAt, [9, 18]);
+  equal(stats.get(STAT.interrupted), eintrs.length, "every EINTR counted, yielded or not");
+  equal(stats.get(STAT.sliceClock), 0);
 });
