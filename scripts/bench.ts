@@ -612,7 +612,7 @@ async function benchX86(): Promise<void> {
         // running it on the main thread saves the start and the memory.
         const onWorker = cpus === 1
           ? {
-            wall: row("  same, vCPU 0 on a Worker", "s", "pc bzImage"),
+            wall: row("  boot to /init, vCPU 0 on a Worker", "s", "pc bzImage"),
             rssNet: row("  RSS less guest pages, vCPU 0 on a Worker", "MiB", "microvm bz"),
           }
           : undefined;
