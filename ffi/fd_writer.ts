@@ -5,17 +5,16 @@
 import { errno, libc, strerror } from "./libc.ts";
 import { EAGAIN, EINTR, errnoName } from "./errno.ts";
 import { logRateLimited } from "../src/log.ts";
+import { PollFds } from "./pollfd.ts";
 
 const POLLOUT = 0x004;
 
 export class FdWriter {
   readonly #one = new Uint8Array(1);
-  readonly #pollfd = new Uint8Array(8);
+  readonly #pollfd: PollFds;
 
   constructor(readonly fd: number) {
-    const dv = new DataView(this.#pollfd.buffer);
-    dv.setInt32(0, fd, true);
-    dv.setInt16(4, POLLOUT, true);
+    this.#pollfd = new PollFds([fd], POLLOUT);
   }
 
   writeByte(byte: number): void {
@@ -50,7 +49,7 @@ export class FdWriter {
         );
         return;
       }
-      libc.poll(this.#pollfd, 1n, 100);
+      libc.poll(this.#pollfd.bytes, 1n, 100);
     }
   }
 }

@@ -11,6 +11,8 @@ const NEWLINE = 0x0a;
 /** How long to wait for the guest to drain its input ring when it is full. */
 const BACKOFF_MS = 5;
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 export interface ConsoleInput {
   /** Queue bytes for the guest; returns how many were taken. */
   push(bytes: Uint8Array): number;
@@ -29,6 +31,12 @@ export class StdinPump {
   readonly isTty: boolean;
   #raw = false;
   #stopped = false;
+  /** Bytes the guest's input had no room for yet, and what the push waits on. */
+  #rest: Uint8Array | undefined;
+  #restTaken: () => void = () => {};
+  /** After EOF: when the next Ctrl-D is due, and how often (`eofRepeatMs`). */
+  #eofDue = Infinity;
+  #eofEveryMs = Infinity;
 
   constructor(
     private readonly input: ConsoleInput,
@@ -81,18 +89,50 @@ export class StdinPump {
    * after draining its input should see EOF again: repeat Ctrl-D whenever the queue is empty.
    */
   async #repeatEof(everyMs: number): Promise<void> {
+    this.#eofEveryMs = everyMs;
+    this.#eofDue = performance.now() + everyMs;
     while (!this.#stopped) {
-      await new Promise((r) => setTimeout(r, everyMs));
-      if (!this.#stopped && this.input.pending?.() === 0) this.input.push(Uint8Array.of(CTRL_D));
+      await sleep(Math.max(0, this.#eofDue - performance.now()));
+      this.tick();
     }
   }
 
   async #pushAll(bytes: Uint8Array): Promise<void> {
-    let done = 0;
-    while (done < bytes.length && !this.#stopped) {
-      done += this.input.push(bytes.subarray(done));
-      if (done < bytes.length) await new Promise((r) => setTimeout(r, BACKOFF_MS));
+    const n = this.input.push(bytes);
+    if (n === bytes.length || this.#stopped) return;
+    // The rest goes in from `tick`, at the latest BACKOFF_MS from now.
+    this.#rest = bytes.subarray(n);
+    const taken = new Promise<void>((resolve) => this.#restTaken = resolve);
+    while (this.#rest !== undefined && !this.#stopped) {
+      await Promise.race([taken, sleep(BACKOFF_MS)]);
+      this.tick();
     }
+  }
+
+  /**
+   * The pump's timed work, done now where it is due: the rest of a push the guest's input had
+   * no room for, and the EOF repeat. The pump's own timers call it, and so does the boot vCPU
+   * between exits (../machine/boot_vcpu.ts: a guest busy with exits leaves the event loop's
+   * timers waiting). Returns whether the pump needs a turn of the event loop: the rest of a
+   * push went in, and the next read of stdin waits for that turn.
+   */
+  tick(now = performance.now()): boolean {
+    if (this.#stopped) return false;
+    let turn = false;
+    if (this.#rest !== undefined) {
+      this.#rest = this.#rest.subarray(this.input.push(this.#rest));
+      if (this.#rest.length === 0) {
+        this.#rest = undefined;
+        this.#restTaken();
+        turn = true;
+      }
+    }
+    // A timer may fire a fraction of a millisecond before performance.now() says it is due.
+    if (now + 1 >= this.#eofDue) {
+      this.#eofDue = now + this.#eofEveryMs;
+      if (this.input.pending?.() === 0) this.input.push(Uint8Array.of(CTRL_D));
+    }
+    return turn;
   }
 
   /** Put the terminal back as it was. Safe to call more than once. */

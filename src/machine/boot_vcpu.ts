@@ -9,10 +9,14 @@
  * (`slices`, a generator whose frame lives on from one slice to the next): a POSIX timer sends
  * this thread a signal every TICK_MS, which ends a KVM_RUN in progress (EINTR) however idle the
  * guest is; a guest busy with exits keeps its slice through the ticks until it is SLICE_MS old,
- * since each turn costs the exits after it. Between two slices the event loop gets one turn,
- * through `setImmediate` (a setTimeout(0) would take milliseconds: timers are clamped), and the
- * console and the VM's ending behave as with a Worker: console input and the stop signals are
- * served within a tick, or within SLICE_MS while the guest is busy with exits.
+ * since each turn costs the exits after it, unless the event loop has work: between exits the
+ * slice asks the event loop's epoll instance whether something woke it (a stop signal, console
+ * input, a Worker's message: ../../ffi/event_loop_probe.ts) and does the console pump's timed work
+ * itself (StdinPump.tick). Between two slices the event loop gets one turn, through `setImmediate`
+ * (a setTimeout(0) would take milliseconds: timers are clamped), and the console and the VM's
+ * ending behave as with a Worker: console input and the stop signals are served within a tick.
+ * Other timers wait up to the busy slice's length, which is shorter where the event loop cannot
+ * be asked (no /proc): then everything waits up to it.
  *
  * A turn is cheap natively (2-5 µs) but not under the sandbox's emulated CPU, where one that
  * follows a blocking call costs far more than back-to-back turns do (20-40 µs): a tick cost 0.3-0.4 ms with no turn,
@@ -38,6 +42,11 @@ export const TICK_MS = 20;
  * (medians of 6-10 runs, 2026-12-02; README "Benchmarks").
  */
 export const SLICE_MS = 200;
+/**
+ * The same where the event loop is asked between exits: only its timers wait, and while a VM
+ * runs the main thread has none but the console pump's, which the slice serves itself.
+ */
+export const ASKED_SLICE_MS = 1000;
 /** The signal that interrupts KVM_RUN; the same as the stop kick's (./vcpu_stop.ts). */
 const SIGURG = 23;
 
@@ -51,8 +60,11 @@ export class BootVcpu {
     this.#c = vcpuContext(init);
   }
 
-  /** Runs the vCPU until the VM ends; the event loop keeps running between slices. */
-  async run(): Promise<LoopOutcome> {
+  /**
+   * Runs the vCPU until the VM ends; the event loop keeps running between slices. `needsTurn`,
+   * where given, says between a busy guest's exits whether the event loop has work.
+   */
+  async run(needsTurn?: () => boolean): Promise<LoopOutcome> {
     const c = this.#c;
     // A signal whose action is to be ignored never interrupts anything: it needs a handler,
     // and one that costs nothing per tick (../../ffi/signal_action.ts).
@@ -61,7 +73,8 @@ export class BootVcpu {
     try {
       // One generator for all the slices: the exit loop's frame outlives each slice, so V8
       // optimizes it once, as a Worker's (../vcpu/exit_loop.ts, `slices`).
-      const run = slices(c.vcpu, c.pio, c.mmio, c.stats, c.stop, c.opts, SLICE_MS);
+      const busyMs = needsTurn ? ASKED_SLICE_MS : SLICE_MS;
+      const run = slices(c.vcpu, c.pio, c.mmio, c.stats, c.stop, c.opts, busyMs, needsTurn);
       for (;;) {
         const slice = run.next();
         if (slice.done) return slice.value;

@@ -28,6 +28,7 @@ import type { IoWorkerInit, IoWorkerReport } from "./io_thread_protocol.ts";
 import { DiskSync } from "./disk_sync.ts";
 import { VcpuStopper } from "./vcpu_stop.ts";
 import { BootVcpu } from "./boot_vcpu.ts";
+import { EventLoopProbe } from "../../ffi/event_loop_probe.ts";
 import { describeError } from "../log.ts";
 import { exitOnSignal, routeStopSignals, signalStatus, type StopSignal } from "./signals.ts";
 
@@ -231,8 +232,13 @@ class Threads {
   readonly #stopped = new Promise<void>((resolve) => this.#allStopped = resolve);
   #openGate: () => void = () => {};
 
+  /** Whether this thread's event loop has work, asked by vCPU 0 here between its exits. */
+  readonly #probe: EventLoopProbe | undefined;
+
   constructor(cpus: number, withIo: boolean, vcpu0OnWorker: boolean) {
     this.#firstWorker = vcpu0OnWorker ? 0 : 1;
+    // Before the first Worker: each has an epoll instance of its own (../../ffi/event_loop_probe.ts).
+    this.#probe = vcpu0OnWorker ? undefined : EventLoopProbe.ofThisThread();
     if (withIo) {
       const io = new Worker(new URL("./io_thread.ts", import.meta.url), { type: "module" });
       io.onmessage = (e: MessageEvent<IoWorkerReport>) => {
@@ -265,6 +271,7 @@ class Threads {
     stopper: VcpuStopper,
     allApsReady: Promise<void>,
     debug: boolean,
+    pump: StdinPump,
   ): Promise<void> {
     try {
       const bsp = new BootVcpu(init);
@@ -276,7 +283,9 @@ class Threads {
             `after start`,
         );
       }
-      const outcome = await bsp.run();
+      const probe = this.#probe;
+      // The pump's timed work first: it is done here, without a turn, unless it needs one.
+      const outcome = await bsp.run(probe && (() => pump.tick() || probe.ready()));
       this.#loopEnded(0);
       if (!outcome.stoppedByHost) {
         this.#resolve({ status: outcome.status, message: outcome.message });
@@ -375,7 +384,6 @@ class Threads {
       };
       w.postMessage(init(index + this.#firstWorker));
     });
-    if (this.#firstWorker === 1) void this.#runBootVcpu(init(0), stopper, allApsReady, cfg.debug);
     let quit: (r: MachineResult) => void = () => {};
     const quitRequested = new Promise<MachineResult>((resolve) => quit = resolve);
     const input: ConsoleInput = consoleIo ? virtioConsoleInput(consoleIo) : {
@@ -388,6 +396,9 @@ class Threads {
       Deno.stdin,
       EOF_REPEAT_MS,
     );
+    if (this.#firstWorker === 1) {
+      void this.#runBootVcpu(init(0), stopper, allApsReady, cfg.debug, pump);
+    }
     pump.run().catch(() => {});
     let signalled: (s: StopSignal) => void = () => {};
     const signal = new Promise<StopSignal>((resolve) => signalled = resolve);

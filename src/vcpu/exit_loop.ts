@@ -94,11 +94,11 @@ export const BUSY_SLICE_EXITS = 64;
  * that a re-entered function loses.
  *
  * A guest busy with exits (`BUSY_SLICE_EXITS` in the slice so far) keeps running through the
- * tick's EINTR until its slice is `busySliceMs` old: each turn of the event loop costs the exits
- * after it (on a Linux guest in the sandbox, 10-20 µs an exit with a turn every 20 ms, none if the
- * loop never leaves: README "Benchmarks"), while what the turns serve (console input, a stop
- * signal) waits at most `busySliceMs`. The host's stop request is read at every KVM_RUN's return,
- * slice or not.
+ * tick's EINTR until its slice is `busySliceMs` old, unless `needsTurn` says the event loop has
+ * work (asked at the tick and every `SLICE_CHECK_EXITS` exits): each turn of the event loop costs
+ * the exits after it (on a Linux guest in the sandbox, 10-20 µs an exit with a turn every 20 ms,
+ * none if the loop never leaves: README "Benchmarks"). An idle guest yields at every tick. The
+ * host's stop request is read at every KVM_RUN's return, slice or not.
  */
 export function* slices(
   vcpu: VcpuFd,
@@ -108,6 +108,7 @@ export function* slices(
   stop: StopRequest,
   opts: LoopOptions,
   busySliceMs: number,
+  needsTurn: () => boolean = () => false,
 ): Generator<undefined, LoopOutcome, void> {
   const handler = new ExitHandler(vcpu, pio, mmio, stats, stop, opts);
   let sliceStart = performance.now();
@@ -116,7 +117,10 @@ export function* slices(
   while (stop.outcome === undefined) {
     if (!vcpu.runOnce()) {
       stats.bump(STAT.interrupted);
-      if (exits >= BUSY_SLICE_EXITS && performance.now() - sliceStart < busySliceMs) continue;
+      if (exits >= BUSY_SLICE_EXITS && performance.now() - sliceStart < busySliceMs) {
+        if (!needsTurn()) continue;
+        stats.bump(STAT.sliceWoken);
+      }
       yield;
       sliceStart = performance.now();
       untilClock = SLICE_CHECK_EXITS;
@@ -127,12 +131,17 @@ export function* slices(
     exits++;
     if (--untilClock === 0) {
       untilClock = SLICE_CHECK_EXITS;
-      if (performance.now() - sliceStart >= busySliceMs && stop.outcome === undefined) {
+      if (stop.outcome !== undefined) continue;
+      if (performance.now() - sliceStart >= busySliceMs) {
         stats.bump(STAT.sliceClock);
-        yield;
-        sliceStart = performance.now();
-        exits = 0;
+      } else if (needsTurn()) {
+        stats.bump(STAT.sliceWoken);
+      } else {
+        continue;
       }
+      yield;
+      sliceStart = performance.now();
+      exits = 0;
     }
   }
   return stop.outcome;

@@ -17,6 +17,8 @@ export const STAT = {
   interrupted: 9,
   /** Slices of the boot vCPU (../machine/boot_vcpu.ts) ended by the clock, not by a signal. */
   sliceClock: 10,
+  /** Slices of a guest busy with exits ended early because the event loop had work. */
+  sliceWoken: 11,
 } as const;
 const COUNT = Object.keys(STAT).length;
 

@@ -161,3 +161,59 @@ Deno.test("stdin pump: after EOF, Ctrl-D repeats only while the guest has read e
   await new Promise((r) => setTimeout(r, 30));
   equal(received.length, after, "restore() stops the repeats");
 });
+
+Deno.test("stdin pump: tick() pushes the rest of a refused push at once and asks for a turn", async () => {
+  let room = 0;
+  const received: number[] = [];
+  const input: ConsoleInput = {
+    push(b) {
+      const n = Math.min(b.length, room);
+      room -= n;
+      received.push(...b.subarray(0, n));
+      return n;
+    },
+  };
+  const p = new StdinPump(input, () => {}, new FakeStdin([bytes("hello\n")]));
+  const done = p.run();
+  await new Promise((r) => setTimeout(r, 20));
+  equal(received.length, 0, "the guest's input has no room");
+  equal(p.tick(), false, "nothing went in: no turn needed");
+  room = 100;
+  // No await between the room and the tick: the pump's own timers cannot have run.
+  equal(p.tick(), true, "the push is complete: the next read needs a turn");
+  deepEqual(received, bytes("hello\n"));
+  equal(p.tick(), false, "nothing left to push");
+  await done;
+  deepEqual(received, [...bytes("hello\n"), CTRL_D]);
+});
+
+Deno.test("stdin pump: tick() repeats the EOF when due, without the pump's timer", async () => {
+  let queued = 0;
+  const received: number[] = [];
+  const input: ConsoleInput = {
+    push(b) {
+      received.push(...b);
+      queued += b.length;
+      return b.length;
+    },
+    pending: () => queued,
+  };
+  // A repeat period no timer reaches within the test: only tick() can send it.
+  const p = new StdinPump(input, () => {}, new FakeStdin([]), 60_000);
+  await p.run();
+  deepEqual(received, [CTRL_D]);
+  queued = 0;
+  const now = performance.now();
+  equal(p.tick(now + 1000), false);
+  equal(received.length, 1, "not due yet");
+  equal(p.tick(now + 60_000), false, "a repeat needs no turn");
+  deepEqual(received, [CTRL_D, CTRL_D]);
+  queued = 0;
+  p.tick(now + 61_000);
+  equal(received.length, 2, "the next one is a period later");
+  p.tick(now + 120_001);
+  equal(received.length, 3);
+  p.restore();
+  p.tick(now + 200_000);
+  equal(received.length, 3, "restore() stops tick()'s repeats too");
+});

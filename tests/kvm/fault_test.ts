@@ -43,12 +43,16 @@ class Guest {
   #waiters: { re: RegExp; resolve: (m: RegExpMatchArray) => void }[] = [];
   #exited = false;
 
-  constructor(args: string[], opts: { wrap?: string[]; timeoutMs?: number } = {}) {
+  constructor(
+    args: string[],
+    opts: { wrap?: string[]; timeoutMs?: number; env?: Record<string, string> } = {},
+  ) {
     let [cmd, argv] = [Deno.execPath(), ["run", "-A", `${REPO}main.ts`, ...args]];
     if (opts.wrap) [cmd, argv] = [opts.wrap[0], [...opts.wrap.slice(1), cmd, ...argv]];
     this.child = new Deno.Command(cmd, {
       args: argv,
       cwd: REPO,
+      env: opts.env,
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",
@@ -423,6 +427,32 @@ Deno.test("fault: SIGKILL right after the guest's fsync: the data is in the imag
     );
     equal(await sha256(blockAt(disk, 9)), await sha256(blockAt(original, 9)));
   });
+});
+
+// vCPU 0 runs on the main thread in slices, and a guest busy with exits keeps its slice through
+// the tick (../../src/machine/boot_vcpu.ts); a stop signal must still end it within a tick, because
+// the slice asks the event loop between exits (ffi/event_loop_probe.ts) rather than at the
+// busy slice's end. sliceWoken counts the slices that ended for that.
+Deno.test("fault: SIGTERM while the guest floods the console ends vCPU 0's busy slice for it", async () => {
+  const g = new Guest(["run"], { env: { DENOVMM_STATS: "1" } });
+  try {
+    // About 20 exits a line of 16 characters: far more than a slice needs to count as busy.
+    // $((6 * 7)): the typed line's echo is not the command's output.
+    await g.send(
+      "echo flood-start-$((6 * 7)); head -c 400000 /dev/zero | tr '\\0' .; echo flood-end-$((6 * 7))\n",
+    );
+    await g.waitFor(/flood-start-42/);
+    await sleep(1000);
+    g.child.kill("SIGTERM");
+    const status = await g.finish();
+    equal(status.code, 143, g.output);
+  } finally {
+    await g.stop();
+  }
+  ok(!g.stdout.includes("flood-end-42"), "the guest was still busy when the signal came");
+  const stats = /^denovmm: exits: .* sliceWoken=(\d+)$/m.exec(g.stderr);
+  ok(stats, `DENOVMM_STATS=1 prints the counters:\n${g.stderr}`);
+  ok(Number(stats[1]) >= 1, `a busy slice ended for the signal: ${stats[0]}`);
 });
 
 Deno.test("fault: SIGTERM stops the VM, flushes the disk, exits 143 with one line", async () => {

@@ -155,3 +155,40 @@ Deno.test("slices: a guest busy with exits keeps its slice through the tick; an 
   equal(stats.get(STAT.interrupted), eintrs.length, "every EINTR counted, yielded or not");
   equal(stats.get(STAT.sliceClock), 0);
 });
+
+Deno.test("slices: a busy guest's slice ends early when the event loop has work, at a tick or at the clock", () => {
+  const pio = new Bus("port I/O", 0x10000);
+  const mmio = new Bus("MMIO", 2 ** 52);
+  const opts = { debug: false, log: () => {} };
+  const stop = new StopRequest();
+  const port = counterPort(pio, 0x500, 2000, stop, 6);
+  // As above: two idle ticks, then four ticks in busy slices (KVM_RUN 94, 168, 500, 900).
+  const busy = BUSY_SLICE_EXITS + 10;
+  const eintrs = [10, 20, 20 + busy, 20 + 2 * busy, 500, 900];
+  // Work for the event loop turns up after the 400th and the 1200th write; asking takes it.
+  const workAt = [400, 1200];
+  const asked: number[] = [];
+  const needsTurn = () => {
+    asked.push(port.writes());
+    if (workAt.length === 0 || port.writes() < workAt[0]) return false;
+    workAt.shift();
+    return true;
+  };
+  const stats = new ExitStats(createStats());
+  const run = slices(fakeVcpu(0x500, eintrs), pio, mmio, stats, stop, opts, 60_000, needsTurn);
+  const yieldedAt: number[] = [];
+  let r = run.next();
+  while (!r.done) {
+    yieldedAt.push(port.writes());
+    r = run.next();
+  }
+  equal(r.value.status, 6);
+  equal(port.writes(), 2000);
+  // Idle ticks yield without asking; the busy tick at write 495 finds the first work; the
+  // second is found by the look at the clock 1024 exits after that slice began.
+  deepEqual(yieldedAt, [9, 18, 495, 495 + 1024]);
+  deepEqual(asked, [91, 164, 495, 894, 495 + 1024], "asked at busy ticks and the clock only");
+  equal(stats.get(STAT.sliceWoken), 2);
+  equal(stats.get(STAT.sliceClock), 0);
+  equal(stats.get(STAT.interrupted), eintrs.length);
+});
