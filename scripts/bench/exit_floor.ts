@@ -7,8 +7,8 @@
  *   loop    through the vCPU exit loop (src/vcpu/exit_loop.ts) with a port bus and debug-exit
  *   slice   the same in slices (the `slices` generator) with the boot vCPU's tick and an
  *           event-loop turn between them, as vCPU 0 runs on the main thread
- *           (src/machine/boot_vcpu.ts); slice-noturn: the tick, no turn; slice-spin: neither
- *           (slices end by the clock alone)
+ *           (src/machine/boot_vcpu.ts), asking the event loop between exits as it does;
+ *           slice-noturn: the tick, no turn; slice-spin: neither (slices end by the clock alone)
  *
  * Prints `FLOOR <mode> exits=E us=T` (wall time per exit; slice modes add `slices=K`). Run by
  * exit_floor.sh.
@@ -26,7 +26,8 @@ import { interruptOnly } from "../../ffi/signal_action.ts";
 import { ThreadTimer } from "../../ffi/thread_timer.ts";
 import { Bus } from "../../src/bus/bus.ts";
 import { DEBUG_EXIT_PORT, DebugExit } from "../../src/devices/debug_exit.ts";
-import { SLICE_MS, TICK_MS } from "../../src/machine/boot_vcpu.ts";
+import { ASKED_SLICE_MS, SLICE_MS, TICK_MS } from "../../src/machine/boot_vcpu.ts";
+import { EventLoopProbe } from "../../ffi/event_loop_probe.ts";
 import { createVm } from "../../src/machine/vm.ts";
 import { createStats, ExitStats, STAT } from "../../src/vcpu/exit_stats.ts";
 import { runLoop, slices as sliceGenerator, StopRequest } from "../../src/vcpu/exit_loop.ts";
@@ -123,8 +124,12 @@ if (mode === "bare") {
   runLoop(vcpu, pio, mmio, stats, stop, opts);
   exits = stats.get(STAT.exits);
 } else {
-  const sliceMs = Deno.args[2] === undefined ? SLICE_MS : tickMs;
-  const run = sliceGenerator(vcpu, pio, mmio, stats, stop, opts, sliceMs);
+  // As the boot vCPU: a busy slice asks the event loop between exits where it can.
+  const probe = EventLoopProbe.ofThisThread();
+  const busyMs = probe ? ASKED_SLICE_MS : SLICE_MS;
+  const sliceMs = Deno.args[2] === undefined ? busyMs : tickMs;
+  const needsTurn = probe && (() => probe.ready());
+  const run = sliceGenerator(vcpu, pio, mmio, stats, stop, opts, sliceMs, needsTurn);
   while (!run.next().done) {
     slices++;
     if (turning) await turn();
