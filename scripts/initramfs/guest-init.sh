@@ -45,8 +45,10 @@ echo "trap 'stty sane 2>/dev/null' EXIT" >/etc/shrc
 # what they ask. A trap runs only once the shell is waited for with `wait` (not while it runs
 # in the foreground), so the shell runs in the background, with the console (saved in fd 3)
 # as its stdin: an asynchronous command's stdin would otherwise be /dev/null.
-trap 'poweroff -f' USR1 USR2
-trap 'reboot -f' TERM
+# The shell's output may still be queued in the tty when it asks (poweroff right after an echo):
+# wait for the UART first, as the EXIT trap does (init's stdin is the console).
+trap 'stty sane 2>/dev/null; poweroff -f' USR1 USR2
+trap 'stty sane 2>/dev/null; reboot -f' TERM
 exec 3<&0
 ENV=/etc/shrc setsid cttyhack sh <&3 3<&- &
 wait $!
