@@ -18,7 +18,8 @@
  *            less the guest RAM it has touched, and what the second vCPU adds to it.
  *   exits    µs per exit for N port writes to an unclaimed port and N MMIO writes to an
  *            unclaimed address, timed inside the guest (QEMU -M microvm, on the bzImage and on the
- *            vmlinux through PVH).
+ *            vmlinux through PVH); the whole run, and its steady state (the guest times the run
+ *            in ten chunks; the median of the second half's, which V8's warm-up does not reach).
  *   disk     O_DIRECT sequential 1 MiB reads of a 256 MiB image and 4 KiB random reads, in the
  *            guest, virtio-blk-pci (QEMU -M pc, cache=none, aio=threads).
  *   startup  `denovmm --version` from the compiled binary, cold (page cache dropped) and warm,
@@ -29,7 +30,8 @@
  *   boot     as above, on the Image, 1 and 2 vCPUs: wall time and guest uptime at the marker,
  *            peak RSS and RSS less the guest RAM touched.
  *   exits    µs per 32-bit write to an address neither machine claims, and to an unclaimed
- *            port in each machine's PCI I/O window, timed inside the guest (1 vCPU).
+ *            port in each machine's PCI I/O window, timed inside the guest (1 vCPU); the whole
+ *            run and its steady state, as on x86.
  * The guest program is the same guest_bench.c, built static for aarch64 on the host (the
  * sandbox has no compiler): --prepare-only builds it there, --prepared measures.
  * Prints a table (median, min, max, ratio denovmm/QEMU per round) and writes every raw number
@@ -38,7 +40,15 @@
 import { BASE_CMDLINE } from "../src/cli/cli.ts";
 import { writeCpioGz } from "./lib/cpio.ts";
 import { type BenchOptions, BenchUsageError, parseBenchArgs } from "./bench/options.ts";
-import { fastest, fmt, roundDiffs, roundRatios, span } from "./bench/stats.ts";
+import {
+  chunkLines,
+  fastest,
+  fmt,
+  roundDiffs,
+  roundRatios,
+  span,
+  steadyState,
+} from "./bench/stats.ts";
 import { exitFloorBios } from "./bench/exit_floor_bios.ts";
 import { Checkpoint } from "./bench/checkpoint.ts";
 import {
@@ -142,6 +152,8 @@ interface RunResult {
   guestKiB: number;
   /** BENCH key=value numbers the guest printed. */
   values: Record<string, number>;
+  /** The steady state of each run the guest timed in chunks (`bench_chunks`), by key. */
+  steady: Record<string, number>;
 }
 
 function guestResidentKiB(pid: number, ramBytes: number): number {
@@ -168,7 +180,14 @@ function vmHwmKiB(pid: number): number {
   }
 }
 
-const FAILED: RunResult = { wallMs: NaN, uptime: NaN, hwmKiB: NaN, guestKiB: NaN, values: {} };
+const FAILED: RunResult = {
+  wallMs: NaN,
+  uptime: NaN,
+  hwmKiB: NaN,
+  guestKiB: NaN,
+  values: {},
+  steady: {},
+};
 /** Runs that ended without the marker (hung or failed): counted and shown, not hidden. */
 const failures: string[] = [];
 
@@ -222,8 +241,10 @@ async function runVmOnce(
   }
   const uptime = Number(/BENCH-MARKER uptime=([\d.]+)/.exec(out)?.[1]);
   const values: Record<string, number> = {};
-  for (const m of out.matchAll(/^BENCH ([a-z_]+)=([\d.]+)/gm)) values[m[1]] = Number(m[2]);
-  return { wallMs, uptime, hwmKiB, guestKiB, values };
+  for (const m of out.matchAll(/^BENCH ([a-z_]+)=([\d.]+)(?=\s|$)/gm)) values[m[1]] = Number(m[2]);
+  const steady: Record<string, number> = {};
+  for (const [key, chunks] of Object.entries(chunkLines(out))) steady[key] = steadyState(chunks);
+  return { wallMs, uptime, hwmKiB, guestKiB, values, steady };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -466,16 +487,21 @@ async function benchArm64(): Promise<void> {
       const mmio = row("exit round trip, MMIO write (unclaimed)", "µs", "virt");
       const pio = row("exit round trip, PCI I/O window write", "µs", "virt");
       const hex = (a: number) => `0x${a.toString(16)}`;
+      // The second half of each run, timed in chunks (stats.ts, steadyState).
+      const mmioSteady = row("  MMIO write, steady state", "µs", "virt");
+      const pioSteady = row("  PCI I/O window write, steady state", "µs", "virt");
       const cases = [
-        ["mmio", mmio, UNCLAIMED_MMIO, UNCLAIMED_MMIO],
-        ["pio window", pio, pioWindowAddress("denovmm"), pioWindowAddress("qemu")],
+        ["mmio", mmio, mmioSteady, UNCLAIMED_MMIO, UNCLAIMED_MMIO],
+        ["pio window", pio, pioSteady, pioWindowAddress("denovmm"), pioWindowAddress("qemu")],
       ] as const;
       for (let round = 0; round < ROUNDS; round++) {
-        for (const [what, r, atD, atQ] of cases) {
-          const params = (at: number) => `quiet bench=mmio bench_n=${n} bench_addr=${hex(at)}`;
+        for (const [what, r, rSteady, atD, atQ] of cases) {
+          const params = (at: number) =>
+            `quiet bench=mmio bench_n=${n} bench_addr=${hex(at)} bench_chunks=10`;
           const d = await runVm(denovmmArm64(ARM64_BINARY, g(params(atD), 1)), timeoutMs);
           const q = await runVm(qemuArm64(QEMU_ARM64, g(params(atQ), 1)), timeoutMs);
           r.denovmm.push(d.values.mmio_us), r.qemu.push(q.values.mmio_us);
+          rSteady.denovmm.push(d.steady.mmio ?? NaN), rSteady.qemu.push(q.steady.mmio ?? NaN);
           log(
             `exits ${what} round ${round + 1}: denovmm ${d.values.mmio_us} µs (${hex(atD)}), ` +
               `QEMU ${q.values.mmio_us} µs (${hex(atQ)})`,
@@ -689,10 +715,12 @@ async function benchX86(): Promise<void> {
   if (ONLY.has("exits")) {
     await section("exits", async () => {
       const n = 20000;
+      // Timed in ten chunks as well: the steady state leaves out the first writes, which pay for
+      // V8's optimizing compiles (stats.ts, steadyState).
       const g = (mode: string): Guest => ({
         kernel: elf,
         initrd,
-        params: `quiet bench=${mode} bench_n=${n}`,
+        params: `quiet bench=${mode} bench_n=${n} bench_chunks=10`,
         cpus: 1,
       });
       const pio = row("exit round trip, port I/O write", "µs", "microvm bz", false, "≤1.05");
@@ -705,13 +733,18 @@ async function benchX86(): Promise<void> {
       // what the main thread's slices cost an exit.
       const pioWorker = row("  port write, vCPU 0 on a Worker", "µs", "microvm bz");
       const mmioWorker = row("  MMIO write, vCPU 0 on a Worker", "µs", "microvm bz");
+      // The same runs' second halves: an exit once the JIT has warmed up.
+      const pioSteady = row("  port write, steady state", "µs", "microvm bz");
+      const pioSteadyWorker = row("  port write, steady, vCPU 0 on a Worker", "µs", "microvm bz");
+      const mmioSteady = row("  MMIO write, steady state", "µs", "microvm bz");
+      const mmioSteadyWorker = row("  MMIO write, steady, vCPU 0 on a Worker", "µs", "microvm bz");
       const cases = [
-        [`pio`, pio, pioPvh, pioWorker, "pio_us"],
-        ["mmio", mmio, mmioPvh, mmioWorker, "mmio_us"],
+        [`pio`, pio, pioPvh, pioWorker, pioSteady, pioSteadyWorker, "pio_us"],
+        ["mmio", mmio, mmioPvh, mmioWorker, mmioSteady, mmioSteadyWorker, "mmio_us"],
       ] as const;
       const onWorker = { DENOVMM_BOOT_VCPU: "worker" };
       for (let round = 0; round < ROUNDS; round++) {
-        for (const [mode, r, rPvh, rWorker, key] of cases) {
+        for (const [mode, r, rPvh, rWorker, rSteady, rSteadyWorker, key] of cases) {
           const d = await runVm(denovmm(g(mode)));
           const q = await runVm(qemu("microvm", { ...g(mode), kernel: bz }));
           const dWorker = await runVm(denovmm(g(mode)), undefined, onWorker);
@@ -719,10 +752,17 @@ async function benchX86(): Promise<void> {
           r.denovmm.push(d.values[key]), rPvh.denovmm.push(d.values[key]);
           r.qemu.push(q.values[key]), rPvh.qemu.push(qPvh.values[key]);
           rWorker.denovmm.push(dWorker.values[key]), rWorker.qemu.push(q.values[key]);
+          rSteady.denovmm.push(d.steady[mode] ?? NaN), rSteady.qemu.push(q.steady[mode] ?? NaN);
+          rSteadyWorker.denovmm.push(dWorker.steady[mode] ?? NaN);
+          rSteadyWorker.qemu.push(q.steady[mode] ?? NaN);
           log(
             `exits ${mode} round ${round + 1}: denovmm ${d.values[key]} µs (vCPU 0 on a Worker ${
               dWorker.values[key]
-            } µs), QEMU ${q.values[key]} µs (bzImage), ${qPvh.values[key]} µs (vmlinux)`,
+            } µs), QEMU ${q.values[key]} µs (bzImage), ${qPvh.values[key]} µs (vmlinux); ` +
+              `steady state: denovmm ${fmt(d.steady[mode])} (Worker ${
+                fmt(dWorker.steady[mode])
+              }), ` +
+              `QEMU ${fmt(q.steady[mode])} µs`,
           );
         }
       }

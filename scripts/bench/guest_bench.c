@@ -93,13 +93,33 @@ static void load_modules(void) {
   if (order) fclose(order);
 }
 
+/* bench_chunks=K: the n writes in K equal chunks, each timed and printed (µs a write), so that
+ * the host can tell the first writes, which pay for a JIT's warm-up, from the steady state. */
+static long chunks = 1;
+
+static void print_chunks(const char *key, const double *chunk_s, long per_chunk) {
+  if (chunks < 2) return;
+  printf("BENCH %s_chunks_us=", key);
+  for (long c = 0; c < chunks; c++) printf("%s%.3f", c ? "," : "", chunk_s[c] / per_chunk * 1e6);
+  printf("\n");
+}
+
 static void exits_pio(long n) {
 #ifdef HAVE_PORT_IO
   if (iopl(3) != 0) { perror("iopl"); finish(1); }
-  double t0 = now();
-  for (long i = 0; i < n; i++) outb(0, UNCLAIMED_PORT);
+  double chunk_s[64];
+  long per_chunk = n / chunks;
+  double t0 = now(), c0 = t0;
+  for (long c = 0; c < chunks; c++) {
+    for (long i = 0; i < per_chunk; i++) outb(0, UNCLAIMED_PORT);
+    double c1 = now();
+    chunk_s[c] = c1 - c0;
+    c0 = c1;
+  }
+  for (long i = per_chunk * chunks; i < n; i++) outb(0, UNCLAIMED_PORT);
   double t = now() - t0;
   printf("BENCH pio_us=%.3f n=%ld\n", t / n * 1e6, n);
+  print_chunks("pio", chunk_s, per_chunk);
 #else
   (void)n;
   fprintf(stderr, "bench: no port I/O on this architecture (mmio with bench_addr= instead)\n");
@@ -114,10 +134,19 @@ static void exits_mmio(long n, unsigned long addr) {
   volatile uint8_t *base = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, page);
   if (base == MAP_FAILED) { perror("mmap /dev/mem"); finish(1); }
   volatile uint32_t *p = (volatile uint32_t *)(base + (addr - page));
-  double t0 = now();
-  for (long i = 0; i < n; i++) p[0] = (uint32_t)i;
+  double chunk_s[64];
+  long per_chunk = n / chunks;
+  double t0 = now(), c0 = t0;
+  for (long c = 0; c < chunks; c++) {
+    for (long i = 0; i < per_chunk; i++) p[0] = (uint32_t)i;
+    double c1 = now();
+    chunk_s[c] = c1 - c0;
+    c0 = c1;
+  }
+  for (long i = per_chunk * chunks; i < n; i++) p[0] = (uint32_t)i;
   double t = now() - t0;
   printf("BENCH mmio_us=%.3f n=%ld\n", t / n * 1e6, n);
+  print_chunks("mmio", chunk_s, per_chunk);
 }
 
 static void disk(long randoms) {
@@ -166,6 +195,10 @@ int main(void) {
   const char *mode = param(cmdline, "bench=", mode_buf);
   char *n = param(cmdline, "bench_n=", n_buf);
   long count = n ? atol(n) : 20000;
+  char k_buf[64];
+  char *k = param(cmdline, "bench_chunks=", k_buf);
+  if (k) chunks = atol(k);
+  if (chunks < 1 || chunks > 64 || chunks > count) chunks = 1;
   if (mode && !strcmp(mode, "pio")) exits_pio(count);
   else if (mode && !strcmp(mode, "mmio")) {
     char a_buf[64];

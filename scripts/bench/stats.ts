@@ -46,3 +46,23 @@ export function fastest(peers: Record<string, number[]>): { name: string; sample
 export function roundDiffs(a: number[], b: number[]): number[] {
   return b.map((x, i) => x - a[i]);
 }
+
+/**
+ * The steady state of a run timed in chunks (the guest's `bench_chunks`): the median chunk of the
+ * second half. The first chunks of a JIT-compiled VMM's run pay for its optimizing compiles
+ * (under the sandbox's emulated CPU, seconds of one CPU); a peer without a JIT has none. NaN
+ * for fewer than two chunks.
+ */
+export function steadyState(chunks: number[]): number {
+  if (chunks.length < 2) return NaN;
+  return median(chunks.slice(chunks.length >> 1));
+}
+
+/** `BENCH key_chunks_us=a,b,...` lines of a guest's output, by key ("pio", "mmio"). */
+export function chunkLines(out: string): Record<string, number[]> {
+  const chunks: Record<string, number[]> = {};
+  for (const m of out.matchAll(/^BENCH ([a-z]+)_chunks_us=([\d.,]+)$/gm)) {
+    chunks[m[1]] = m[2].split(",").map(Number);
+  }
+  return chunks;
+}

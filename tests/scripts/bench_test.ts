@@ -2,7 +2,16 @@
 // command lines and the check that the guest program is a static aarch64 executable.
 import { deepEqual, equal, match, ok, throws } from "../assert.ts";
 import { BenchUsageError, parseBenchArgs } from "../../scripts/bench/options.ts";
-import { fastest, fmt, median, roundDiffs, roundRatios, span } from "../../scripts/bench/stats.ts";
+import {
+  chunkLines,
+  fastest,
+  fmt,
+  median,
+  roundDiffs,
+  roundRatios,
+  span,
+  steadyState,
+} from "../../scripts/bench/stats.ts";
 import { exitFloorBios } from "../../scripts/bench/exit_floor_bios.ts";
 import {
   denovmmArm64,
@@ -171,4 +180,23 @@ Deno.test("exit_floor_bios: the reset vector jumps to the loop, which counts N w
   deepEqual([...image.subarray(14, 19)], [0xba, 0x01, 0x05, 0xee, 0xf4]);
   throws(() => exitFloorBios(0));
   throws(() => exitFloorBios(2 ** 32));
+});
+
+Deno.test("bench: the steady state is the median chunk of a run's second half, read off the guest's lines", () => {
+  // A JIT's warm-up in the first chunks does not reach it; a slow chunk late in the run does
+  // not either, as a median.
+  equal(steadyState([300, 250, 120, 70, 72, 69, 71, 140, 70, 68]), 70);
+  equal(steadyState([5, 7]), 7);
+  ok(Number.isNaN(steadyState([42])), "one chunk has no second half to stand for");
+  ok(Number.isNaN(steadyState([])));
+  const out = [
+    "BENCH-MARKER uptime=1.20",
+    "BENCH pio_us=120.5 n=20000",
+    "BENCH pio_chunks_us=300.1,250,70.5,69.5",
+    "BENCH mmio_chunks_us=90,80",
+    "BENCH mmio_chunks_us_not=1,2",
+    "  BENCH pio_chunks_us=1,2 (not at a line's start)",
+  ].join("\n");
+  deepEqual(chunkLines(out), { pio: [300.1, 250, 70.5, 69.5], mmio: [90, 80] });
+  equal(steadyState(chunkLines(out).pio), 70);
 });
