@@ -15,10 +15,12 @@ export const STAT = {
   pciEcam: 8,
   /** KVM_RUN ended by a signal (EINTR): the boot vCPU's tick, a stop kick. */
   interrupted: 9,
-  /** Slices of the boot vCPU (../machine/boot_vcpu.ts) ended by the clock, not by a signal. */
+  /** Slices of the boot vCPU (../machine/boot_vcpu.ts) ended by the clock (busySliceMs). */
   sliceClock: 10,
   /** Slices of a guest busy with exits ended early because the event loop had work. */
   sliceWoken: 11,
+  /** Slices ended at a tick that found the guest idle (fewer than BUSY_SLICE_EXITS exits). */
+  sliceIdle: 12,
 } as const;
 const COUNT = Object.keys(STAT).length;
 

@@ -30,9 +30,10 @@ Deno.test("smp: with 2 vCPUs, the output of the command before `exit` arrives wh
   });
   equal(r.status, 0, r.stdout + r.stderr);
   const stats =
-    /^denovmm: exits: exits=(\d+) .* interrupted=(\d+) sliceClock=(\d+) sliceWoken=\d+$/m.exec(
-      r.stderr,
-    );
+    /^denovmm: exits: exits=(\d+) .* interrupted=(\d+) sliceClock=(\d+) sliceWoken=\d+ sliceIdle=\d+$/m
+      .exec(
+        r.stderr,
+      );
   ok(stats, `DENOVMM_STATS=1 prints the counters:\n${r.stderr}`);
   ok(Number(stats[1]) > 1000, `a Linux boot takes thousands of exits: ${stats[0]}`);
   // vCPU 0's KVM_RUN on the main thread is ended by the 20 ms tick (../../src/machine/boot_vcpu.ts)

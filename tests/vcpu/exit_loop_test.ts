@@ -101,7 +101,7 @@ Deno.test("exit loop as a generator of slices: yields on EINTR and after the sli
   }, "counter");
   const opts = { debug: false, log: () => {} };
   // The 3rd and the 1500th KVM_RUN are interrupted; a slice of no time yields at each look at
-  // the clock (every 1024 exits).
+  // the clock (at the first exit, then every 1024 exits) and at each EINTR.
   const stats = new ExitStats(createStats());
   const run = slices(fakeVcpu(0x100, [3, 1500]), pio, mmio, stats, stop, opts, 0);
   const seen: number[] = [];
@@ -112,14 +112,13 @@ Deno.test("exit loop as a generator of slices: yields on EINTR and after the sli
   }
   equal(r.value.status, 9);
   equal(writes, 3000);
-  // EINTR after 2 exits; the clock 1024 exits later; then EINTR at the 1500th KVM_RUN, after
-  // 1500 - 2 interrupted calls = 1498 exits.
-  equal(seen[0], 2);
-  equal(seen[1], 2 + 1024);
-  equal(seen[2], 1498);
-  // Counted as such (--debug prints them): two by a signal, the rest by the clock.
+  // The first exit's look at the clock; EINTR after 2 exits; the clock 1024 exits later; then
+  // EINTR at the 1500th KVM_RUN, after 1500 - 2 interrupted calls = 1498 exits; the clock again.
+  deepEqual(seen, [1, 2, 2 + 1024, 1498, 1498 + 1024]);
+  // Two KVM_RUNs ended by a signal; every slice ended by the clock, its length being zero.
   equal(stats.get(STAT.interrupted), 2);
-  equal(stats.get(STAT.sliceClock), seen.length - 2);
+  equal(stats.get(STAT.sliceClock), seen.length);
+  equal(stats.get(STAT.sliceIdle), 0);
   // A long slice runs on to the VM's end, which it returns.
   const end = new StopRequest();
   const port = counterPort(pio, 0x300, 5000, end, 4);
@@ -154,6 +153,7 @@ Deno.test("slices: a guest busy with exits keeps its slice through the tick; an 
   deepEqual(yieldedAt, [9, 18]);
   equal(stats.get(STAT.interrupted), eintrs.length, "every EINTR counted, yielded or not");
   equal(stats.get(STAT.sliceClock), 0);
+  equal(stats.get(STAT.sliceIdle), 2, "the idle ticks' yields counted as such");
 });
 
 Deno.test("slices: a busy guest's slice ends early when the event loop has work, at a tick or at the clock", () => {
@@ -187,7 +187,11 @@ Deno.test("slices: a busy guest's slice ends early when the event loop has work,
   // Idle ticks yield without asking; the busy tick at write 495 finds the first work; the
   // second is found by the look at the clock 1024 exits after that slice began.
   deepEqual(yieldedAt, [9, 18, 495, 495 + 1024]);
-  deepEqual(asked, [91, 164, 495, 894, 495 + 1024], "asked at busy ticks and the clock only");
+  deepEqual(
+    asked,
+    [1, 91, 164, 495, 894, 495 + 1024],
+    "asked at the first exit (its look at the clock), at busy ticks and at the clock only",
+  );
   equal(stats.get(STAT.sliceWoken), 2);
   equal(stats.get(STAT.sliceClock), 0);
   equal(stats.get(STAT.interrupted), eintrs.length);
