@@ -41,7 +41,7 @@ timeline() { # name cmd...
       [[ $line == *BENCH-MARKER* && ! -e $mark ]] && read -r up _ </proc/uptime && echo "$up" >"$mark"
     done || true
   perf script -i "$data" -F tid,time,event,trace 2>/dev/null | awk -v name="$name" \
-    -v mark="$(cat "$mark" 2>/dev/null || echo 0)" '
+    -v mark="$(cat "$mark" 2>/dev/null || echo 0)" -v kinds="${DENOVMM_TL_KINDS:-0}" '
     function phase(t) { return t < entry0 ? 1 : (clock == 0 || t < clock) ? 2 : 3 }
     {
       tid = $1; t = $2 + 0; ev = $3
@@ -63,11 +63,20 @@ timeline() { # name cmd...
           sub(/^.*kvm:kvm_/, "", L[i]); what[tid] = L[i]
         } else if (E[i] ~ /kvm_userspace_exit/) {
           user_exits[p]++
+          if (what[tid] == "" && match(L[i], /reason .*$/)) what[tid] = substr(L[i], RSTART, RLENGTH)
           if (tid in exited) kvm[p] += t - exited[tid]
           delete exited[tid]; inuser[tid] = t
         } else if (E[i] ~ /kvm_entry/) {
           if (tid in inuser) {
             vmm[p] += t - inuser[tid]
+            # by kind of access: the port or MMIO page, or the exit reason with none (EINTR)
+            w = what[tid]; kind = w == "" ? "no access" : w
+            if (match(w, /pio_(read|write) at 0x[0-9a-f]+/)) kind = substr(w, RSTART, RLENGTH)
+            else if (match(w, /mmio (read|write)/)) {
+              kind = substr(w, RSTART, RLENGTH)
+              if (match(w, /gpa 0x[0-9a-f]+/)) kind = kind " page " substr(w, RSTART + 4, RLENGTH - 7) "000"
+            }
+            kcount[p, kind]++; ktime[p, kind] += t - inuser[tid]
             # the longest stays in the VMM, and the access that caused each
             for (j = 1; j <= 8; j++) if (t - inuser[tid] > slow[j]) break
             if (j <= 8) {
@@ -93,6 +102,17 @@ timeline() { # name cmd...
         }
         if (top != "") printf "%s:             exits by reason (5%%+):%s\n", name, top
       }
+      # DENOVMM_TL_KINDS=N: the N kinds of access whose exits took the most VMM time, per phase
+      for (p = 2; p <= 3 && kinds > 0; p++) {
+        m = 0
+        for (k in ktime) { split(k, kk, SUBSEP); if (kk[1] == p) { m++; KT[m] = ktime[k]; KN[m] = kk[2] } }
+        for (a = 1; a <= m; a++) for (b = a + 1; b <= m; b++) if (KT[b] > KT[a]) {
+          x = KT[a]; KT[a] = KT[b]; KT[b] = x; x = KN[a]; KN[a] = KN[b]; KN[b] = x
+        }
+        for (a = 1; a <= m && a <= kinds; a++)
+          printf "%s:   %-9s VMM %6.1f ms in %4d exits (%.2f ms each): %s\n", name, names[p],
+            KT[a] * 1000, kcount[p, KN[a]], KT[a] * 1000 / kcount[p, KN[a]], KN[a]
+      }
       for (j = 1; j <= 8 && slow[j] > 0; j++)
         printf "%s:   VMM %6.1f ms at %s\n", name, slow[j] * 1000, slowat[j]
     }'
@@ -101,7 +121,9 @@ timeline() { # name cmd...
 }
 # DENOVMM_TL_RUNS=N boots denovmm N times (the first run writes V8's code cache, the later ones
 # read it); DENOVMM_TL_DEBUG=1 adds denovmm's --debug start-up steps; DENOVMM_TL_V8="A;B;..."
-# boots it once per set of V8 flags (DENO_V8_FLAGS, "" for none); DENOVMM_TL_QEMU=0 leaves QEMU out.
+# boots it once per set of V8 flags (DENO_V8_FLAGS, "" for none); DENOVMM_TL_QEMU=0 leaves QEMU out;
+# DENOVMM_TL_KINDS=N prints, per phase, the N kinds of exit to user space (a port, an MMIO page, or
+# the exit's reason where it has no access, as KVM_EXIT_INTR for a signal) that took the VMM longest.
 IFS=';' read -r -a v8sets <<<"${DENOVMM_TL_V8-}"
 ((${#v8sets[@]})) || v8sets=("")
 for v8 in "${v8sets[@]}"; do

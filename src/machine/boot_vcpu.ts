@@ -8,25 +8,26 @@
  * signals, the console's timers and the Workers' messages. So the loop runs in slices
  * (`slices`, a generator whose frame lives on from one slice to the next): a POSIX timer sends
  * this thread a signal every TICK_MS, which ends a KVM_RUN in progress (EINTR) however idle the
- * guest is; a guest busy with exits keeps its slice through the ticks until it is SLICE_MS old,
- * since each turn costs the exits after it, unless the event loop has work: between exits the
- * slice asks the event loop's epoll instance whether something woke it (a stop signal, console
- * input, a Worker's message: ../../ffi/event_loop_probe.ts) and does the console pump's timed work
- * itself (StdinPump.tick). Between two slices the event loop gets one turn, through `setImmediate`
- * (a setTimeout(0) would take milliseconds: timers are clamped), and the console and the VM's
- * ending behave as with a Worker: console input and the stop signals are served within a tick.
- * Other timers wait up to the busy slice's length, which is shorter where the event loop cannot
- * be asked (no /proc): then everything waits up to it.
+ * guest is. At each tick, and every 1024 exits, the slice asks the event loop's epoll instance
+ * whether something woke it (a stop signal, console input, a Worker's message:
+ * ../../ffi/event_loop_probe.ts) and does the console pump's timed work itself (StdinPump.tick);
+ * the slice ends when there is work, or at the latest when it is ASKED_SLICE_MS old, since each
+ * turn costs the exits after it and a turn with nothing to do is as dear as one with work. Between
+ * two slices the event loop gets one turn (`EventLoopTurn`), and the console and the VM's ending
+ * behave as with a Worker: console input and the stop signals are served within a tick. Other
+ * timers wait up to the slice's length. Where the event loop cannot be asked (no /proc), an idle
+ * guest's slice ends at every tick and a busy one's when it is SLICE_MS old.
  *
  * A turn is cheap natively (2-5 µs) but not under the sandbox's emulated CPU, where one that
- * follows a blocking call costs far more than back-to-back turns do (20-40 µs): a tick cost 0.3-0.4 ms with no turn,
- * 0.6-1.3 ms more with a MessageChannel's (an event dispatched through EventTarget) and
- * 0.3-0.4 ms more with setImmediate's (measured in the sandbox: a 2 ms tick interrupting
- * `poll`, CPU time per tick). In the exit bench the ticks were the slow tail of the exits.
+ * follows a blocking call costs far more than back-to-back turns do (20-40 µs): a tick cost
+ * 0.3-0.4 ms with no turn, 0.6-1.3 ms more with a MessageChannel's (an event dispatched through
+ * EventTarget) and 0.3-0.4 ms more with node:timers' `setImmediate` (measured in the sandbox: a 2
+ * ms tick interrupting `poll`, CPU time per tick). In the exit bench the ticks were the slow tail
+ * of the exits. Since turns are taken only for work, the MessageChannel's price matters less than
+ * what importing node:timers costs every start (`EventLoopTurn`).
  *
  * @module
  */
-import { setImmediate } from "node:timers";
 import { libc } from "../../ffi/libc.ts";
 import { interruptOnly } from "../../ffi/signal_action.ts";
 import { ThreadTimer } from "../../ffi/thread_timer.ts";
@@ -70,6 +71,7 @@ export class BootVcpu {
     // and one that costs nothing per tick (../../ffi/signal_action.ts).
     interruptOnly(SIGURG);
     const timer = new ThreadTimer(this.tid, SIGURG, TICK_MS);
+    const turn = new EventLoopTurn();
     try {
       // One generator for all the slices: the exit loop's frame outlives each slice, so V8
       // optimizes it once, as a Worker's (../vcpu/exit_loop.ts, `slices`).
@@ -78,10 +80,41 @@ export class BootVcpu {
       for (;;) {
         const slice = run.next();
         if (slice.done) return slice.value;
-        await new Promise<void>((resolve) => setImmediate(resolve));
+        await turn.take();
       }
     } finally {
       timer.delete();
+      turn.close();
     }
+  }
+}
+
+/**
+ * One turn of the event loop when asked for: a message through a MessageChannel to itself, a task
+ * of its own, which the loop runs after what is ready before it. A `setTimeout(0)` would take
+ * milliseconds (timers are clamped), and node:timers' `setImmediate`, cheaper a turn, costs
+ * Deno's Node layer at every start (0.14-0.28 s of CPU in the sandbox, against none for a
+ * MessageChannel: web APIs come ready in Deno's snapshot), while turns have become rare (a slice
+ * yields when the event loop has work, or once a second).
+ */
+class EventLoopTurn {
+  readonly #channel = new MessageChannel();
+  #taken = () => {};
+
+  constructor() {
+    this.#channel.port1.onmessage = () => this.#taken();
+  }
+
+  take(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#taken = resolve;
+      this.#channel.port2.postMessage(null);
+    });
+  }
+
+  /** An open port with a listener keeps the process alive. */
+  close(): void {
+    this.#channel.port1.close();
+    this.#channel.port2.close();
   }
 }

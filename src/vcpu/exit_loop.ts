@@ -93,13 +93,17 @@ export const BUSY_SLICE_EXITS = 64;
  * 84-132); with V8's optimizing compilers off the two cost the same, so it is the optimized code
  * that a re-entered function loses.
  *
- * A guest busy with exits (`BUSY_SLICE_EXITS` in the slice so far) keeps running through the
- * tick's EINTR until its slice is `busySliceMs` old, unless `needsTurn` says the event loop has
- * work (asked at the tick and every `SLICE_CHECK_EXITS` exits): each turn of the event loop costs
- * the exits after it (on a Linux guest in the sandbox, 10-20 µs an exit with a turn every 20 ms,
- * none if the loop never leaves: README "Benchmarks"). An idle guest yields at every tick. The
- * host's stop request is read at every KVM_RUN's return, slice or not. Each slice's end is counted
- * by why: the clock (`sliceClock`), an idle tick (`sliceIdle`), work for the event loop
+ * Where `needsTurn` is given (it says whether the event loop has work), it is asked at every tick's
+ * EINTR and every `SLICE_CHECK_EXITS` exits, and the slice ends when it says yes or when the slice
+ * is `busySliceMs` old: each turn of the event loop costs the exits after it (on a Linux guest in
+ * the sandbox, 10-20 µs an exit with a turn every 20 ms, none if the loop never leaves: README
+ * "Benchmarks"), and a turn with nothing to do costs the same. The boot of a Linux guest has an
+ * idle tick (fewer than `BUSY_SLICE_EXITS` exits in the slice) at nearly every tick, about 150 of
+ * them, and one or two with work. Without `needsTurn` a guest busy with exits keeps running
+ * through the tick until its slice is `busySliceMs` old, and an idle one yields at every tick,
+ * whose turn serves what cannot be asked about. The host's stop request is read at every
+ * KVM_RUN's return, slice or not. Each slice's end is counted by why: the clock (`sliceClock`),
+ * an idle tick (`sliceIdle`), work for the event loop at a busy tick or the clock
  * (`sliceWoken`).
  */
 export function* slices(
@@ -110,8 +114,12 @@ export function* slices(
   stop: StopRequest,
   opts: LoopOptions,
   busySliceMs: number,
-  needsTurn: () => boolean = () => false,
+  needsTurn?: () => boolean,
 ): Generator<undefined, LoopOutcome, void> {
+  // Without a way to ask, an idle tick always yields (the event loop's work is not seen), and
+  // a busy guest's ticks and looks at the clock never end a slice early.
+  const asks = needsTurn !== undefined;
+  const hasWork = needsTurn ?? (() => false);
   const handler = new ExitHandler(vcpu, pio, mmio, stats, stop, opts);
   let sliceStart = performance.now();
   // The first exit takes the path of a look at the clock (see below): V8 then has type feedback
@@ -136,10 +144,10 @@ export function* slices(
     // sandbox's emulated CPU, 0.3-0.5 s of compiling again in the middle of a run of exits.
     const reason = performance.now() - sliceStart >= busySliceMs
       ? STAT.sliceClock
-      : idleTick
+      : idleTick && !asks
       ? STAT.sliceIdle
-      : needsTurn()
-      ? STAT.sliceWoken
+      : hasWork()
+      ? (idleTick ? STAT.sliceIdle : STAT.sliceWoken)
       : GO_ON;
     if (reason === GO_ON) continue;
     stats.bump(reason);
