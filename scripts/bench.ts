@@ -23,7 +23,8 @@
  *   disk     O_DIRECT sequential 1 MiB reads of a 256 MiB image and 4 KiB random reads, in the
  *            guest, virtio-blk-pci (QEMU -M pc, cache=none, aio=threads).
  *   startup  `denovmm --version` from the compiled binary, cold (page cache dropped) and warm,
- *            against `qemu-system-x86_64 --version`.
+ *            against `qemu-system-x86_64 --version`; and an empty module on the same Deno, the
+ *            floor under any program on it.
  * --arch arm64: denovmm's arm64 executable (`compile.sh --target aarch64`) against QEMU's
  * `qemu-system-aarch64 -M virt,gic-version=3 -accel kvm` in the arm64 sandbox, on the default
  * arm64 guest (./bench/arm64.ts):
@@ -800,9 +801,10 @@ async function benchX86(): Promise<void> {
   if (ONLY.has("startup")) {
     await section("startup", async () => {
       const binary = BINARY;
-      const time = async (cmd: string[]) => {
+      const time = async (cmd: string[], env?: Record<string, string>) => {
         const t0 = performance.now();
-        const r = await new Deno.Command(cmd[0], { args: cmd.slice(1), stdout: "null" }).output();
+        const r = await new Deno.Command(cmd[0], { args: cmd.slice(1), env, stdout: "null" })
+          .output();
         if (r.code !== 0) throw new Error(`bench: ${cmd.join(" ")} exited ${r.code}`);
         return performance.now() - t0;
       };
@@ -811,12 +813,27 @@ async function benchX86(): Promise<void> {
         sh("sync; echo 3 > /proc/sys/vm/drop_caches").then(() => true, () => false);
       const cold = row("--version, cold page cache", "ms", "QEMU");
       const warm = row("--version, warm", "ms", "QEMU");
+      // The floor under any program on this Deno: an empty module, run as the executable runs
+      // denovmm (the same Deno, copied out of the repository as the executable unpacks its own,
+      // with a code cache of its own), against the same QEMU --version.
+      const floor = row("an empty Deno program, warm", "ms", "QEMU");
+      const dir = Deno.makeTempDirSync({ prefix: "denovmm-bench-" });
+      const deno = `${dir}/deno`;
+      Deno.copyFileSync(Deno.execPath(), deno);
+      Deno.chmodSync(deno, 0o755);
+      Deno.writeTextFileSync(`${dir}/empty.js`, "export {};\n");
+      const empty = [deno, "run", "-A", "--no-lock", "--no-config", `${dir}/empty.js`];
+      const env = { DENO_DIR: `${dir}/.deno`, DENO_NO_UPDATE_CHECK: "1" };
+      await time(empty, env); // writes its code cache
       for (let round = 0; round < ROUNDS; round++) {
         if (await drop()) cold.denovmm.push(await time([binary, "--version"]));
         if (await drop()) cold.qemu.push(await time([QEMU, "--version"]));
         warm.denovmm.push(await time([binary, "--version"]));
         warm.qemu.push(await time([QEMU, "--version"]));
+        floor.denovmm.push(await time(empty, env));
+        floor.qemu.push(warm.qemu[warm.qemu.length - 1]);
       }
+      Deno.removeSync(dir, { recursive: true });
     });
   }
 }

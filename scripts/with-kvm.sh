@@ -71,8 +71,12 @@ echo "denovmm: $why, running in the $arch KVM sandbox (QEMU TCG, slow)" >&2
 #
 # Status 125 means the sandbox's own kernel died under CMD (panicked, or stopped for good; see
 # sandbox.sh): a fault of QEMU's emulation of nested virtualisation, not anything CMD did or
-# reported. CMD then runs once more, in a fresh sandbox, on the same input. A second death, and
-# every status of CMD's own, stands.
+# reported. CMD then runs again, in a fresh sandbox, on the same input: up to
+# DENOVMM_SANDBOX_RETRIES times (default 3; CI saw two deaths in one 17-minute test suite). A
+# command that keeps its progress in the work share resumes there (scripts/kvm_suite.sh,
+# scripts/bench/checkpoint.ts). Every status of CMD's own, and the last death, stands.
+retries=${DENOVMM_SANDBOX_RETRIES:-3}
+[[ $retries =~ ^[0-9]+$ ]] || { echo "with-kvm: DENOVMM_SANDBOX_RETRIES is a count, not '$retries'" >&2 && exit 2; }
 # A terminal is read live; piped or redirected input is saved, so a second run gets it again.
 input=""
 if [[ ! -t 0 ]]; then
@@ -87,7 +91,9 @@ attempt() {
     "$repo/scripts/sandbox.sh" --arch "$arch" --vfio -- "$@"
   fi
 }
-attempt "$@" && exit 0 || status=$?
-((status == 125)) || exit "$status"
-echo "denovmm: the sandbox's kernel died (not a result of the command); running it once more" >&2
-attempt "$@"
+for ((try = 1; ; try++)); do
+  attempt "$@" && exit 0 || status=$?
+  ((status == 125 && try <= retries)) || exit "$status"
+  echo "denovmm: the sandbox's kernel died (not a result of the command); running it once more" \
+    "(retry $try of $retries)" >&2
+done

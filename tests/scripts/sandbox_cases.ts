@@ -2,7 +2,7 @@
  * The sandbox's guarantees (scripts/sandbox.sh, scripts/with-kvm.sh), for either architecture:
  * sandbox_test.ts runs them on the x86-64 sandbox, sandbox_arm64_test.ts on the arm64 one.
  */
-import { equal, match } from "../assert.ts";
+import { deepEqual, equal, match } from "../assert.ts";
 
 const repo = new URL("../..", import.meta.url).pathname;
 
@@ -134,6 +134,45 @@ export function sandboxTests(arch: Arch): void {
         /the sandbox's kernel died \(not a result of the command\); running it once more/,
       );
     } finally {
+      await Deno.remove(marker).catch(() => {});
+    }
+  });
+
+  Deno.test({
+    name: `${
+      arch.name === "x86_64" ? "kvm suite" : "kvm suite (arm64)"
+    }: after the sandbox's kernel dies, the next sandbox runs only the files without a status`,
+    ignore: !arch.sharedCases,
+  }, async () => {
+    // Three test files: a kills the sandbox's kernel the first time it runs, b passes, c fails.
+    // In the work share, as the suite's must be; in tests/, since Deno runs nothing in .cache/.
+    const dir = `tests/scripts/.fixture-kvm-suite-${Deno.pid}`;
+    const marker = `${repo}/.cache/kvm-suite-died-${Deno.pid}`;
+    await Deno.mkdir(`${repo}/${dir}`, { recursive: true });
+    const file = (name: string, body: string) =>
+      Deno.writeTextFile(
+        `${repo}/${dir}/${name}_test.ts`,
+        `Deno.test("${name}", () => {${body}});\n`,
+      );
+    await file(
+      "a",
+      `try { Deno.statSync("${marker}"); } catch { Deno.writeTextFileSync("${marker}", ""); ` +
+        `Deno.writeTextFileSync("/proc/sysrq-trigger", "c"); }`,
+    );
+    await file("b", "");
+    await file("c", `throw new Error("c fails");`);
+    try {
+      const { code, stdout, stderr, context } = await run(["scripts/kvm_suite.sh", dir], {
+        env: { DENOVMM_SANDBOX: "1", DENOVMM_ARCH: arch.name },
+      });
+      equal(code, 1, context); // c's failure, after a second sandbox
+      match(stderr, /the sandbox's kernel died .*; running it once more \(retry 1 of 3\)/, context);
+      const runs = (name: string) =>
+        stdout.match(new RegExp(`running 1 test from .*/${name}_test`, "g"))?.length;
+      deepEqual([runs("a"), runs("b"), runs("c")], [2, 1, 1], context);
+      match(stdout, new RegExp(`kvm suite: 3 files, 2 passed, failed: ${dir}/c_test.ts`), context);
+    } finally {
+      await Deno.remove(`${repo}/${dir}`, { recursive: true }).catch(() => {});
       await Deno.remove(marker).catch(() => {});
     }
   });
