@@ -21,11 +21,13 @@
 # kernel is too far gone for that, the host stops QEMU a minute later. CI runs under a hard
 # limit; a hung guest must fail with a reason instead of running into it.
 #
-# The sandbox's init touches run/heartbeat every 5 s. A kernel that stops doing so for 45 s
-# (QEMU's emulation of nested SVM can lose an interrupt and leave the only CPU halted for good)
-# gets an NMI through the monitor, which can wake it (arm64: QEMU's virt machine has no NMI; it
-# just waits); 60 s more without a heartbeat and the VM is stopped. (DENOVMM_SANDBOX_STALE_S=S
-# changes the 45 s; the 60 s follow as S + 15.)
+# The sandbox's init touches run/heartbeat every 5 s. A kernel that stops doing so for 30 s
+# (QEMU's TCG can lose an interrupt: see watch_heartbeat) gets an NMI and a key press through
+# the monitor, which can wake it (arm64: QEMU's virt machine has neither; it just waits). 45 s
+# more without a heartbeat and QEMU's view of its CPU and local APIC is printed and the VM
+# stopped. (DENOVMM_SANDBOX_STALE_S=S changes the 30 s; the stop follows S + 15 s after the kick.)
+# DENOVMM_SANDBOX_APPEND adds to the sandbox kernel's command line, module parameters too
+# (kvm_amd.vgif=0, say: the init hands name.param=value to insmod as modprobe would).
 #
 # Exit status: CMD's; 124 when it timed out; 125 when the VM ended without reporting one (its
 # kernel panicked or stopped).
@@ -167,6 +169,9 @@ args+=(
 )
 [[ -n $work ]] && args+=(-virtfs "local,path=$work,mount_tag=work,security_model=none")
 [[ ${DENOVMM_SANDBOX_DEBUG:-} == 1 ]] && append=${append/quiet loglevel=3/}
+# More for the sandbox's kernel and its modules' parameters (module.param=value, which its init
+# passes to insmod), e.g. to try a kvm_amd setting.
+append+=${DENOVMM_SANDBOX_APPEND:+ $DENOVMM_SANDBOX_APPEND}
 
 # The monitor, on a pipe pair (QEMU opens both ends read-write, and its few replies fit in the
 # pipe), for the watcher's NMI; QEMU's pid for the watcher.
@@ -175,7 +180,7 @@ args+=(-chardev "pipe,id=mon,path=$run/monitor" -mon chardev=mon,mode=readline -
 
 # Runs beside QEMU (which keeps the terminal in the foreground): see the header.
 watch_heartbeat() {
-  local kicked=0 now age pid stale=${DENOVMM_SANDBOX_STALE_S:-45}
+  local kicked=0 now age pid stale=${DENOVMM_SANDBOX_STALE_S:-30}
   while sleep 5; do
     pid=$(cat "$run/qemu.pid" 2>/dev/null) || continue
     kill -0 "$pid" 2>/dev/null || return 0
@@ -183,18 +188,34 @@ watch_heartbeat() {
     now=$(date +%s)
     age=$((now - $(stat -c %Y "$run/heartbeat")))
     if ((age < stale)); then
+      ((kicked == 0)) || echo "sandbox: the VM's heartbeat is back, $((now - kicked)) s after the kick" >&2
       kicked=0
     elif ((kicked == 0)); then
       if [[ $arch == arm64 ]]; then
         # QEMU's virt machine answers `nmi` with "not supported": there is nothing to wake it with.
         echo "sandbox: no heartbeat from the VM for $age s (arm64: no NMI to send)" >&2
       else
-        echo "sandbox: no heartbeat from the VM for $age s; sending it an NMI" >&2
-        echo nmi >"$run/monitor.in"
+        # A stopped x86 sandbox (QEMU's monitor, below, 2026-12-03) was running with interrupts
+        # on and its timer's vector pending in the local APIC's IRR, above the processor
+        # priority, never delivered: QEMU had lost its note that the APIC wants the CPU. Any
+        # new interrupt makes it look at the APIC again; a key press on the i8042 (IRQ 1) is one
+        # nothing in the sandbox reads.
+        echo "sandbox: no heartbeat from the VM for $age s; sending it an NMI and a key press" >&2
+        printf 'nmi\nsendkey shift\n' >"$run/monitor.in"
       fi
       kicked=$now
     elif ((now - kicked > stale + 15)); then
       echo "sandbox: the VM's kernel stopped (no heartbeat for $age s$([[ $arch == arm64 ]] || echo ", an NMI did not help"))" >&2
+      # QEMU's view of the stopped CPU, for whoever looks into these deaths: is it halted, with
+      # interrupts on, and is its local APIC's timer armed, an interrupt pending (IRR) or in
+      # service (ISR)? The replies go to the monitor's pipe, which nothing else reads.
+      {
+        echo "info registers"
+        [[ $arch == arm64 ]] || echo "info lapic"
+      } >"$run/monitor.in"
+      sleep 2
+      echo "sandbox: QEMU's monitor on the stopped VM:" >&2
+      timeout 2 cat "$run/monitor.out" | tr -d '\r' | grep -v '^(qemu)' | tail -n 80 >&2 || true
       kill "$pid"
       sleep 10
       kill -KILL "$pid" 2>/dev/null

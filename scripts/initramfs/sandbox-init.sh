@@ -17,9 +17,15 @@ mount -t devtmpfs devtmpfs /dev
 
 # The emulated IOMMU runs without interrupt remapping (intremap=off boots faster under TCG),
 # so type1 must be told to accept devices whose MSIs are not isolated: fine in a sandbox.
+# A module's parameters on the kernel command line (name.param=value), as modprobe would pass
+# them: sandbox.sh sets kvm_amd's there.
 while read -r m; do
   args=""
   case $m in *vfio_iommu_type1.ko) args="allow_unsafe_interrupts=1" ;; esac
+  name=$(basename "$m" | sed 's/\.ko.*//' | tr - _)
+  for w in $(cat /proc/cmdline); do
+    case $w in "$name".*=*) args="$args ${w#"$name".}" ;; esac
+  done
   insmod "/lib/modules/$m" $args 2>/dev/null || echo "sandbox: insmod $m failed" >&2
 done </etc/modules.order
 

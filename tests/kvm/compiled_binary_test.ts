@@ -18,6 +18,17 @@ Deno.test("compiled binary: boots the default guest without Deno installed", asy
     });
     equal(r.status, 5, r.stdout + r.stderr);
     ok(r.stdout.includes(kernelRelease()), r.stdout);
+    // A self-extracting executable unpacks its modules under the home's cache: each must be
+    // Latin-1 throughout, or V8 holds its source as two bytes a character (scripts/compile.sh).
+    const cache = `${home}/.cache/denovmm`;
+    const unpacked = await Array.fromAsync(Deno.readDir(cache)).catch(() => [] as Deno.DirEntry[]);
+    for (const dir of unpacked) {
+      for (const name of ["main.js", "vcpu_thread.js", "io_thread.js"]) {
+        const text = await Deno.readTextFile(`${cache}/${dir.name}/${name}`);
+        const wide = [...text].findIndex((c) => c.codePointAt(0)! > 0xff);
+        equal(wide, -1, `${name}: a character beyond Latin-1 at ${wide}`);
+      }
+    }
   } finally {
     await Deno.remove(home, { recursive: true });
   }

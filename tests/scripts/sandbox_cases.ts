@@ -110,6 +110,9 @@ export function sandboxTests(arch: Arch): void {
       match(stderr, /no heartbeat from the VM for \d+ s \(arm64: no NMI to send\)/, context);
     }
     match(stderr, /the VM's kernel stopped/, context);
+    // QEMU's view of the CPU and (x86) its local APIC, printed before the VM is stopped.
+    match(stderr, /QEMU's monitor on the stopped VM:\n/, context);
+    match(stderr, arch.nmi ? /RIP=[0-9a-f]{16}[\s\S]*LVT0/ : /PC=[0-9a-f]{16}/, context);
   });
 
   Deno.test({
@@ -138,42 +141,70 @@ export function sandboxTests(arch: Arch): void {
     }
   });
 
-  Deno.test({
-    name: `${
-      arch.name === "x86_64" ? "kvm suite" : "kvm suite (arm64)"
-    }: after the sandbox's kernel dies, the next sandbox runs only the files without a status`,
-    ignore: !arch.sharedCases,
-  }, async () => {
-    // Three test files: a kills the sandbox's kernel the first time it runs, b passes, c fails.
-    // In the work share, as the suite's must be; in tests/, since Deno runs nothing in .cache/.
+  const suiteTag = arch.name === "x86_64" ? "kvm suite" : "kvm suite (arm64)";
+  /** A suite of test files (name → body) in the work share, as a suite's must be; in tests/,
+   * since Deno runs nothing in .cache/. Runs `kvm_suite.sh` on it, then removes it. */
+  async function fixtureSuite(files: Record<string, string>) {
     const dir = `tests/scripts/.fixture-kvm-suite-${Deno.pid}`;
-    const marker = `${repo}/.cache/kvm-suite-died-${Deno.pid}`;
     await Deno.mkdir(`${repo}/${dir}`, { recursive: true });
-    const file = (name: string, body: string) =>
-      Deno.writeTextFile(
-        `${repo}/${dir}/${name}_test.ts`,
-        `Deno.test("${name}", () => {${body}});\n`,
-      );
-    await file(
-      "a",
-      `try { Deno.statSync("${marker}"); } catch { Deno.writeTextFileSync("${marker}", ""); ` +
-        `Deno.writeTextFileSync("/proc/sysrq-trigger", "c"); }`,
-    );
-    await file("b", "");
-    await file("c", `throw new Error("c fails");`);
     try {
-      const { code, stdout, stderr, context } = await run(["scripts/kvm_suite.sh", dir], {
+      for (const [name, body] of Object.entries(files)) {
+        await Deno.writeTextFile(
+          `${repo}/${dir}/${name}_test.ts`,
+          `Deno.test("${name}", () => {${body}});\n`,
+        );
+      }
+      const result = await run(["scripts/kvm_suite.sh", dir], {
         env: { DENOVMM_SANDBOX: "1", DENOVMM_ARCH: arch.name },
       });
-      equal(code, 1, context); // c's failure, after a second sandbox
-      match(stderr, /the sandbox's kernel died .*; running it once more \(retry 1 of 3\)/, context);
       const runs = (name: string) =>
-        stdout.match(new RegExp(`running 1 test from .*/${name}_test`, "g"))?.length;
+        result.stdout.match(new RegExp(`running 1 test from .*/${name}_test`, "g"))?.length ?? 0;
+      return { ...result, dir, runs };
+    } finally {
+      await Deno.remove(`${repo}/${dir}`, { recursive: true }).catch(() => {});
+    }
+  }
+  const CRASH = `Deno.writeTextFileSync("/proc/sysrq-trigger", "c");`;
+
+  Deno.test({
+    name:
+      `${suiteTag}: after the sandbox's kernel dies, the next sandbox runs only the files without a status`,
+    ignore: !arch.sharedCases,
+  }, async () => {
+    // a kills the sandbox's kernel the first time it runs, b passes, c fails.
+    const marker = `${repo}/.cache/kvm-suite-died-${Deno.pid}`;
+    try {
+      const { code, stdout, stderr, context, dir, runs } = await fixtureSuite({
+        a: `try { Deno.statSync("${marker}"); } catch { Deno.writeTextFileSync("${marker}", ""); ${CRASH} }`,
+        b: "",
+        c: `throw new Error("c fails");`,
+      });
+      equal(code, 1, context); // c's failure, after a second sandbox
+      match(
+        stderr,
+        /kvm suite: the sandbox's kernel died \(not a result of the tests; death 1\); 0 of 3 files done, going on in a new sandbox/,
+        context,
+      );
       deepEqual([runs("a"), runs("b"), runs("c")], [2, 1, 1], context);
       match(stdout, new RegExp(`kvm suite: 3 files, 2 passed, failed: ${dir}/c_test.ts`), context);
     } finally {
-      await Deno.remove(`${repo}/${dir}`, { recursive: true }).catch(() => {});
       await Deno.remove(marker).catch(() => {});
     }
+  });
+
+  Deno.test({
+    name:
+      `${suiteTag}: a file that kills the sandbox's kernel every time ends the suite with 125 after three deaths in a row`,
+    ignore: !arch.sharedCases,
+  }, async () => {
+    // b comes after a, which never lets it run.
+    const { code, stderr, context, runs } = await fixtureSuite({ a: CRASH, b: "" });
+    equal(code, 125, context);
+    deepEqual([runs("a"), runs("b")], [3, 0], context);
+    match(
+      stderr,
+      /kvm suite: the sandbox's kernel died 3 times, the last 3 with no file finished; giving up/,
+      context,
+    );
   });
 }
