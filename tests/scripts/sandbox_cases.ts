@@ -2,7 +2,7 @@
  * The sandbox's guarantees (scripts/sandbox.sh, scripts/with-kvm.sh), for either architecture:
  * sandbox_test.ts runs them on the x86-64 sandbox, sandbox_arm64_test.ts on the arm64 one.
  */
-import { deepEqual, equal, match } from "../assert.ts";
+import { deepEqual, equal, match, ok } from "../assert.ts";
 
 const repo = new URL("../..", import.meta.url).pathname;
 
@@ -53,6 +53,10 @@ const KILL_HEARTBEAT = "n=0; for p in /proc/[0-9]*; do pid=${p#/proc/}; " +
   '[ "$pid" != 1 ] && [ "$(cat $p/comm 2>/dev/null)" = init ] && kill $pid && n=$((n + 1)); ' +
   "done; [ $n -gt 0 ]";
 
+/** Prints IRQ 1's count from /proc/interrupts every 2 s, for good (`irq1=N`). */
+const IRQ1_EVERY_2_S =
+  "while sleep 2; do set -- $(grep -m1 '^ *1:' /proc/interrupts); echo \"irq1=$2\"; done";
+
 /**
  * Registers the sandbox's tests for `arch`. Each boots the real sandbox (QEMU TCG) even where
  * /dev/kvm exists: sandbox.sh never looks for a host KVM. Needs scripts/setup.sh to have run.
@@ -99,13 +103,17 @@ export function sandboxTests(arch: Arch): void {
       // By hand, not with pkill: procps may be missing (a minimal image) and Debian 13's
       // busybox-static has no pkill. PID 1 is left alone (it would ignore the signal anyway); if
       // nothing was killed, the command ends at once instead of sleeping.
-      [...sandbox, "--", "sh", "-c", KILL_HEARTBEAT + " && sleep 600"],
+      // Meanwhile it prints IRQ 1's count (the i8042's on x86) every 2 s, for the key press.
+      [...sandbox, "--", "sh", "-c", KILL_HEARTBEAT + " && " + IRQ1_EVERY_2_S],
       { env: { DENOVMM_SANDBOX_STALE_S: "10" } },
     );
     equal(code, 125, context);
     if (arch.nmi) {
       match(stderr, /no heartbeat from the VM for \d+ s; sending it an NMI/, context);
       match(stdout, /NMI received/, context); // the sandbox's kernel got it
+      // And the key press: IRQ 1's count went up while the command ran.
+      const irq1 = [...stdout.matchAll(/^irq1=(\d+)\r?$/gm)].map((m) => Number(m[1]));
+      ok(irq1.length > 1 && irq1[irq1.length - 1] > irq1[0], `IRQ 1 counts ${irq1}\n${context}`);
     } else {
       match(stderr, /no heartbeat from the VM for \d+ s \(arm64: no NMI to send\)/, context);
     }
