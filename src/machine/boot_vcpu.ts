@@ -26,6 +26,15 @@
  * of the exits. Since turns are taken only for work, the MessageChannel's price matters less than
  * what importing node:timers costs every start (`EventLoopTurn`).
  *
+ * Not yet so in practice (measured 2026-12-03 in the sandbox, `DENOVMM_STATS=1`): a boot still
+ * yields at 218-268 of its 250-280 ticks, with stdin at EOF or open. The loop's epoll instance
+ * holds Deno's waker (an eventfd, edge-triggered) and its signal socket; a wake-up stays on the
+ * ready list until the loop next waits on the instance, and a turn whose task is ready at once (a
+ * MessageChannel's message) may never make it wait. Natively such a turn left the probe ready at
+ * all 40 of 40 checks in about half of fresh processes (a race at start) and at none in the
+ * others; `setTimeout(0)` turns left it clean natively, yet a boot with them still yielded at
+ * 147-234 ticks. What else wakes the loop during a boot is not found yet.
+ *
  * @module
  */
 import { libc } from "../../ffi/libc.ts";
