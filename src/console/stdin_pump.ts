@@ -23,6 +23,8 @@ export interface ConsoleInput {
 /** The part of `Deno.stdin` the pump uses; tests pass a fake. */
 export interface StdinLike {
   read(p: Uint8Array): Promise<number | null>;
+  /** Used once the pump polls (`readBetweenTicks`): called only when a read will not block. */
+  readSync(p: Uint8Array): number | null;
   isTerminal(): boolean;
   setRaw(mode: boolean): void;
 }
@@ -37,6 +39,10 @@ export class StdinPump {
   /** After EOF: when the next Ctrl-D is due, and how often (`eofRepeatMs`). */
   #eofDue = Infinity;
   #eofEveryMs = Infinity;
+  /** Set by `readBetweenTicks`: whether stdin has something to read now, without taking it. */
+  #readable: (() => boolean) | undefined;
+  /** The read loop, waiting for `tick` to see stdin readable. */
+  #readableSeen: (() => void) | undefined;
 
   constructor(
     private readonly input: ConsoleInput,
@@ -46,6 +52,32 @@ export class StdinPump {
     private readonly eofRepeatMs?: number,
   ) {
     this.isTty = stdin.isTerminal();
+  }
+
+  /**
+   * Read stdin only once `tick` has seen it readable, with a read that does not wait, instead of
+   * keeping a read waiting on Deno's blocking pool. Called before `run` where the boot vCPU's
+   * slices call `tick` (../machine/boot_vcpu.ts). A read that waits on the pool takes the input
+   * as it comes, and its end wakes the event loop in memory only, where the boot vCPU's probe
+   * (../../ffi/event_loop_probe.ts) cannot see it, so typed keys waited for the slice's clock (a
+   * second); input left in the kernel is seen by `readable` at the next tick.
+   */
+  readBetweenTicks(readable: () => boolean): void {
+    this.#readable = readable;
+  }
+
+  /** One read of stdin: null at EOF (or a closed, unreadable stdin). */
+  async #read(buf: Uint8Array): Promise<number | null> {
+    try {
+      if (this.#readable === undefined) return await this.stdin.read(buf);
+      if (!this.#readable()) {
+        await new Promise<void>((resolve) => this.#readableSeen = resolve);
+        if (this.#stopped) return null;
+      }
+      return this.stdin.readSync(buf);
+    } catch {
+      return null; // a closed or unreadable stdin is the same as EOF
+    }
   }
 
   /** Start pumping; resolves at EOF (never for a TTY until quit). */
@@ -58,12 +90,7 @@ export class StdinPump {
     const buf = new Uint8Array(4096);
     let last = NEWLINE;
     while (!this.#stopped) {
-      let n: number | null;
-      try {
-        n = await this.stdin.read(buf);
-      } catch {
-        n = null; // a closed or unreadable stdin is the same as EOF
-      }
+      const n = await this.#read(buf);
       if (n === null) break;
       let bytes: Uint8Array = buf.subarray(0, n);
       if (escape) {
@@ -114,11 +141,17 @@ export class StdinPump {
    * no room for, and the EOF repeat. The pump's own timers call it, and so does the boot vCPU
    * between exits (../machine/boot_vcpu.ts: a guest busy with exits leaves the event loop's
    * timers waiting). Returns whether the pump needs a turn of the event loop: the rest of a
-   * push went in, and the next read of stdin waits for that turn.
+   * push went in, or stdin became readable (`readBetweenTicks`), and the next read of stdin
+   * waits for that turn.
    */
   tick(now = performance.now()): boolean {
     if (this.#stopped) return false;
     let turn = false;
+    if (this.#readableSeen !== undefined && this.#readable?.()) {
+      this.#readableSeen();
+      this.#readableSeen = undefined;
+      turn = true;
+    }
     if (this.#rest !== undefined) {
       this.#rest = this.#rest.subarray(this.input.push(this.#rest));
       if (this.#rest.length === 0) {
@@ -138,6 +171,7 @@ export class StdinPump {
   /** Put the terminal back as it was. Safe to call more than once. */
   restore(): void {
     this.#stopped = true;
+    this.#readableSeen?.();
     if (this.#raw) {
       this.#raw = false;
       try {

@@ -29,6 +29,7 @@ import { DiskSync } from "./disk_sync.ts";
 import { VcpuStopper } from "./vcpu_stop.ts";
 import { BootVcpu } from "./boot_vcpu.ts";
 import { EventLoopProbe } from "../../ffi/event_loop_probe.ts";
+import { readableNow } from "../../ffi/readable_now.ts";
 import { describeError } from "../log.ts";
 import { exitOnSignal, routeStopSignals, signalStatus, type StopSignal } from "./signals.ts";
 
@@ -234,6 +235,8 @@ class Threads {
 
   /** Whether this thread's event loop has work, asked by vCPU 0 here between its exits. */
   readonly #probe: EventLoopProbe | undefined;
+  /** Int32[0] turns 1 when an AP's Worker reports its end (VcpuWorkerInit.mail). */
+  readonly #mail = new Int32Array(new SharedArrayBuffer(4));
 
   constructor(cpus: number, withIo: boolean, vcpu0OnWorker: boolean) {
     this.#firstWorker = vcpu0OnWorker ? 0 : 1;
@@ -284,8 +287,13 @@ class Threads {
         );
       }
       const probe = this.#probe;
-      // The pump's timed work first: it is done here, without a turn, unless it needs one.
-      const outcome = await bsp.run(probe && (() => pump.tick() || probe.ready()));
+      const mail = this.#mail;
+      // The pump's timed work and stdin first: done or looked at here, without a turn, unless
+      // it needs one. Then an AP's report, then whatever else woke the event loop.
+      const outcome = await bsp.run(
+        probe && (() => pump.tick() || Atomics.exchange(mail, 0, 0) !== 0 || probe.ready()),
+        probe && (() => probe.settle()),
+      );
       this.#loopEnded(0);
       if (!outcome.stoppedByHost) {
         this.#resolve({ status: outcome.status, message: outcome.message });
@@ -323,6 +331,7 @@ class Threads {
       () => {},
     );
     const gate = new Int32Array(new SharedArrayBuffer(4));
+    const mail = this.#mail;
     let ready = 0;
     const t0 = performance.now();
     if (this.#io) {
@@ -350,6 +359,7 @@ class Threads {
       pci,
       startGate: gate.buffer as SharedArrayBuffer,
       hostStop: stopper.flag,
+      mail: mail.buffer as SharedArrayBuffer,
     });
     // Every AP's thread is ready before any vCPU enters the guest (see ./vcpu_thread.ts): the
     // gate opens for the APs' Workers and for vCPU 0 on this thread.
@@ -396,6 +406,9 @@ class Threads {
       Deno.stdin,
       EOF_REPEAT_MS,
     );
+    // The boot vCPU's ticks look at stdin (StdinPump.readBetweenTicks) where they ask the
+    // event loop's probe; its turns then come only for work.
+    if (this.#probe) pump.readBetweenTicks(readableNow(0));
     if (this.#firstWorker === 1) {
       void this.#runBootVcpu(init(0), stopper, allApsReady, cfg.debug, pump);
     }

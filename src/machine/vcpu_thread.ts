@@ -18,17 +18,18 @@ declare const self: {
 self.onmessage = (e: MessageEvent<VcpuWorkerInit>) => {
   const init = e.data;
   self.onmessage = null;
+  // The outcome, with the mark vCPU 0's slices look for (VcpuWorkerInit.mail).
+  const report = (r: VcpuWorkerReport) => {
+    self.postMessage(r);
+    Atomics.store(new Int32Array(init.mail), 0, 1);
+  };
   try {
     const outcome = runVcpu(init);
-    self.postMessage({ type: "done", vcpuId: init.vcpuId, ...outcome });
+    report({ type: "done", vcpuId: init.vcpuId, ...outcome });
   } catch (err) {
     // A device or the loop threw: a bug in denovmm, not the guest's doing. One line, and with
     // --debug the stack that says where.
-    self.postMessage({
-      type: "error",
-      vcpuId: init.vcpuId,
-      message: describeError(err, init.debug),
-    });
+    report({ type: "error", vcpuId: init.vcpuId, message: describeError(err, init.debug) });
   }
 };
 

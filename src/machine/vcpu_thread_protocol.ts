@@ -19,6 +19,13 @@ export interface VcpuWorkerInit {
    * and kicks the thread out of KVM_RUN with a signal (src/machine/vcpu_stop.ts).
    */
   hostStop: SharedArrayBuffer;
+  /**
+   * Int32[0] turns 1 as the Worker posts its outcome ("done" or "error"). vCPU 0's slices on the
+   * main thread look at it between exits (./boot_vcpu.ts): a Worker's message wakes the main
+   * thread's event loop in memory only, where a busy thread's probe of the loop does not always
+   * see it (../../ffi/event_loop_probe.ts).
+   */
+  mail: SharedArrayBuffer;
 }
 
 export type VcpuWorkerReport =

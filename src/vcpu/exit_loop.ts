@@ -94,17 +94,19 @@ export const BUSY_SLICE_EXITS = 64;
  * that a re-entered function loses.
  *
  * Where `needsTurn` is given (it says whether the event loop has work), it is asked at every tick's
- * EINTR and every `SLICE_CHECK_EXITS` exits, and the slice ends when it says yes or when the slice
- * is `busySliceMs` old: each turn of the event loop costs the exits after it (on a Linux guest in
- * the sandbox, 10-20 µs an exit with a turn every 20 ms, none if the loop never leaves: README
- * "Benchmarks"), and a turn with nothing to do costs the same. The boot of a Linux guest has an
- * idle tick (fewer than `BUSY_SLICE_EXITS` exits in the slice) at nearly every tick, about 150 of
- * them, and one or two with work. Without `needsTurn` a guest busy with exits keeps running
- * through the tick until its slice is `busySliceMs` old, and an idle one yields at every tick,
- * whose turn serves what cannot be asked about. The host's stop request is read at every
- * KVM_RUN's return, slice or not. Each slice's end is counted by why: the clock (`sliceClock`),
- * an idle tick (`sliceIdle`), work for the event loop at a busy tick or the clock
- * (`sliceWoken`).
+ * EINTR and every `SLICE_CHECK_EXITS` exits, and the slice ends when it says yes, when the slice
+ * is `busySliceMs` old, or at an idle tick once the slice is `idleSliceMs` old (which bounds how
+ * long work that `needsTurn` cannot see waits while the guest idles): each turn of the event
+ * loop costs the exits after it (on a Linux guest in the sandbox, 10-20 µs an exit with a turn
+ * every 20 ms, none if the loop never leaves: README "Benchmarks"), and a turn with nothing to
+ * do costs the same. The boot of a Linux guest has an idle tick (fewer than `BUSY_SLICE_EXITS`
+ * exits in the slice) at nearly every tick, 150-250 of them, and next to none with work. Without
+ * `needsTurn` a guest busy with exits keeps running through the tick until its slice is
+ * `busySliceMs` old, and an idle one yields at every tick, whose turn serves what cannot be
+ * asked about. The host's stop request is read at every KVM_RUN's return, slice or not. Each
+ * slice's end is counted by why: the clock (`sliceClock`), an idle tick with work, or any idle
+ * tick where the event loop cannot be asked (`sliceIdle`), work for the event loop at a busy
+ * tick or the clock (`sliceWoken`).
  */
 export function* slices(
   vcpu: VcpuFd,
@@ -115,6 +117,7 @@ export function* slices(
   opts: LoopOptions,
   busySliceMs: number,
   needsTurn?: () => boolean,
+  idleSliceMs = busySliceMs,
 ): Generator<undefined, LoopOutcome, void> {
   // Without a way to ask, an idle tick always yields (the event loop's work is not seen), and
   // a busy guest's ticks and looks at the clock never end a slice early.
@@ -142,12 +145,15 @@ export function* slices(
     // path the boot never took (the clock's end of a busy slice, say) would have no type feedback
     // when V8 optimized the loop, and taking it would throw the optimized loop away: under the
     // sandbox's emulated CPU, 0.3-0.5 s of compiling again in the middle of a run of exits.
-    const reason = performance.now() - sliceStart >= busySliceMs
+    const age = performance.now() - sliceStart;
+    const reason = age >= busySliceMs
       ? STAT.sliceClock
       : idleTick && !asks
       ? STAT.sliceIdle
       : hasWork()
       ? (idleTick ? STAT.sliceIdle : STAT.sliceWoken)
+      : idleTick && age >= idleSliceMs
+      ? STAT.sliceClock
       : GO_ON;
     if (reason === GO_ON) continue;
     stats.bump(reason);

@@ -13,13 +13,20 @@ class FakeStdin implements StdinLike {
     this.#chunks = chunks.map((c) => new Uint8Array(c));
   }
   read(p: Uint8Array): Promise<number | null> {
-    if (this.failRead) return Promise.reject(new Deno.errors.BadResource("stdin closed"));
+    try {
+      return Promise.resolve(this.readSync(p));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+  readSync(p: Uint8Array): number | null {
+    if (this.failRead) throw new Deno.errors.BadResource("stdin closed");
     const chunk = this.#chunks.shift();
-    if (chunk === undefined) return Promise.resolve(null);
+    if (chunk === undefined) return null;
     const n = Math.min(chunk.length, p.length);
     p.set(chunk.subarray(0, n));
     if (n < chunk.length) this.#chunks.unshift(chunk.subarray(n));
-    return Promise.resolve(n);
+    return n;
   }
   isTerminal(): boolean {
     return this.tty;
@@ -216,4 +223,40 @@ Deno.test("stdin pump: tick() repeats the EOF when due, without the pump's timer
   p.restore();
   p.tick(now + 200_000);
   equal(received.length, 3, "restore() stops tick()'s repeats too");
+});
+
+Deno.test("stdin pump: between ticks, stdin is read only once tick() saw it readable, and that tick asks for a turn", async () => {
+  const input = new FakeInput();
+  const stdin = new FakeStdin([bytes("echo a\n"), bytes("echo b\n")]);
+  let readable = false;
+  let reads = 0;
+  const p = new StdinPump(input, () => {}, stdin);
+  p.readBetweenTicks(() => {
+    reads++;
+    return readable;
+  });
+  const done = p.run();
+  const turn = () => new Promise((resolve) => setTimeout(resolve, 0));
+  await turn();
+  deepEqual(input.received, [], "no read before stdin is readable");
+  equal(p.tick(), false, "nothing readable: no turn");
+  readable = true;
+  equal(p.tick(), true, "readable: the tick asks for a turn");
+  equal(p.tick(), false, "asked once");
+  await turn();
+  await done;
+  // What is there is read without waiting for further ticks, EOF included.
+  deepEqual(input.received, [...bytes("echo a\necho b\n"), CTRL_D]);
+  ok(reads >= 3, `readable() asked ${reads} times`);
+});
+
+Deno.test("stdin pump: restore() ends a pump that waits for a tick to see stdin readable", async () => {
+  const input = new FakeInput();
+  const p = new StdinPump(input, () => {}, new FakeStdin([bytes("never\n")]));
+  p.readBetweenTicks(() => false);
+  const done = p.run();
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  p.restore();
+  await done;
+  deepEqual(input.received, [], "nothing read, and no EOF sent after restore");
 });

@@ -18,6 +18,7 @@ interface PtyControl {
  */
 async function ptySession(
   drive: (s: PtyControl) => Promise<void>,
+  env: Record<string, string> = {},
 ): Promise<{ output: string; before: string; after: string }> {
   const tmp = await Deno.makeTempDir({ prefix: "denovmm-tty-" });
   const inner = `stty -g > ${tmp}/before; ` +
@@ -26,6 +27,7 @@ async function ptySession(
   const child = new Deno.Command("script", {
     args: ["-q", "-e", "-c", inner, "/dev/null"],
     cwd: REPO,
+    env,
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
@@ -82,4 +84,36 @@ Deno.test("tty console: SIGTERM ends denovmm with 143 and restores the terminal"
   });
   ok(/denovmm-status=143\b/.test(r.output), `SIGTERM exits 143:\n${r.output}`);
   equal(r.after, r.before, "terminal settings restored");
+});
+
+// Keys typed while the guest idles reach it at the next tick of vCPU 0's slices (20 ms), which
+// look at stdin themselves (StdinPump.readBetweenTicks): a read waiting on Deno's blocking pool
+// wakes the event loop where the slices' probe cannot see it, and each line then waited for the
+// slice's clock (a second). Counted, not timed: each line served so ends a slice for work
+// (DENOVMM_STATS's sliceIdle or sliceWoken), where lines left to the clock end none.
+Deno.test("tty console: each typed line ends an idle guest's slice at the tick that sees it", async () => {
+  const LINES = 8;
+  const trips: number[] = [];
+  const r = await ptySession(async ({ waitFor, type }) => {
+    await waitFor("denovmm guest ready");
+    // The shell's prompt settles before the first line.
+    await type("echo settled-$((2*2))\r");
+    await waitFor("settled-4");
+    for (let i = 1; i <= LINES; i++) {
+      const t = performance.now();
+      await type(`echo line-$((${i}*3))\r`);
+      await waitFor(`line-${i * 3}\r`);
+      trips.push(Math.round(performance.now() - t));
+    }
+    await type("\x01x");
+  }, { DENOVMM_STATS: "1" });
+  ok(/denovmm-status=0\b/.test(r.output), `Ctrl-A x exits 0:\n${r.output}`);
+  const stat = (name: string) => Number(new RegExp(`${name}=(\\d+)`).exec(r.output)?.[1] ?? NaN);
+  const forWork = stat("sliceIdle") + stat("sliceWoken");
+  ok(
+    forWork >= LINES,
+    `${forWork} slices ended for work (sliceClock ${stat("sliceClock")}) for ${LINES} lines; ` +
+      `round trips ${trips.join(", ")} ms`,
+  );
+  console.log(`round trips ${trips.join(", ")} ms; slices for work ${forWork}`);
 });

@@ -130,23 +130,12 @@ Deno.test("exit loop as a generator of slices: yields on EINTR and after the sli
 });
 
 Deno.test("slices: a guest busy with exits keeps its slice through the tick; an idle one yields at each", () => {
-  const pio = new Bus("port I/O", 0x10000);
-  const mmio = new Bus("MMIO", 2 ** 52);
-  const opts = { debug: false, log: () => {} };
-  const stop = new StopRequest();
-  const port = counterPort(pio, 0x400, 2000, stop, 5);
+  const { pio, mmio, opts, stop, port, eintrs } = tickedGuest(0x400, 5);
   // KVM_RUN calls 10 and 20 are interrupted after 9 and 9 exits (idle: fewer than
   // BUSY_SLICE_EXITS), then 500 and 900 after hundreds (busy, in a slice younger than a minute).
-  const busy = BUSY_SLICE_EXITS + 10;
-  const eintrs = [10, 20, 20 + busy, 20 + 2 * busy, 500, 900];
   const stats = new ExitStats(createStats());
   const run = slices(fakeVcpu(0x400, eintrs), pio, mmio, stats, stop, opts, 60_000);
-  const yieldedAt: number[] = [];
-  let r = run.next();
-  while (!r.done) {
-    yieldedAt.push(port.writes());
-    r = run.next();
-  }
+  const { yieldedAt, r } = runSlices(run, port.writes);
   equal(r.value.status, 5);
   equal(port.writes(), 2000);
   // The two idle ticks yield; the busy ones do not, nor does the clock within the minute.
@@ -157,14 +146,8 @@ Deno.test("slices: a guest busy with exits keeps its slice through the tick; an 
 });
 
 Deno.test("slices: asked, a tick or a look at the clock ends the slice only when the event loop has work", () => {
-  const pio = new Bus("port I/O", 0x10000);
-  const mmio = new Bus("MMIO", 2 ** 52);
-  const opts = { debug: false, log: () => {} };
-  const stop = new StopRequest();
-  const port = counterPort(pio, 0x500, 2000, stop, 6);
+  const { pio, mmio, opts, stop, port, eintrs } = tickedGuest(0x500, 6);
   // Two idle ticks (KVM_RUN 10 and 20), then four in busy slices (KVM_RUN 94, 168, 500, 900).
-  const busy = BUSY_SLICE_EXITS + 10;
-  const eintrs = [10, 20, 20 + busy, 20 + 2 * busy, 500, 900];
   // Work for the event loop turns up after the 5th, the 400th and the 1200th write; asking
   // takes it.
   const workAt = [5, 400, 1200];
@@ -177,12 +160,7 @@ Deno.test("slices: asked, a tick or a look at the clock ends the slice only when
   };
   const stats = new ExitStats(createStats());
   const run = slices(fakeVcpu(0x500, eintrs), pio, mmio, stats, stop, opts, 60_000, needsTurn);
-  const yieldedAt: number[] = [];
-  let r = run.next();
-  while (!r.done) {
-    yieldedAt.push(port.writes());
-    r = run.next();
-  }
+  const { yieldedAt, r } = runSlices(run, port.writes);
   equal(r.value.status, 6);
   equal(port.writes(), 2000);
   // The first idle tick (write 9) finds the first work and yields; the second (write 18) finds
@@ -199,3 +177,55 @@ Deno.test("slices: asked, a tick or a look at the clock ends the slice only when
   equal(stats.get(STAT.sliceClock), 0);
   equal(stats.get(STAT.interrupted), eintrs.length);
 });
+
+Deno.test("slices: asked, an idle tick ends a slice older than idleSliceMs without work; a busy one does not", () => {
+  const { pio, mmio, opts, stop, port, eintrs } = tickedGuest(0x600, 7);
+  let asks = 0;
+  const stats = new ExitStats(createStats());
+  // No work ever; a busy slice may last a minute, an idle one no time at all.
+  const run = slices(fakeVcpu(0x600, eintrs), pio, mmio, stats, stop, opts, 60_000, () => {
+    asks++;
+    return false;
+  }, 0);
+  const { yieldedAt, r } = runSlices(run, port.writes);
+  equal(r.value.status, 7);
+  // The two idle ticks yield, by the clock; the busy ticks (and the looks at the clock every
+  // 1024 exits, not ticks) go on.
+  deepEqual(yieldedAt, [9, 18]);
+  equal(stats.get(STAT.sliceClock), 2);
+  equal(stats.get(STAT.sliceIdle), 0);
+  equal(stats.get(STAT.sliceWoken), 0);
+  ok(asks >= eintrs.length, "the work is asked about before the clock ends a slice");
+});
+
+/** Runs the slices to the VM's end: the writes seen at each yield, and the last result. */
+function runSlices(run: ReturnType<typeof slices>, writes: () => number) {
+  const yieldedAt: number[] = [];
+  let r = run.next();
+  while (!r.done) {
+    yieldedAt.push(writes());
+    r = run.next();
+  }
+  return { yieldedAt, r };
+}
+
+/**
+ * A guest of 2000 port writes at `port` (then the VM ends with `status`) whose KVM_RUN calls 10
+ * and 20 are interrupted after 9 and 9 exits (idle ticks: fewer than BUSY_SLICE_EXITS), then 94,
+ * 168, 500 and 900 after more (busy ticks).
+ */
+function tickedGuest(port: number, status: number) {
+  const pio = new Bus("port I/O", 0x10000);
+  const mmio = new Bus("MMIO", 2 ** 52);
+  const opts = { debug: false, log: () => {} };
+  const stop = new StopRequest();
+  const busy = BUSY_SLICE_EXITS + 10;
+  return {
+    pio,
+    mmio,
+    opts,
+    stop,
+    port: counterPort(pio, port, 2000, stop, status),
+    eintrs: [10, 20, 20 + busy, 20 + 2 * busy, 500, 900],
+  };
+}
