@@ -30,7 +30,7 @@
  *
  * @module
  */
-import { cString, libc, O_CLOEXEC, O_RDONLY, POLLIN } from "./libc.ts";
+import { cString, libc, O_CLOEXEC, O_NONBLOCK, O_RDONLY, POLLIN } from "./libc.ts";
 import { PollFds } from "./pollfd.ts";
 
 /** What /proc/self/fd/N links to for an epoll instance, and for an eventfd. */
@@ -75,10 +75,13 @@ export class EventLoopProbe {
     }
     if (fds.length === 0) return undefined;
     // Only the instances' own members: the process's other eventfds (a device's irqfd, say)
-    // are not the loop's to read.
+    // are not the loop's to read. And only non-blocking ones (tokio's is): a read must never
+    // wait, and an epoll instance a parent left open could hold any eventfd.
     const wakers = new Set<number>();
     for (const fd of fds) {
-      for (const tfd of epollMembers(fd)) if (eventfds.has(tfd)) wakers.add(tfd);
+      for (const tfd of epollMembers(fd)) {
+        if (eventfds.has(tfd) && (fdFlags(tfd) & O_NONBLOCK) !== 0) wakers.add(tfd);
+      }
     }
     return new EventLoopProbe(fds, [...wakers]);
   }
@@ -107,8 +110,19 @@ export class EventLoopProbe {
 
 /** The descriptors in an epoll instance: its /proc/self/fdinfo's `tfd:` lines. */
 export function epollMembers(epfd: number): number[] {
-  const fd = libc.open(cString(`/proc/self/fdinfo/${epfd}`), O_RDONLY | O_CLOEXEC, 0);
-  if (fd < 0) return [];
+  return [...fdInfo(epfd).matchAll(/^tfd:\s*(\d+)/gm)].map((m) => Number(m[1]));
+}
+
+/** A descriptor's open flags (O_NONBLOCK and the like): its /proc/self/fdinfo's `flags:`, octal. */
+function fdFlags(fd: number): number {
+  const m = /^flags:\s*([0-7]+)/m.exec(fdInfo(fd));
+  return m ? parseInt(m[1], 8) : 0;
+}
+
+/** /proc/self/fdinfo/FD's text, read with libc ("" where it cannot be read). */
+function fdInfo(target: number): string {
+  const fd = libc.open(cString(`/proc/self/fdinfo/${target}`), O_RDONLY | O_CLOEXEC, 0);
+  if (fd < 0) return "";
   const buf = new Uint8Array(16384);
   let len = 0;
   try {
@@ -120,6 +134,5 @@ export function epollMembers(epfd: number): number[] {
   } finally {
     libc.close(fd);
   }
-  const text = new TextDecoder().decode(buf.subarray(0, len));
-  return [...text.matchAll(/^tfd:\s*(\d+)/gm)].map((m) => Number(m[1]));
+  return new TextDecoder().decode(buf.subarray(0, len));
 }

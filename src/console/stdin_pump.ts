@@ -68,15 +68,32 @@ export class StdinPump {
 
   /** One read of stdin: null at EOF (or a closed, unreadable stdin). */
   async #read(buf: Uint8Array): Promise<number | null> {
-    try {
-      if (this.#readable === undefined) return await this.stdin.read(buf);
-      if (!this.#readable()) {
+    if (this.#readable === undefined) {
+      try {
+        return await this.stdin.read(buf);
+      } catch {
+        return null; // a closed or unreadable stdin is the same as EOF
+      }
+    }
+    // Looked at again right before the read, so that it never waits: this thread runs vCPU 0.
+    let wait = false;
+    for (;;) {
+      if (wait || !this.#readable()) {
         await new Promise<void>((resolve) => this.#readableSeen = resolve);
         if (this.#stopped) return null;
+        wait = false;
+        continue;
       }
-      return this.stdin.readSync(buf);
-    } catch {
-      return null; // a closed or unreadable stdin is the same as EOF
+      try {
+        return this.stdin.readSync(buf);
+      } catch (e) {
+        // A read that would have waited, or a signal in it: the next tick looks again.
+        if (e instanceof Deno.errors.WouldBlock || e instanceof Deno.errors.Interrupted) {
+          wait = true;
+          continue;
+        }
+        return null;
+      }
     }
   }
 

@@ -260,3 +260,24 @@ Deno.test("stdin pump: restore() ends a pump that waits for a tick to see stdin 
   await done;
   deepEqual(input.received, [], "nothing read, and no EOF sent after restore");
 });
+
+Deno.test("stdin pump: between ticks, a read that would wait is tried again at the next tick, not taken for EOF", async () => {
+  const input = new FakeInput();
+  const stdin = new FakeStdin([bytes("late\n")]);
+  let refusals = 1;
+  const readSync = stdin.readSync.bind(stdin);
+  stdin.readSync = (p) => {
+    if (refusals-- > 0) throw new Deno.errors.WouldBlock("no data after all");
+    return readSync(p);
+  };
+  const p = new StdinPump(input, () => {}, stdin);
+  p.readBetweenTicks(() => true);
+  const done = p.run();
+  const turn = () => new Promise((resolve) => setTimeout(resolve, 0));
+  await turn();
+  deepEqual(input.received, [], "the refused read ends nothing");
+  equal(p.tick(), true, "the next tick asks for a turn");
+  await turn();
+  await done;
+  deepEqual(input.received, [...bytes("late\n"), CTRL_D]);
+});
