@@ -30,6 +30,7 @@ import { libc } from "../../ffi/libc.ts";
 import { interruptOnly } from "../../ffi/signal_action.ts";
 import { ThreadTimer } from "../../ffi/thread_timer.ts";
 import { type LoopOutcome, slices } from "../vcpu/exit_loop.ts";
+import { STAT } from "../vcpu/exit_stats.ts";
 import { eventLoopTurn } from "./event_loop_turn.ts";
 import { type VcpuContext, vcpuContext } from "./vcpu_context.ts";
 import type { VcpuWorkerInit } from "./vcpu_thread_protocol.ts";
@@ -87,8 +88,12 @@ export class BootVcpu {
       for (;;) {
         const slice = run.next();
         if (slice.done) return slice.value;
+        const start = performance.now();
         await eventLoopTurn();
         turnEnded?.();
+        const us = Math.round((performance.now() - start) * 1000);
+        c.stats.add(STAT.turnUs, us);
+        c.stats.max(STAT.turnMaxUs, us);
       }
     } finally {
       timer.delete();

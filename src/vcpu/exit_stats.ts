@@ -21,6 +21,13 @@ export const STAT = {
   sliceWoken: 11,
   /** Slices ended at a tick that found the guest idle (fewer than BUSY_SLICE_EXITS exits). */
   sliceIdle: 12,
+  /**
+   * Microseconds the boot vCPU spent out of its slices, in the event loop's turns: the guest's
+   * clock runs on meanwhile, so a turn is time a guest's measurement of its exits includes.
+   */
+  turnUs: 13,
+  /** The longest of those turns, in microseconds. */
+  turnMaxUs: 14,
 } as const;
 const COUNT = Object.keys(STAT).length;
 
@@ -49,6 +56,15 @@ export class ExitStats {
   }
   bump(which: number): void {
     this.counters[this.#base + which]++;
+  }
+  /** Adds `n` to a counter of sums (turnUs). */
+  add(which: number, n: number): void {
+    this.counters[this.#base + which] += n;
+  }
+  /** Raises a counter of maxima (turnMaxUs) to `n`. */
+  max(which: number, n: number): void {
+    const i = this.#base + which;
+    if (n > this.counters[i]) this.counters[i] = n;
   }
   get(which: number): number {
     let sum = 0;

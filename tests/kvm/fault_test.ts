@@ -450,7 +450,7 @@ Deno.test("fault: SIGTERM while the guest floods the console ends vCPU 0's busy 
     await g.stop();
   }
   ok(!g.stdout.includes("flood-end-42"), "the guest was still busy when the signal came");
-  const stats = /^denovmm: exits: .* sliceWoken=(\d+) sliceIdle=\d+$/m.exec(g.stderr);
+  const stats = /^denovmm: exits: .* sliceWoken=(\d+) sliceIdle=\d+ turnUs=/m.exec(g.stderr);
   ok(stats, `DENOVMM_STATS=1 prints the counters:\n${g.stderr}`);
   ok(Number(stats[1]) >= 1, `a busy slice ended for the signal: ${stats[0]}`);
 });

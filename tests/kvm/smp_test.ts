@@ -30,15 +30,20 @@ Deno.test("smp: with 2 vCPUs, the output of the command before `exit` arrives wh
   });
   equal(r.status, 0, r.stdout + r.stderr);
   const stats =
-    /^denovmm: exits: exits=(\d+) .* interrupted=(\d+) sliceClock=(\d+) sliceWoken=\d+ sliceIdle=\d+$/m
-      .exec(
-        r.stderr,
-      );
+    /^denovmm: exits: exits=(\d+) .* interrupted=(\d+) sliceClock=(\d+) sliceWoken=(\d+) sliceIdle=(\d+) turnUs=(\d+) turnMaxUs=(\d+)$/m
+      .exec(r.stderr);
   ok(stats, `DENOVMM_STATS=1 prints the counters:\n${r.stderr}`);
   ok(Number(stats[1]) > 1000, `a Linux boot takes thousands of exits: ${stats[0]}`);
   // vCPU 0's KVM_RUN on the main thread is ended by the 20 ms tick (../../src/machine/boot_vcpu.ts)
   // throughout a boot of seconds.
   ok(Number(stats[2]) > 10, `the tick interrupted the boot vCPU: ${stats[0]}`);
+  // Each slice's end gives the event loop a turn, whose time is counted; a turn takes at least
+  // the timer's millisecond (../../src/machine/event_loop_turn.ts), and none is longer than all.
+  const slicesEnded = Number(stats[3]) + Number(stats[4]) + Number(stats[5]);
+  const [turnUs, turnMaxUs] = [Number(stats[6]), Number(stats[7])];
+  ok(slicesEnded > 0, `the boot vCPU's slices ended: ${stats[0]}`);
+  ok(turnUs >= 1000 * slicesEnded, `each turn took its timer's millisecond: ${stats[0]}`);
+  ok(turnMaxUs > 0 && turnMaxUs <= turnUs, `the longest turn is one of them: ${stats[0]}`);
   ok(!/unclaimed|denovmm: VM built/.test(r.stderr), `none of --debug's lines:\n${r.stderr}`);
   ok(/^trap -- 'stty sane[^']*' EXIT\r?$/m.test(r.stdout), `the shell's EXIT trap:\n${r.stdout}`);
   ok(/^last-line-42\r?$/m.test(r.stdout), `the tail of the output:\n${r.stdout.slice(-2000)}`);

@@ -22,3 +22,16 @@ Deno.test("exit stats: rows exist for vCPU ids 0..255 and no further", () => {
   throws(() => new ExitStats(sab, 256), /row 256/);
   throws(() => new ExitStats(sab, -1), /row -1/);
 });
+
+Deno.test("exit stats: the boot vCPU's turn time adds up, and its longest turn is kept", () => {
+  const sab = createStats();
+  const cpu0 = new ExitStats(sab, 0);
+  for (const us of [120, 4500, 300]) {
+    cpu0.add(STAT.turnUs, us);
+    cpu0.max(STAT.turnMaxUs, us);
+  }
+  const reader = new ExitStats(sab);
+  equal(reader.get(STAT.turnUs), 4920);
+  equal(reader.get(STAT.turnMaxUs), 4500);
+  equal(reader.get(STAT.interrupted), 0, "other counters untouched");
+});
