@@ -124,49 +124,61 @@ export function* slices(
   const asks = needsTurn !== undefined;
   const hasWork = needsTurn ?? (() => false);
   const handler = new ExitHandler(vcpu, pio, mmio, stats, stop, opts);
-  let sliceStart = performance.now();
-  // The first exit takes the path of a look at the clock (see below): V8 then has type feedback
-  // for all of it before it optimizes the loop.
+  // The first exit takes the path of a look at the clock (see below).
   let untilClock = 1;
-  let exits = 0;
   while (stop.outcome === undefined) {
-    let idleTick = false;
-    if (vcpu.runOnce()) {
-      handler.handle();
-      exits++;
-      if (--untilClock !== 0) continue;
-      untilClock = SLICE_CHECK_EXITS;
-      if (stop.outcome !== undefined) continue;
-    } else {
-      stats.bump(STAT.interrupted);
-      idleTick = exits < BUSY_SLICE_EXITS;
+    // One slice. All that runs from here to the yield but the yield itself runs at the first
+    // exit's look at the clock, so V8 has type feedback for all of it before it optimizes the
+    // loop: a site without feedback (a STAT name not read yet, a comparison not made yet)
+    // throws the optimized loop away when it is first reached, and under the sandbox's emulated
+    // CPU compiling it again costs 0.3-0.9 s, while the exits run in slower code (2026-12-03:
+    // three such deopts on a trivial guest whose first slice ended after the compile).
+    const sliceStart = performance.now();
+    let exits = 0;
+    let reason = GO_ON;
+    while (stop.outcome === undefined) {
+      let idleTick = false;
+      if (vcpu.runOnce()) {
+        handler.handle();
+        exits++;
+        if (--untilClock !== 0) continue;
+        untilClock = SLICE_CHECK_EXITS;
+        if (stop.outcome !== undefined) continue;
+      } else {
+        stats.bump(STAT.interrupted);
+        idleTick = exits < BUSY_SLICE_EXITS;
+      }
+      // One place decides and counts, for the tick and for the look at the clock alike.
+      const age = performance.now() - sliceStart;
+      const clockOver = age >= busySliceMs;
+      const idleOver = age >= idleSliceMs;
+      reason = clockOver
+        ? SLICE_CLOCK
+        : idleTick && !asks
+        ? SLICE_IDLE
+        : hasWork()
+        ? (idleTick ? SLICE_IDLE : SLICE_WOKEN)
+        : idleTick && idleOver
+        ? SLICE_CLOCK
+        : GO_ON;
+      // Counted by one call whether the slice ends or not (adding 0), for the same reason.
+      const ends = reason !== GO_ON;
+      stats.add(ends ? reason : SLICE_CLOCK, ends ? 1 : 0);
+      if (ends) break;
     }
-    // One place decides, counts and yields, for the tick and for the look at the clock alike. A
-    // path the boot never took (the clock's end of a busy slice, say) would have no type feedback
-    // when V8 optimized the loop, and taking it would throw the optimized loop away: under the
-    // sandbox's emulated CPU, 0.3-0.5 s of compiling again in the middle of a run of exits.
-    const age = performance.now() - sliceStart;
-    const reason = age >= busySliceMs
-      ? STAT.sliceClock
-      : idleTick && !asks
-      ? STAT.sliceIdle
-      : hasWork()
-      ? (idleTick ? STAT.sliceIdle : STAT.sliceWoken)
-      : idleTick && age >= idleSliceMs
-      ? STAT.sliceClock
-      : GO_ON;
-    if (reason === GO_ON) continue;
-    stats.bump(reason);
+    if (reason === GO_ON) continue; // the VM ended
     yield;
-    sliceStart = performance.now();
     untilClock = SLICE_CHECK_EXITS;
-    exits = 0;
   }
   return stop.outcome;
 }
 
 /** `slices`: the slice goes on. */
 const GO_ON = -1;
+// Read once, here: each `STAT.x` in the loop would be a property read needing type feedback.
+const SLICE_CLOCK = STAT.sliceClock;
+const SLICE_IDLE = STAT.sliceIdle;
+const SLICE_WOKEN = STAT.sliceWoken;
 
 /** One exit's work: what KVM_RUN's exit asks of the buses, or the end of the VM. */
 class ExitHandler {
