@@ -78,11 +78,6 @@ export function acpiBootTests(kernel: Kernel): void {
           String(b.cpus),
           "-m",
           `${b.ramMiB}M`,
-          // The checks read early boot lines back from dmesg. A stall of the sandbox (one of 32 s
-          // on 2026-12-03) fills the ring buffer with the kernel's stall reports, which may push
-          // those lines out of the default 128 KiB; a larger buffer keeps them.
-          "-p",
-          "quiet log_buf_len=4M",
           "--debug", // says how the VM ended
         ],
         input: PROBE,
