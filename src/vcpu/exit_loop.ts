@@ -86,12 +86,12 @@ export const BUSY_SLICE_EXITS = 64;
 /**
  * The boot vCPU's slices as one generator (../machine/boot_vcpu.ts): each `next()` runs the vCPU
  * until KVM_RUN is interrupted (EINTR), or `busySliceMs` of back-to-back exits have passed, and
- * yields; it returns the outcome once the VM has ended. The loop's frame lives from one slice to the
- * next, so V8 optimizes it once (by OSR) as it does a Worker's loop. A function entered anew each
- * slice cost an exit 20-45 µs more than a Worker's loop on a trivial guest in the sandbox, where the
- * generator costs 0-40% more than the loop (five rounds: 80-96 µs, the loop 64-85, the function
- * 84-132); with V8's optimizing compilers off the two cost the same, so it is the optimized code
- * that a re-entered function loses.
+ * yields; it returns the outcome once the VM has ended. The slices' state lives in the generator's
+ * frame from one slice to the next; the exits between two looks run in `runExits`, entered at each
+ * look (every `SLICE_CHECK_EXITS` exits or tick), which V8 optimizes as a function called often. A
+ * function entered only once a slice cost an exit 20-45 µs more than a Worker's loop on a trivial
+ * guest in the sandbox (2026-12-01), as did, on 2026-12-03, the generator's own loop once resumed
+ * (see `runExits`).
  *
  * Where `needsTurn` is given (it says whether the event loop has work), it is asked at every tick's
  * EINTR and every `SLICE_CHECK_EXITS` exits, and the slice ends when it says yes, when the slice
@@ -138,14 +138,18 @@ export function* slices(
     let reason = GO_ON;
     while (stop.outcome === undefined) {
       let idleTick = false;
-      if (vcpu.runOnce()) {
-        handler.handle();
-        exits++;
-        if (--untilClock !== 0) continue;
+      const ran = runExits(vcpu, handler, stop, untilClock);
+      if (ran >= 0) {
+        exits += ran;
+        untilClock -= ran;
+        // Fewer than asked: the VM is to end (the loop's condition).
+        if (untilClock !== 0) continue;
         untilClock = SLICE_CHECK_EXITS;
         if (stop.outcome !== undefined) continue;
       } else {
-        stats.bump(STAT.interrupted);
+        exits += -ran - 1;
+        untilClock -= -ran - 1;
+        stats.bump(INTERRUPTED);
         idleTick = exits < BUSY_SLICE_EXITS;
       }
       // One place decides and counts, for the tick and for the look at the clock alike.
@@ -173,9 +177,34 @@ export function* slices(
   return stop.outcome;
 }
 
+/**
+ * The exits of a slice between two looks (`slices`): up to `max` of them, fewer if the VM is to
+ * end. Returns how many ran, or -(n + 1) when KVM_RUN was interrupted (EINTR) after n.
+ *
+ * A function of its own, entered at every look, so that V8 optimizes it as a function called
+ * often and each entry runs the optimized code. A generator's own loop is optimized by on-stack
+ * replacement only, and a generator resumed after a yield runs its function's code, not the
+ * replaced one: in the sandbox (2026-12-03, a trivial guest with the boot vCPU's tick and turns)
+ * the first slice ended before TurboFan's replacement was compiled (about 1 s of the emulated
+ * CPU for the whole generator), and the loop ran in Maglev's code to the VM's end, since V8 does
+ * not replace Maglev's frames with TurboFan's (`--osr-from-maglev` is off). This function's
+ * TurboFan code took 0.15 s to compile and ran from then on: per exit, six interleaved rounds,
+ * 1.33 of the Worker's loop against 1.50 (median ratios).
+ */
+function runExits(vcpu: VcpuFd, handler: ExitHandler, stop: StopRequest, max: number): number {
+  let n = 0;
+  while (n < max && stop.outcome === undefined) {
+    if (!vcpu.runOnce()) return -(n + 1);
+    handler.handle();
+    n++;
+  }
+  return n;
+}
+
 /** `slices`: the slice goes on. */
 const GO_ON = -1;
 // Read once, here: each `STAT.x` in the loop would be a property read needing type feedback.
+const INTERRUPTED = STAT.interrupted;
 const SLICE_CLOCK = STAT.sliceClock;
 const SLICE_IDLE = STAT.sliceIdle;
 const SLICE_WOKEN = STAT.sliceWoken;
