@@ -10,8 +10,13 @@
  *           (src/machine/boot_vcpu.ts), asking the event loop between exits as it does;
  *           slice-noturn: the tick, no turn; slice-spin: neither (slices end by the clock alone)
  *
- * Prints `FLOOR <mode> exits=E us=T` (wall time per exit; slice modes add `slices=K`). Run by
- * exit_floor.sh.
+ * Prints `FLOOR <mode> exits=E us=T` (wall time per exit; slice modes add `slices=K`), then
+ * `CPU user=U sys=S guest=G`: the process's CPU time over the same exits, µs an exit, from
+ * /proc/self/stat (all threads, V8's compiler threads too; 10 ms ticks), user time less the
+ * guest's (which Linux counts in both). Run by exit_floor.sh, and by tcg_counters.sh, which sets
+ * DENOVMM_TCG_ASK to a folder where this asks for QEMU's counters right before the first timed
+ * exit and right after the last (`ask.<tag>.a|b`, answered by `done.<tag>.a|b`; tag: this run's
+ * mode and DENOVMM_TCG_TAG).
  *
  *   deno run -A scripts/bench/exit_floor.ts [bare|loop|slice|slice-noturn|slice-spin] [N] [TICK_MS]
  *
@@ -108,6 +113,10 @@ if (ticking) interruptOnly(SIGURG);
 const timer = ticking ? new ThreadTimer(libc.gettid(), SIGURG, tickMs) : undefined;
 if (turning) await turn();
 
+const asks = Deno.env.get("DENOVMM_TCG_ASK");
+const tag = `${mode}.${Deno.env.get("DENOVMM_TCG_TAG") ?? "0"}`;
+tcgCounters("a");
+const cpu0 = cpuTicks();
 const start = performance.now();
 let exits = 0;
 let slices = 0;
@@ -138,6 +147,36 @@ if (mode === "bare") {
 }
 timer?.delete();
 const us = (performance.now() - start) * 1000 / exits;
+const cpu1 = cpuTicks();
+tcgCounters("b");
 console.log(
   `FLOOR ${mode} exits=${exits} us=${us.toFixed(2)}${slicing ? ` slices=${slices}` : ""}`,
 );
+// Clock ticks of 10 ms (USER_HZ is 100 on Linux) to µs an exit.
+const per = (ticks: number) => (ticks * 10_000 / exits).toFixed(1);
+const [user, sys, guest] = cpu1.map((t, i) => t - cpu0[i]);
+console.log(`CPU user=${per(user - guest)} sys=${per(sys)} guest=${per(guest)}`);
+
+/** The process's utime, stime and guest_time (/proc/self/stat fields 14, 15, 43), in ticks. */
+function cpuTicks(): number[] {
+  const stat = Deno.readTextFileSync("/proc/self/stat");
+  // Fields from the third on, after the command's name in parentheses (which may hold spaces).
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return [f[11], f[12], f[40]].map(Number);
+}
+
+/** Where DENOVMM_TCG_ASK is set, ask the host for QEMU's counters and wait for the answer. */
+function tcgCounters(when: "a" | "b"): void {
+  if (asks === undefined) return;
+  Deno.writeTextFileSync(`${asks}/ask.${tag}.${when}`, "");
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  for (let waited = 0; waited < 30_000; waited += 20) {
+    try {
+      Deno.statSync(`${asks}/done.${tag}.${when}`);
+      return;
+    } catch {
+      Atomics.wait(nap, 0, 0, 20);
+    }
+  }
+  throw new Error(`no answer in ${asks} for ${tag}.${when} in 30 s`);
+}
